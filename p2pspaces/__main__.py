@@ -1,0 +1,5 @@
+"""Allow ``python -m p2pspaces``."""
+
+from p2pspaces.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""The error hierarchy of p2pspaces.
+
+Three kinds of failure get three treatments (STYLE.md, habit 3): a caller's mistake raises
+``ValueError``/``TypeError`` as Python does; bad input from a peer raises a subclass of
+:class:`PeerError` carrying a ``reason`` that is logged, counted and never crashes the node; a
+problem with local files raises :class:`IdentityError`.  Foreign exceptions (msgpack,
+cryptography) are translated into these at the module edge.
+"""
+
+
+class P2PSpacesError(Exception):
+    """Base of every error p2pspaces raises on purpose."""
+
+
+class IdentityError(P2PSpacesError):
+    """The node's key file is missing, unreadable or corrupt."""
+
+
+class PeerError(P2PSpacesError):
+    """Something a peer sent was refused; ``reason`` says why in a short phrase."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WireError(PeerError):
+    """Bytes that are not a valid message: too big, malformed, wrong fields or bad signature."""
+
+
+class Refused(PeerError):
+    """A well-formed message that the room's rules do not allow (an unauthorised action,
+    a stale epoch, a skipped seq, a hash mismatch, an invalid claim)."""
+
+
+class OutOfSync(Refused):
+    """An update that does not follow this replica's state (a gap, an unknown epoch, a broken
+    hash chain): the member should ask the authority for a snapshot."""
+
+
+class Equivocation(Refused):
+    """The same (epoch, seq) validly signed with two different contents: proof of a faulty or
+    malicious authority.  ``first`` and ``second`` are the two signed envelopes."""
+
+    def __init__(self, reason: str, first: bytes, second: bytes) -> None:
+        super().__init__(reason)
+        self.first = first
+        self.second = second

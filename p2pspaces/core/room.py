@@ -1,0 +1,361 @@
+"""The room state, how each action changes it, and its canonical bytes and hash.
+
+A :class:`RoomState` is immutable.  :func:`apply` returns the state after one action and assumes
+the action was authorised (see :mod:`p2pspaces.core.rules`); it is deterministic, so replicas
+that apply the same actions hold byte-identical states, which :func:`state_hash` compares.
+
+The canonical encoding (:func:`encode_state`) is a msgpack array with members sorted by key;
+a snapshot carries exactly these bytes and :func:`decode_state` accepts only canonical input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from p2pspaces.core import codec, wire
+from p2pspaces.core.codec import Bool, Bytes, Int, Invalid, Text
+from p2pspaces.core.errors import WireError
+from p2pspaces.core.identity import Identity, NodeId
+from p2pspaces.core.wire import ActionKind, Genesis, RoomId
+
+STATE_FORMAT = 1
+DEFAULT_MAX_SPEAKERS = 10
+DEFAULT_MAX_COHOSTS = 2
+
+
+class Role(enum.IntEnum):
+    """A member's role; a higher value outranks a lower one."""
+
+    LISTENER = 0
+    SPEAKER = 1
+    COHOST = 2
+    HOST = 3
+
+
+SPEAKING_ROLES = frozenset({Role.SPEAKER, Role.COHOST, Role.HOST})
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One member: name, role, and the flags the room shows for them.
+
+    ``hand`` is 0 when the hand is down, else the seq of the change that raised it, which
+    orders the hand queue.
+    """
+
+    name: str
+    role: Role = Role.LISTENER
+    muted: bool = False
+    hand: int = 0
+    invited: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RoomState:
+    """Everything members agree on; change it only through :func:`apply`."""
+
+    room_id: RoomId
+    host: NodeId
+    title: str
+    epoch: int
+    seq: int
+    authority: NodeId
+    members: Mapping[NodeId, Member]
+    cohosts: tuple[NodeId, ...]
+    blocked: frozenset[NodeId]
+    recording: bool = False
+    ended: bool = False
+    max_speakers: int = DEFAULT_MAX_SPEAKERS
+    max_cohosts: int = DEFAULT_MAX_COHOSTS
+
+    def power(self, node: bytes) -> Role | None:
+        """The role a node acts with: the authority acts as host; None for non-members."""
+        if node == self.authority:
+            return Role.HOST
+        member = self.members.get(NodeId(node))
+        if member is None:
+            return None
+        return min(member.role, Role.COHOST)
+
+    def speaker_count(self) -> int:
+        """Speakers beside the host and co-hosts."""
+        return sum(1 for m in self.members.values() if m.role == Role.SPEAKER)
+
+    def hand_queue(self) -> list[NodeId]:
+        """Members with a raised hand, first raised first."""
+        raised = [(m.hand, node) for node, m in self.members.items() if m.hand]
+        return [node for _, node in sorted(raised)]
+
+    def may_speak(self, node: bytes) -> bool:
+        """Whether audio from ``node`` is to be played: an unmuted speaker, host or co-host."""
+        member = self.members.get(NodeId(node))
+        return (
+            not self.ended
+            and member is not None
+            and member.role in SPEAKING_ROLES
+            and not member.muted
+        )
+
+    def authority_set(self) -> tuple[NodeId, ...]:
+        """Host, then co-hosts in succession order."""
+        return (self.host, *self.cohosts)
+
+
+def genesis_record(
+    host: Identity,
+    host_name: str,
+    title: str,
+    *,
+    created_ms: int,
+    nonce: bytes,
+    max_speakers: int = DEFAULT_MAX_SPEAKERS,
+    max_cohosts: int = DEFAULT_MAX_COHOSTS,
+) -> bytes:
+    """Return the host's signed genesis envelope bytes (the room id is their SHA-256)."""
+    record = Genesis(host.node_id, host_name, title, created_ms, nonce, max_speakers, max_cohosts)
+    return wire.seal_bytes(host, record)
+
+
+def room_id_of(genesis_envelope: bytes) -> RoomId:
+    """The id of the room born from this signed genesis envelope."""
+    return RoomId(wire.digest(genesis_envelope))
+
+
+def initial_state(genesis_envelope: bytes) -> RoomState:
+    """Verify a signed genesis envelope and return the room's first state (seq 0, epoch 0)."""
+    envelope, genesis = wire.open_signed_bytes(genesis_envelope, Genesis)
+    if envelope.signer != genesis.host:
+        raise WireError("genesis not signed by its host")
+    return RoomState(
+        room_id=room_id_of(genesis_envelope),
+        host=genesis.host,
+        title=genesis.title,
+        epoch=0,
+        seq=0,
+        authority=genesis.host,
+        members=MappingProxyType({genesis.host: Member(genesis.host_name, Role.HOST)}),
+        cohosts=(),
+        blocked=frozenset(),
+        max_speakers=genesis.max_speakers,
+        max_cohosts=genesis.max_cohosts,
+    )
+
+
+# --- apply -----------------------------------------------------------------------------------
+
+
+def apply(state: RoomState, actor: NodeId, action: wire.Action) -> RoomState:
+    """Return the state after ``actor`` performs ``action`` (already authorised)."""
+    target = NodeId(action.target) if action.target is not None else actor
+    members = dict(state.members)
+    changes = _CHANGES[action.kind](state, members, actor, target, action)
+    return dataclasses.replace(
+        state, seq=state.seq + 1, members=MappingProxyType(members), **changes
+    )
+
+
+_Members = dict[NodeId, Member]
+
+
+def _join(state: RoomState, members: _Members, actor: NodeId, _t: NodeId, a: wire.Action) -> Any:
+    members[actor] = Member(a.text, Role.HOST if actor == state.host else Role.LISTENER)
+    return {}
+
+
+def _leave(state: RoomState, members: _Members, actor: NodeId, _t: NodeId, _a: wire.Action) -> Any:
+    changes = _without(state, members, actor)
+    if actor == state.authority:
+        # The authority leaving hands over to the first co-host in one signed step, so the
+        # room goes on without waiting for a takeover; with no co-host the room ends.
+        successors = changes.get("cohosts", state.cohosts)
+        if successors:
+            changes |= {"authority": successors[0], "epoch": state.epoch + 1}
+        else:
+            changes["ended"] = True
+    return changes
+
+
+def _remove(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
+    return _without(state, members, target)
+
+
+def _block(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
+    return _without(state, members, target) | {"blocked": state.blocked | {target}}
+
+
+def _without(state: RoomState, members: _Members, node: NodeId) -> dict[str, Any]:
+    members.pop(node, None)
+    if node in state.cohosts:
+        return {"cohosts": tuple(c for c in state.cohosts if c != node)}
+    return {}
+
+
+def _edit(**fields: Any) -> Any:
+    """A change that sets fields of the target member."""
+
+    def change(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
+        members[target] = dataclasses.replace(members[target], **fields)
+        return {}
+
+    return change
+
+
+def _raise_hand(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
+    members[target] = dataclasses.replace(members[target], hand=state.seq + 1)
+    return {}
+
+
+def _add_cohost(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
+    members[target] = dataclasses.replace(members[target], role=Role.COHOST, hand=0, invited=False)
+    return {"cohosts": (*state.cohosts, target)}
+
+
+def _remove_cohost(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
+    room = state.speaker_count() < state.max_speakers
+    role = Role.SPEAKER if room else Role.LISTENER
+    members[target] = dataclasses.replace(members[target], role=role)
+    return {"cohosts": tuple(c for c in state.cohosts if c != target)}
+
+
+def _room(**fields: Any) -> Any:
+    """A change to the room itself."""
+
+    def change(state: RoomState, members: _Members, _a: NodeId, _t: NodeId, action: Any) -> Any:
+        return {name: getattr(action, source) for name, source in fields.items()}
+
+    return change
+
+
+def _end(state: RoomState, members: _Members, _a: NodeId, _t: NodeId, _x: Any) -> Any:
+    return {"ended": True}
+
+
+_SPEAKER = {"role": Role.SPEAKER, "hand": 0, "invited": False, "muted": False}
+_CHANGES = {
+    ActionKind.JOIN: _join,
+    ActionKind.LEAVE: _leave,
+    ActionKind.RAISE_HAND: _raise_hand,
+    ActionKind.LOWER_HAND: _edit(hand=0),
+    ActionKind.INVITE_SPEAKER: _edit(invited=True),
+    ActionKind.ACCEPT_INVITE: _edit(**_SPEAKER),
+    ActionKind.DECLINE_INVITE: _edit(invited=False),
+    ActionKind.ACCEPT_HAND: _edit(**_SPEAKER),
+    ActionKind.MAKE_LISTENER: _edit(role=Role.LISTENER, muted=False, hand=0, invited=False),
+    ActionKind.MUTE: _edit(muted=True),
+    ActionKind.UNMUTE: _edit(muted=False),
+    ActionKind.REMOVE: _remove,
+    ActionKind.BLOCK: _block,
+    ActionKind.DROP: _remove,
+    ActionKind.ADD_COHOST: _add_cohost,
+    ActionKind.REMOVE_COHOST: _remove_cohost,
+    ActionKind.SET_TITLE: _room(title="text"),
+    ActionKind.SET_RECORDING: _room(recording="flag"),
+    ActionKind.END: _end,
+}
+
+
+def with_authority(state: RoomState, epoch: int, authority: NodeId) -> RoomState:
+    """The state once ``authority`` holds ``epoch`` (a takeover counts as one change)."""
+    return dataclasses.replace(state, epoch=epoch, authority=authority, seq=state.seq + 1)
+
+
+# --- canonical bytes -------------------------------------------------------------------------
+
+
+def encode_state(state: RoomState) -> bytes:
+    """The canonical bytes of a state: what a snapshot carries and what is hashed."""
+    members = [
+        [node, m.name, int(m.role), m.muted, m.hand, m.invited]
+        for node, m in sorted(state.members.items())
+    ]
+    return codec.pack(
+        [
+            STATE_FORMAT,
+            state.room_id,
+            state.host,
+            state.title,
+            state.epoch,
+            state.seq,
+            state.authority,
+            members,
+            list(state.cohosts),
+            sorted(state.blocked),
+            state.recording,
+            state.ended,
+            state.max_speakers,
+            state.max_cohosts,
+        ]
+    )
+
+
+def state_hash(state: RoomState) -> bytes:
+    """SHA-256 of the canonical bytes."""
+    return wire.digest(encode_state(state))
+
+
+_KEY = Bytes(32, 32)
+_NAME = Text(wire.NAME_MAX, min_chars=1)
+_COUNT = Int(0, wire.U63)
+_MEMBER_FIELDS = (_KEY, _NAME, Int(0, 3), Bool(), _COUNT, Bool())
+
+
+@codec.guarded
+def decode_state(data: bytes) -> RoomState:
+    """Parse canonical state bytes, refusing anything malformed, inconsistent or non-canonical."""
+    obj = codec.unpack(data)
+    if type(obj) is not list or len(obj) != 14 or obj[0] != STATE_FORMAT:
+        raise Invalid("state: not a format-1 state array")
+    members: dict[NodeId, Member] = {}
+    for entry in _list(obj[7]):
+        if type(entry) is not list or len(entry) != len(_MEMBER_FIELDS):
+            raise Invalid("state: malformed member")
+        node, name, role, muted, hand, invited = (
+            kind.parse(value) for kind, value in zip(_MEMBER_FIELDS, entry, strict=True)
+        )
+        members[NodeId(node)] = Member(name, Role(role), muted, hand, invited)
+    state = RoomState(
+        room_id=RoomId(_KEY.parse(obj[1])),
+        host=NodeId(_KEY.parse(obj[2])),
+        title=Text(wire.TITLE_MAX, min_chars=1).parse(obj[3]),
+        epoch=_COUNT.parse(obj[4]),
+        seq=_COUNT.parse(obj[5]),
+        authority=NodeId(_KEY.parse(obj[6])),
+        members=MappingProxyType(members),
+        cohosts=tuple(NodeId(_KEY.parse(c)) for c in _list(obj[8])),
+        blocked=frozenset(NodeId(_KEY.parse(b)) for b in _list(obj[9])),
+        recording=Bool().parse(obj[10]),
+        ended=Bool().parse(obj[11]),
+        max_speakers=Int(0, 100).parse(obj[12]),
+        max_cohosts=Int(0, 2).parse(obj[13]),
+    )
+    if encode_state(state) != data:
+        raise Invalid("state: not in canonical form")
+    _check_consistent(state)
+    return state
+
+
+def _list(value: object) -> list[Any]:
+    if type(value) is not list:
+        raise Invalid("state: expected a list")
+    return value
+
+
+def _check_consistent(state: RoomState) -> None:
+    """Refuse states that no sequence of authorised actions can produce."""
+    cohost_roles = {n for n, m in state.members.items() if m.role == Role.COHOST}
+    if set(state.cohosts) != cohost_roles or len(set(state.cohosts)) != len(state.cohosts):
+        raise Invalid("state: co-host list does not match co-host roles")
+    if len(state.cohosts) > state.max_cohosts:
+        raise Invalid("state: too many co-hosts")
+    if state.authority not in state.authority_set():
+        raise Invalid("state: authority is neither host nor co-host")
+    if state.blocked & set(state.members) or state.host in state.blocked:
+        raise Invalid("state: a blocked key is a member")
+    for node, member in state.members.items():
+        if (member.role == Role.HOST) != (node == state.host):
+            raise Invalid("state: only the host holds the host role")

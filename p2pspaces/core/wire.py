@@ -1,0 +1,424 @@
+"""Every message p2pspaces sends, its msgpack encoding, and the signed envelope.
+
+``encode(message) -> bytes`` and ``decode(bytes) -> message`` are exact inverses for every
+message type; ``decode`` checks the frame size before decoding, applies msgpack's length limits,
+and refuses unknown or missing fields, out-of-range values and unknown types with a
+:class:`~p2pspaces.core.errors.WireError` carrying the reason.  Nothing else escapes.
+
+Signed messages travel inside a :class:`Signed` envelope: ``signer`` (32-byte key), ``payload``
+(the exact encoded bytes of the inner message) and ``signature`` over
+``DOMAIN_MESSAGE + payload``.  :func:`open_signed` verifies the signature over the bytes as
+received *before* decoding the payload, and never re-serialises anything to verify it.
+
+Message types (DESIGN.md sections 3-4):
+
+========== ============================================================ =========
+type       purpose                                                      signed by
+========== ============================================================ =========
+hello      signaling handshake: who I am and a challenge nonce          -
+response   signaling handshake: my signature over your challenge        -
+offer      SDP offer, bound to both keys and the DTLS fingerprint       offerer
+answer     SDP answer, echoing the offer's nonce                        answerer
+genesis    a room's birth record; the room id is its hash               host
+request    a member asks the authority for an action                    member
+update     the authority's change number ``seq`` in ``epoch``           authority
+snapshot   the whole state, for joiners and for repair                  authority
+vote_req   a co-host asks the authority set for a takeover vote         candidate
+vote       a granted vote for (epoch, candidate)                        voter
+takeover   a claim of the next epoch, carrying its votes                claimant
+heartbeat  liveness on the control channel                              sender
+chat       a chat line                                                  author
+reaction   an emoji reaction from the fixed set                         author
+error      a refusal with its reason                                    -
+signed     the envelope                                                 -
+========== ============================================================ =========
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from typing import Any, NewType
+
+from p2pspaces.core import codec
+from p2pspaces.core.codec import (
+    Bool,
+    Bytes,
+    Choice,
+    Int,
+    ListOf,
+    Nested,
+    Optional,
+    Record,
+    Text,
+    record,
+    spec,
+)
+from p2pspaces.core.errors import WireError
+from p2pspaces.core.identity import NODE_ID_SIZE, SIGNATURE_SIZE, Identity, NodeId, verify
+
+RoomId = NewType("RoomId", bytes)
+"""SHA-256 of a room's signed genesis envelope."""
+
+DOMAIN_MESSAGE = b"p2pspaces/1 signed message\x00"
+DOMAIN_HANDSHAKE = b"p2pspaces/1 signaling handshake\x00"
+
+HASH_SIZE = 32
+NONCE_SIZE = 16
+NAME_MAX = 32
+TITLE_MAX = 100
+CHAT_MAX = 500
+SDP_MAX = 16_000
+REASON_MAX = 200
+U32 = 2**32 - 1
+U63 = 2**63 - 1
+
+_KEY = Bytes(NODE_ID_SIZE, NODE_ID_SIZE)
+_HASH = Bytes(HASH_SIZE, HASH_SIZE)
+_NONCE = Bytes(NONCE_SIZE, NONCE_SIZE)
+_COUNTER = Int(0, U63)
+
+
+class ActionKind(enum.StrEnum):
+    """Every change a room's state can undergo (DESIGN.md section 3)."""
+
+    JOIN = "join"
+    LEAVE = "leave"
+    RAISE_HAND = "raise_hand"
+    LOWER_HAND = "lower_hand"
+    INVITE_SPEAKER = "invite_speaker"
+    ACCEPT_INVITE = "accept_invite"
+    DECLINE_INVITE = "decline_invite"
+    ACCEPT_HAND = "accept_hand"
+    MAKE_LISTENER = "make_listener"
+    MUTE = "mute"
+    UNMUTE = "unmute"
+    REMOVE = "remove"
+    BLOCK = "block"
+    DROP = "drop"
+    ADD_COHOST = "add_cohost"
+    REMOVE_COHOST = "remove_cohost"
+    SET_TITLE = "set_title"
+    SET_RECORDING = "set_recording"
+    END = "end"
+
+
+class Emoji(enum.StrEnum):
+    """The fixed set of reactions."""
+
+    CLAP = "👏"
+    HEART = "❤️"
+    LAUGH = "😂"
+    HUNDRED = "💯"
+    RAISED = "🙌"
+    THINKING = "🤔"
+    FIRE = "🔥"
+    WAVE = "👋"
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Action(Record):
+    """One change: what, to whom, with which text (a name or title) or flag."""
+
+    kind: ActionKind = spec(Choice(ActionKind))
+    target: NodeId | None = spec(Optional(_KEY), default=None)
+    text: str = spec(Text(TITLE_MAX), default="")
+    flag: bool = spec(Bool(), default=False)
+
+
+class Message(Record):
+    """Base of the top-level message types; ``TYPE`` is the name on the wire."""
+
+    __slots__ = ()
+    TYPE: str = ""
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    """Signaling handshake, first frame each way: my key, my name, a challenge for you."""
+
+    TYPE = "hello"
+    node_id: NodeId = spec(_KEY)
+    name: str = spec(Text(NAME_MAX))
+    nonce: bytes = spec(Bytes(32, 32))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class ChallengeResponse(Message):
+    """Signaling handshake, second frame: my signature over your challenge (see signaling)."""
+
+    TYPE = "response"
+    signature: bytes = spec(Bytes(SIGNATURE_SIZE, SIGNATURE_SIZE))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Offer(Message):
+    """An SDP offer bound to both node keys and the DTLS fingerprint it contains."""
+
+    TYPE = "offer"
+    sender: NodeId = spec(_KEY)
+    receiver: NodeId = spec(_KEY)
+    nonce: bytes = spec(_NONCE)
+    sdp: str = spec(Text(SDP_MAX, multiline=True))
+    dtls_fingerprint: str = spec(Text(200, min_chars=1))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Answer(Message):
+    """An SDP answer; ``nonce`` echoes the offer's."""
+
+    TYPE = "answer"
+    sender: NodeId = spec(_KEY)
+    receiver: NodeId = spec(_KEY)
+    nonce: bytes = spec(_NONCE)
+    sdp: str = spec(Text(SDP_MAX, multiline=True))
+    dtls_fingerprint: str = spec(Text(200, min_chars=1))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Genesis(Message):
+    """A room's birth record, signed by its host."""
+
+    TYPE = "genesis"
+    host: NodeId = spec(_KEY)
+    host_name: str = spec(Text(NAME_MAX, min_chars=1))
+    title: str = spec(Text(TITLE_MAX, min_chars=1))
+    created_ms: int = spec(_COUNTER)
+    nonce: bytes = spec(_NONCE)
+    max_speakers: int = spec(Int(0, 100))
+    max_cohosts: int = spec(Int(0, 2))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Request(Message):
+    """A member asks the authority for an action; ``req_id`` ties a refusal to it."""
+
+    TYPE = "request"
+    room_id: RoomId = spec(_HASH)
+    req_id: int = spec(_COUNTER)
+    action: Action = spec(Nested(Action))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Update(Message):
+    """The authority's change ``seq`` of ``epoch``, chained to the state it applies to."""
+
+    TYPE = "update"
+    room_id: RoomId = spec(_HASH)
+    epoch: int = spec(_COUNTER)
+    seq: int = spec(_COUNTER)
+    prev_hash: bytes = spec(_HASH)
+    actor: NodeId = spec(_KEY)
+    action: Action = spec(Nested(Action))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Snapshot(Message):
+    """The whole room state, for a joiner or a member that lost its place.
+
+    ``genesis`` is the host's signed genesis envelope (its hash is the room id); ``state`` is the
+    canonical encoding whose SHA-256 is the state hash.
+    """
+
+    TYPE = "snapshot"
+    room_id: RoomId = spec(_HASH)
+    epoch: int = spec(_COUNTER)
+    seq: int = spec(_COUNTER)
+    genesis: bytes = spec(Bytes(1, 4096))
+    state: bytes = spec(Bytes(1, codec.MAX_FRAME - 16_384))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class VoteRequest(Message):
+    """Pre-vote: ``candidate`` asks whether the others also miss the authority."""
+
+    TYPE = "vote_req"
+    room_id: RoomId = spec(_HASH)
+    epoch: int = spec(_COUNTER)
+    candidate: NodeId = spec(_KEY)
+    base_seq: int = spec(_COUNTER)
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Vote(Message):
+    """A vote for ``candidate`` to hold ``epoch``; a voter signs at most one per epoch."""
+
+    TYPE = "vote"
+    room_id: RoomId = spec(_HASH)
+    epoch: int = spec(_COUNTER)
+    candidate: NodeId = spec(_KEY)
+    voter: NodeId = spec(_KEY)
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Takeover(Message):
+    """A claim of ``epoch`` by ``claimant``, based on the state (base_seq, base_hash)."""
+
+    TYPE = "takeover"
+    room_id: RoomId = spec(_HASH)
+    epoch: int = spec(_COUNTER)
+    claimant: NodeId = spec(_KEY)
+    base_seq: int = spec(_COUNTER)
+    base_hash: bytes = spec(_HASH)
+    votes: tuple[bytes, ...] = spec(ListOf(Bytes(1, 512), 3))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Message):
+    """Liveness; from the authority it also tells members the latest (epoch, seq, hash)."""
+
+    TYPE = "heartbeat"
+    room_id: RoomId = spec(_HASH)
+    epoch: int = spec(_COUNTER)
+    seq: int = spec(_COUNTER)
+    state_hash: bytes = spec(_HASH)
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Chat(Message):
+    """A chat line; ``chat_id`` rises with every line its author sends."""
+
+    TYPE = "chat"
+    room_id: RoomId = spec(_HASH)
+    chat_id: int = spec(_COUNTER)
+    text: str = spec(Text(CHAT_MAX, min_chars=1, multiline=True))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Reaction(Message):
+    """An emoji reaction from the fixed set."""
+
+    TYPE = "reaction"
+    room_id: RoomId = spec(_HASH)
+    emoji: Emoji = spec(Choice(Emoji))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Error(Message):
+    """A refusal: a short machine code, a human reason, and the request it answers (0: none)."""
+
+    TYPE = "error"
+    code: str = spec(Text(32, min_chars=1))
+    reason: str = spec(Text(REASON_MAX))
+    req_id: int = spec(_COUNTER, default=0)
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Signed(Message):
+    """The envelope: ``signature`` is ``signer``'s over ``DOMAIN_MESSAGE + payload``."""
+
+    TYPE = "signed"
+    signer: NodeId = spec(_KEY)
+    payload: bytes = spec(Bytes(1, codec.MAX_FRAME - 256))
+    signature: bytes = spec(Bytes(SIGNATURE_SIZE, SIGNATURE_SIZE))
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        ChallengeResponse,
+        Offer,
+        Answer,
+        Genesis,
+        Request,
+        Update,
+        Snapshot,
+        VoteRequest,
+        Vote,
+        Takeover,
+        Heartbeat,
+        Chat,
+        Reaction,
+        Error,
+        Signed,
+    )
+}
+_HEADER = frozenset({"v", "t"})
+
+
+def encode(message: Message) -> bytes:
+    """Return the wire bytes of ``message``."""
+    return codec.pack(
+        {"v": codec.PROTOCOL_VERSION, "t": message.TYPE, **codec.fields_to_map(message)}
+    )
+
+
+@codec.guarded
+def decode(data: bytes, max_size: int = codec.MAX_FRAME) -> Message:
+    """Parse wire bytes into a message, or raise :class:`WireError` with the reason."""
+    obj = codec.unpack(data, max_size)
+    if type(obj) is not dict:
+        raise WireError("a message must be a map")
+    version = obj.get("v")
+    if version != codec.PROTOCOL_VERSION or type(version) is not int:
+        raise WireError(f"unsupported protocol version {str(version)[:20]}")
+    kind = obj.get("t")
+    cls = MESSAGE_TYPES.get(kind) if type(kind) is str else None
+    if cls is None:
+        raise WireError(f"unknown message type {str(kind)[:40]!r}")
+    return codec.build(cls, obj, skip=_HEADER)
+
+
+def seal(identity: Identity, message: Message) -> Signed:
+    """Sign ``message`` with ``identity`` and return the envelope."""
+    payload = encode(message)
+    return Signed(identity.node_id, payload, identity.sign(DOMAIN_MESSAGE, payload))
+
+
+def seal_bytes(identity: Identity, message: Message) -> bytes:
+    """Sign ``message`` and return the envelope's wire bytes."""
+    return encode(seal(identity, message))
+
+
+def open_signed(envelope: Signed, signer: bytes | None = None) -> Message:
+    """Verify the envelope's signature over its payload as received, then decode the payload.
+
+    ``signer``, when given, is the key the envelope must be signed by.
+    """
+    if signer is not None and envelope.signer != signer:
+        raise WireError("signed by an unexpected key")
+    if not verify(envelope.signer, envelope.signature, DOMAIN_MESSAGE, envelope.payload):
+        raise WireError("bad signature")
+    inner = decode(envelope.payload)
+    if isinstance(inner, Signed):
+        raise WireError("nested envelope")
+    return inner
+
+
+def expect(message: Any, cls: type[codec.R]) -> codec.R:
+    """Return ``message`` if it is a ``cls``, else raise :class:`WireError`."""
+    if not isinstance(message, cls):
+        raise WireError(f"expected {cls.__name__.lower()}, got {type(message).__name__.lower()}")
+    return message
+
+
+def open_signed_bytes(
+    data: bytes, cls: type[codec.R], signer: bytes | None = None
+) -> tuple[Signed, codec.R]:
+    """Decode an envelope from bytes, verify it, and check the inner message's type."""
+    envelope = expect(decode(data), Signed)
+    return envelope, expect(open_signed(envelope, signer), cls)
+
+
+def digest(data: bytes) -> bytes:
+    """SHA-256, the hash used for room ids and state hashes."""
+    return hashlib.sha256(data).digest()

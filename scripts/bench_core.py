@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Benchmark the pure room core on one core.
+
+Prints: signed updates verified and applied per second by a member's replica (in a small room
+and in a room of 10 speakers and 1,000 listeners), next to the bare Ed25519 verifications per
+second measured in the same run (the floor: every update costs at least one); and the size of a
+signed snapshot of the large room.  Targets (issue 2): >= 5,000 updates/s; snapshot < 100 KB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+from p2pspaces.core import room
+from p2pspaces.core.identity import Identity, NodeId, verify
+from p2pspaces.core.ledger import Replica
+from p2pspaces.core.wire import DOMAIN_MESSAGE, Action, ActionKind
+
+
+def build_room(speakers: int, listeners: int) -> tuple[Identity, Replica, list[Identity]]:
+    host = Identity.generate()
+    genesis = room.genesis_record(
+        host, "Host", "Benchmark room", created_ms=0, nonce=os.urandom(16), max_speakers=speakers
+    )
+    replica = Replica.from_genesis(genesis)
+    people = []
+    for index in range(speakers + listeners):
+        person = Identity.generate()
+        people.append(person)
+        replica.issue(host, person.node_id, Action(ActionKind.JOIN, text=f"Guest {index:04d}"))
+        if index < speakers:
+            replica.issue(host, host.node_id, Action(ActionKind.INVITE_SPEAKER, person.node_id))
+            replica.issue(host, person.node_id, Action(ActionKind.ACCEPT_INVITE))
+    return host, replica, people
+
+
+def updates_per_second(speakers: int, listeners: int, count: int) -> float:
+    host, authority, people = build_room(speakers, listeners)
+    member = Replica.from_snapshot(authority.snapshot(host))
+    speaker_ids = [p.node_id for p in people[:speakers]]
+    signed = []
+    for index in range(count):
+        target = NodeId(speaker_ids[index % len(speaker_ids)])
+        muted = authority.state.members[target].muted
+        kind = ActionKind.UNMUTE if muted else ActionKind.MUTE
+        actor = target if muted else host.node_id
+        signed.append(authority.issue(host, actor, Action(kind, None if muted else target)))
+    start = time.process_time()
+    for data in signed:
+        member.receive(data)
+        member.hash()
+    elapsed = time.process_time() - start
+    assert member.hash() == authority.hash()
+    return count / elapsed
+
+
+def verifies_per_second(count: int) -> float:
+    signer = Identity.generate()
+    payload = os.urandom(200)
+    signature = signer.sign(DOMAIN_MESSAGE, payload)
+    start = time.process_time()
+    for _ in range(count):
+        verify(signer.node_id, signature, DOMAIN_MESSAGE, payload)
+    return count / (time.process_time() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--updates", type=int, default=5000, help="updates per measurement")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, python {platform.python_version()}")
+    floor = verifies_per_second(args.updates)
+    small = updates_per_second(10, 20, args.updates)
+    large = updates_per_second(10, 1000, max(500, args.updates // 10))
+    host, replica, _ = build_room(10, 1000)
+    snapshot = replica.snapshot(host)
+    print(f"bare Ed25519 verify (baseline)          {floor:10,.0f} /s")
+    for label, rate in (("10+20", small), ("10+1000", large)):
+        share = f"({rate / floor:.0%} of baseline)"
+        print(f"updates verified+applied, {label:7} room  {rate:10,.0f} /s  {share}")
+    print(
+        f"signed snapshot, 10 speakers + 1000 listeners: {len(snapshot):,} bytes "
+        f"({len(snapshot) / 1000:.1f} KB; {len(snapshot) / 1011:.0f} bytes per member)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""Every row of the rules table, allowed and refused, and what each action does."""
+
+from __future__ import annotations
+
+import pytest
+
+from p2pspaces.core.errors import Refused
+from p2pspaces.core.room import Role
+from p2pspaces.core.rules import RULES, Form, authorize
+from p2pspaces.core.wire import Action, ActionKind
+
+from .kit import Space, full_space, person
+
+K = ActionKind
+Step = tuple[str, ActionKind, str | None]
+
+# (row, setup steps, actor, target, text, flag, expected refusal or None)
+CASES: list[tuple[tuple[ActionKind, Form], list[Step], str, str | None, str, bool, str | None]] = [
+    ((K.JOIN, Form.SELF), [], "new", None, "Nia", False, None),
+    ((K.JOIN, Form.SELF), [("host", K.BLOCK, "new")], "new", None, "Nia", False, "blocked"),
+    ((K.JOIN, Form.SELF), [], "lee", None, "Lee", False, "already a member"),
+    ((K.JOIN, Form.SELF), [], "new", None, "   ", False, "a name must be"),
+    ((K.LEAVE, Form.SELF), [], "lee", None, "", False, None),
+    ((K.LEAVE, Form.SELF), [], "new", None, "", False, "not a member"),
+    ((K.RAISE_HAND, Form.SELF), [], "lee", None, "", False, None),
+    ((K.RAISE_HAND, Form.SELF), [], "sam", None, "", False, "not allowed for a speaker"),
+    (
+        (K.RAISE_HAND, Form.SELF),
+        [("lee", K.RAISE_HAND, None)],
+        "lee",
+        None,
+        "",
+        False,
+        "already raised",
+    ),
+    ((K.LOWER_HAND, Form.SELF), [("lee", K.RAISE_HAND, None)], "lee", None, "", False, None),
+    ((K.LOWER_HAND, Form.SELF), [], "lee", None, "", False, "hand is not raised"),
+    ((K.LOWER_HAND, Form.OTHER), [("lee", K.RAISE_HAND, None)], "cora", "lee", "", False, None),
+    (
+        (K.LOWER_HAND, Form.OTHER),
+        [("lee", K.RAISE_HAND, None)],
+        "sam",
+        "lee",
+        "",
+        False,
+        "only the host or a co-host",
+    ),
+    ((K.INVITE_SPEAKER, Form.OTHER), [], "cora", "lee", "", False, None),
+    ((K.INVITE_SPEAKER, Form.OTHER), [], "sam", "lee", "", False, "only the host or a co-host"),
+    ((K.INVITE_SPEAKER, Form.OTHER), [], "host", "sam", "", False, "cannot be done to a speaker"),
+    (
+        (K.INVITE_SPEAKER, Form.OTHER),
+        [("cora", K.INVITE_SPEAKER, "lee")],
+        "host",
+        "lee",
+        "",
+        False,
+        "already invited",
+    ),
+    (
+        (K.ACCEPT_INVITE, Form.SELF),
+        [("cora", K.INVITE_SPEAKER, "lee")],
+        "lee",
+        None,
+        "",
+        False,
+        None,
+    ),
+    ((K.ACCEPT_INVITE, Form.SELF), [], "lee", None, "", False, "not invited"),
+    (
+        (K.DECLINE_INVITE, Form.SELF),
+        [("cora", K.INVITE_SPEAKER, "lee")],
+        "lee",
+        None,
+        "",
+        False,
+        None,
+    ),
+    ((K.DECLINE_INVITE, Form.SELF), [], "lee", None, "", False, "not invited"),
+    ((K.ACCEPT_HAND, Form.OTHER), [("lee", K.RAISE_HAND, None)], "host", "lee", "", False, None),
+    ((K.ACCEPT_HAND, Form.OTHER), [], "host", "lee", "", False, "hand is not raised"),
+    (
+        (K.ACCEPT_HAND, Form.OTHER),
+        [("lee", K.RAISE_HAND, None)],
+        "liv",
+        "lee",
+        "",
+        False,
+        "only the host or a co-host",
+    ),
+    ((K.MAKE_LISTENER, Form.SELF), [], "sam", None, "", False, None),
+    ((K.MAKE_LISTENER, Form.SELF), [], "lee", None, "", False, "not allowed for a listener"),
+    ((K.MAKE_LISTENER, Form.OTHER), [], "cora", "sam", "", False, None),
+    ((K.MAKE_LISTENER, Form.OTHER), [], "cora", "cole", "", False, "cannot be done to a cohost"),
+    ((K.MAKE_LISTENER, Form.OTHER), [], "liv", "sam", "", False, "only the host or a co-host"),
+    ((K.MUTE, Form.SELF), [], "sam", None, "", False, None),
+    ((K.MUTE, Form.SELF), [], "lee", None, "", False, "not allowed for a listener"),
+    ((K.MUTE, Form.OTHER), [], "cora", "sam", "", False, None),
+    ((K.MUTE, Form.OTHER), [], "lee", "sam", "", False, "only the host or a co-host"),
+    ((K.MUTE, Form.OTHER), [], "sam", "sue", "", False, "only the host or a co-host"),
+    ((K.MUTE, Form.OTHER), [], "cora", "host", "", False, "equal or higher role"),
+    ((K.MUTE, Form.OTHER), [], "cora", "cole", "", False, "equal or higher role"),
+    ((K.MUTE, Form.OTHER), [("sam", K.MUTE, None)], "host", "sam", "", False, "already muted"),
+    ((K.UNMUTE, Form.SELF), [("cora", K.MUTE, "sam")], "sam", None, "", False, None),
+    ((K.UNMUTE, Form.SELF), [], "sam", None, "", False, "not muted"),
+    ((K.UNMUTE, Form.SELF), [], "lee", None, "", False, "not allowed for a listener"),
+    ((K.REMOVE, Form.OTHER), [], "cora", "lee", "", False, None),
+    ((K.REMOVE, Form.OTHER), [], "sam", "lee", "", False, "only the host or a co-host"),
+    ((K.REMOVE, Form.OTHER), [], "cora", "host", "", False, "equal or higher role"),
+    ((K.REMOVE, Form.OTHER), [], "host", "new", "", False, "not a member"),
+    ((K.BLOCK, Form.OTHER), [], "host", "lee", "", False, None),
+    ((K.BLOCK, Form.OTHER), [], "cora", "new", "", False, None),
+    (
+        (K.BLOCK, Form.OTHER),
+        [("host", K.LEAVE, None)],
+        "cora",
+        "host",
+        "",
+        False,
+        "the host cannot be blocked",
+    ),
+    ((K.BLOCK, Form.OTHER), [], "cora", "cole", "", False, "equal or higher role"),
+    ((K.BLOCK, Form.OTHER), [], "lee", "liv", "", False, "only the host or a co-host"),
+    (
+        (K.BLOCK, Form.OTHER),
+        [("host", K.BLOCK, "new")],
+        "host",
+        "new",
+        "",
+        False,
+        "already blocked",
+    ),
+    ((K.DROP, Form.OTHER), [], "host", "lee", "", False, None),
+    ((K.DROP, Form.OTHER), [], "cora", "lee", "", False, "only the room's authority"),
+    (
+        (K.ADD_COHOST, Form.OTHER),
+        [("host", K.REMOVE_COHOST, "cole")],
+        "host",
+        "sam",
+        "",
+        False,
+        None,
+    ),
+    ((K.ADD_COHOST, Form.OTHER), [], "host", "sam", "", False, "already has 2 co-hosts"),
+    (
+        (K.ADD_COHOST, Form.OTHER),
+        [("host", K.REMOVE_COHOST, "cole")],
+        "cora",
+        "sam",
+        "",
+        False,
+        "only the host",
+    ),
+    ((K.REMOVE_COHOST, Form.OTHER), [], "host", "cora", "", False, None),
+    ((K.REMOVE_COHOST, Form.OTHER), [], "cora", "cole", "", False, "only the host"),
+    ((K.REMOVE_COHOST, Form.OTHER), [], "host", "sam", "", False, "cannot be done to a speaker"),
+    ((K.REMOVE_COHOST, Form.SELF), [], "cora", None, "", False, None),
+    ((K.REMOVE_COHOST, Form.SELF), [], "sam", None, "", False, "not allowed for a speaker"),
+    ((K.SET_TITLE, Form.SELF), [], "host", None, "New title", False, None),
+    ((K.SET_TITLE, Form.SELF), [], "cora", None, "New title", False, "only the host"),
+    ((K.SET_TITLE, Form.SELF), [], "host", None, " ", False, "title cannot be empty"),
+    ((K.SET_RECORDING, Form.SELF), [], "host", None, "", True, None),
+    ((K.SET_RECORDING, Form.SELF), [], "cora", None, "", True, "only the host"),
+    ((K.SET_RECORDING, Form.SELF), [], "host", None, "", False, "already so"),
+    ((K.END, Form.SELF), [], "host", None, "", False, None),
+    ((K.END, Form.SELF), [], "cora", None, "", False, "only the host"),
+    ((K.END, Form.SELF), [], "lee", None, "", False, "only the host"),
+]
+
+
+def _prepare(steps: list[Step]) -> Space:
+    space = full_space()
+    space.people["new"] = person(9)
+    for actor, kind, target in steps:
+        space.do(actor, kind, target)
+    return space
+
+
+def _action(space: Space, kind: ActionKind, target: str | None, text: str, flag: bool) -> Action:
+    return Action(kind, space.key(target) if target else None, text, flag)
+
+
+@pytest.mark.parametrize(
+    ("row", "steps", "actor", "target", "text", "flag", "refusal"),
+    CASES,
+    ids=[
+        f"{c[0][0].value}-{c[0][1].value}-{c[2]}-{c[3]}-{'ok' if c[6] is None else 'no'}"
+        for c in CASES
+    ],
+)
+def test_rules_table_row(
+    row: tuple[ActionKind, Form],
+    steps: list[Step],
+    actor: str,
+    target: str | None,
+    text: str,
+    flag: bool,
+    refusal: str | None,
+) -> None:
+    space = _prepare(steps)
+    action = _action(space, row[0], target, text, flag)
+    before = space.state
+    if refusal is None:
+        authorize(space.state, space.key(actor), action)
+        space.replica.issue(space.host, space.key(actor), action)
+        assert space.state.seq == before.seq + 1
+    else:
+        with pytest.raises(Refused, match=refusal):
+            space.replica.issue(space.authority_identity(), space.key(actor), action)
+        assert space.state is before
+
+
+def test_every_row_has_an_allowed_and_a_refused_case() -> None:
+    allowed = {c[0] for c in CASES if c[6] is None}
+    refused = {c[0] for c in CASES if c[6] is not None}
+    assert allowed == set(RULES)
+    assert refused == set(RULES)
+
+
+def test_actions_missing_from_the_table_are_refused() -> None:
+    space = full_space()
+    with pytest.raises(Refused, match="unmute cannot be done to another member"):
+        space.do("cora", K.UNMUTE, "sam")
+    with pytest.raises(Refused, match="join cannot be done to another member"):
+        space.do("host", K.JOIN, "lee")
+
+
+@pytest.mark.parametrize("kind", [K.RAISE_HAND, K.LEAVE, K.MUTE, K.SET_TITLE, K.END])
+def test_nothing_happens_after_end(kind: ActionKind) -> None:
+    space = full_space()
+    space.do("host", K.END)
+    actor = "lee" if kind in (K.RAISE_HAND, K.LEAVE) else "host"
+    with pytest.raises(Refused, match="the room has ended"):
+        space.do(actor, kind, None, text="x")
+
+
+def test_speaker_limit_counts_speakers_beside_host_and_cohosts() -> None:
+    space = Space.create(max_speakers=1)
+    space.join("sam", 4, "speaker")
+    space.join("lee", 6)
+    space.do("lee", K.RAISE_HAND)
+    with pytest.raises(Refused, match="already has 1 speakers"):
+        space.do("host", K.ACCEPT_HAND, "lee")
+    space.do("host", K.MAKE_LISTENER, "sam")
+    space.do("host", K.ACCEPT_HAND, "lee")
+    assert space.state.members[space.key("lee")].role == Role.SPEAKER
+
+
+def test_hand_queue_is_in_raising_order() -> None:
+    space = full_space()
+    space.join("max", 8)
+    for name in ("liv", "max", "lee"):
+        space.do(name, K.RAISE_HAND)
+    assert space.state.hand_queue() == [space.key("liv"), space.key("max"), space.key("lee")]
+    space.do("host", K.ACCEPT_HAND, "max")
+    assert space.state.hand_queue() == [space.key("liv"), space.key("lee")]
+
+
+def test_block_removes_the_member_and_keeps_them_out() -> None:
+    space = full_space()
+    space.do("cora", K.BLOCK, "sam")
+    assert space.key("sam") not in space.state.members
+    with pytest.raises(Refused, match="blocked"):
+        space.do("sam", K.JOIN, text="Sam again")
+
+
+def test_removed_member_may_rejoin_as_listener() -> None:
+    space = full_space()
+    space.do("cora", K.REMOVE, "sam")
+    space.do("sam", K.JOIN, text="Sam")
+    assert space.state.members[space.key("sam")].role == Role.LISTENER
+
+
+def test_muted_speaker_cannot_be_heard_until_they_unmute() -> None:
+    space = full_space()
+    assert space.state.may_speak(space.key("sam"))
+    space.do("cora", K.MUTE, "sam")
+    assert not space.state.may_speak(space.key("sam"))
+    space.do("sam", K.UNMUTE)
+    assert space.state.may_speak(space.key("sam"))
+    assert not space.state.may_speak(space.key("lee"))
+
+
+def test_cohosts_keep_succession_order() -> None:
+    space = full_space()
+    assert space.state.cohosts == (space.key("cora"), space.key("cole"))
+    space.do("host", K.REMOVE_COHOST, "cora")
+    space.do("host", K.ADD_COHOST, "cora")
+    assert space.state.cohosts == (space.key("cole"), space.key("cora"))
+
+
+def test_host_leaving_hands_over_to_first_cohost() -> None:
+    space = full_space()
+    space.do("host", K.LEAVE)
+    assert space.state.authority == space.key("cora")
+    assert space.state.epoch == 1
+    assert not space.state.ended
+    # The new authority acts with the host's powers.
+    space.do("cora", K.SET_TITLE, text="Carried on")
+    assert space.state.title == "Carried on"
+
+
+def test_host_leaving_without_cohosts_ends_the_room() -> None:
+    space = Space.create()
+    space.join("lee", 6)
+    space.do("host", K.LEAVE)
+    assert space.state.ended

@@ -1,0 +1,45 @@
+"""The `p2pspaces` command, run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "p2pspaces", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+def test_id_prints_the_same_fingerprint_every_time(tmp_path: Path) -> None:
+    first = run("id", "--home", str(tmp_path))
+    again = run("id", "--home", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert re.fullmatch(r"([A-Z2-7]{4}-){12}[A-Z2-7]{4}\n", first.stdout)
+    assert again.stdout == first.stdout
+    short = run("id", "--home", str(tmp_path), "--short")
+    assert first.stdout.startswith(short.stdout.strip())
+
+
+def test_id_uses_the_home_from_the_environment(tmp_path: Path) -> None:
+    env = {**os.environ, "P2PSPACES_HOME": str(tmp_path / "envhome")}
+    result = run("id", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "envhome" / "identity.key").exists()
+
+
+def test_id_with_a_corrupt_key_fails_clearly(tmp_path: Path) -> None:
+    (tmp_path / "identity.key").write_text("garbage")
+    result = run("id", "--home", str(tmp_path))
+    assert result.returncode == 1
+    assert f"the key file {tmp_path / 'identity.key'} is corrupt" in result.stderr
+    assert (tmp_path / "identity.key").read_text() == "garbage"
