@@ -48,5 +48,7 @@ def test_signatures_are_domain_separated(tmp_path: Path) -> None:
     signature = identity.sign(b"one\x00", b"data")
     assert verify(identity.node_id, signature, b"one\x00", b"data")
     assert not verify(identity.node_id, signature, b"two\x00", b"data")
-    assert not verify(identity.node_id, signature[:-1] + b"\x00", b"one\x00", b"data")
+    assert not verify(
+        identity.node_id, signature[:-1] + bytes([signature[-1] ^ 1]), b"one\x00", b"data"
+    )
     assert not verify(b"short", signature, b"one\x00", b"data")
