@@ -65,11 +65,11 @@ class Bytes(Spec):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Text(Spec):
-    """Printable text, at most ``max_chars`` characters; newlines only where ``multiline``."""
+    """Printable text, at most ``max_chars`` characters; no control characters but ``controls``."""
 
     max_chars: int
     min_chars: int = 0
-    multiline: bool = False
+    controls: str = ""
 
     def parse(self, value: object) -> str:
         if type(value) is not str:
@@ -77,9 +77,7 @@ class Text(Spec):
         if not self.min_chars <= len(value) <= self.max_chars:
             raise Invalid(f"{len(value)} characters, not in {self.min_chars}..{self.max_chars}")
         for char in value:
-            if char in _BIDI or (
-                unicodedata.category(char) == "Cc" and not (self.multiline and char == "\n")
-            ):
+            if char in _BIDI or (unicodedata.category(char) == "Cc" and char not in self.controls):
                 raise Invalid(f"control character U+{ord(char):04X} in text")
         return value
 

@@ -27,6 +27,7 @@ vote_req   a co-host asks the authority set for a takeover vote         candidat
 vote       a granted vote for (epoch, candidate)                        voter
 takeover   a claim of the next epoch, carrying its votes                claimant
 heartbeat  liveness on the control channel                              sender
+resync     a member asks for a snapshot                                 -
 chat       a chat line                                                  author
 reaction   an emoji reaction from the fixed set                         author
 error      a refusal with its reason                                    -
@@ -164,8 +165,8 @@ class Offer(Message):
     sender: NodeId = spec(_KEY)
     receiver: NodeId = spec(_KEY)
     nonce: bytes = spec(_NONCE)
-    sdp: str = spec(Text(SDP_MAX, multiline=True))
-    dtls_fingerprint: str = spec(Text(200, min_chars=1))
+    sdp: str = spec(Text(SDP_MAX, controls="\r\n"))
+    dtls_fingerprint: str = spec(Text(1000, min_chars=1))
 
 
 @record
@@ -177,8 +178,8 @@ class Answer(Message):
     sender: NodeId = spec(_KEY)
     receiver: NodeId = spec(_KEY)
     nonce: bytes = spec(_NONCE)
-    sdp: str = spec(Text(SDP_MAX, multiline=True))
-    dtls_fingerprint: str = spec(Text(200, min_chars=1))
+    sdp: str = spec(Text(SDP_MAX, controls="\r\n"))
+    dtls_fingerprint: str = spec(Text(1000, min_chars=1))
 
 
 @record
@@ -290,13 +291,23 @@ class Heartbeat(Message):
 
 @record
 @dataclass(frozen=True, slots=True)
+class Resync(Message):
+    """A member lost its place (a gap, a broken chain) and asks the authority for a snapshot."""
+
+    TYPE = "resync"
+    room_id: RoomId = spec(_HASH)
+    seq: int = spec(_COUNTER)
+
+
+@record
+@dataclass(frozen=True, slots=True)
 class Chat(Message):
     """A chat line; ``chat_id`` rises with every line its author sends."""
 
     TYPE = "chat"
     room_id: RoomId = spec(_HASH)
     chat_id: int = spec(_COUNTER)
-    text: str = spec(Text(CHAT_MAX, min_chars=1, multiline=True))
+    text: str = spec(Text(CHAT_MAX, min_chars=1, controls="\n"))
 
 
 @record
@@ -346,6 +357,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Vote,
         Takeover,
         Heartbeat,
+        Resync,
         Chat,
         Reaction,
         Error,

@@ -25,10 +25,9 @@ def strategy(kind: Spec) -> st.SearchStrategy[Any]:
     if isinstance(kind, Bytes):
         return st.binary(min_size=kind.min, max_size=min(kind.max, kind.min + 64))
     if isinstance(kind, Text):
-        extra = "\n" if kind.multiline else ""
         chars = st.characters(
             blacklist_categories=("Cc", "Cs"), blacklist_characters=_BIDI
-        ) | st.sampled_from(extra or "a")
+        ) | st.sampled_from(kind.controls or "a")
         return st.text(chars, min_size=kind.min_chars, max_size=min(kind.max_chars, 40))
     if isinstance(kind, Int):
         return st.integers(kind.lo, kind.hi)

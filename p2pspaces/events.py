@@ -1,0 +1,194 @@
+"""The node's events: one stream for the CLI, the headless JSON interface, the app and tests.
+
+Each event is a frozen dataclass whose ``as_json()`` is the object the headless mode prints
+(docs/headless.md).  Keys are hex; people-facing ids add the short fingerprint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.core.room import RoomState, state_hash
+
+
+class Event:
+    """Base of every node event; ``NAME`` is the JSON ``event`` field."""
+
+    __slots__ = ()
+    NAME: ClassVar[str] = ""
+
+    def fields(self) -> dict[str, Any]:
+        """The event's JSON fields, without the name."""
+        raise NotImplementedError
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON object printed by the headless mode."""
+        return {"event": self.NAME, **self.fields()}
+
+
+@dataclass(frozen=True, slots=True)
+class Ready(Event):
+    """The node is up: identity, signaling port and addresses."""
+
+    NAME = "ready"
+    node: bytes
+    name: str
+    port: int
+    addresses: tuple[str, ...]
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "node": self.node.hex(),
+            "fingerprint": short_fingerprint(self.node),
+            "name": self.name,
+            "port": self.port,
+            "addresses": list(self.addresses),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RoomFound(Event):
+    """A room is live on the network (or its advert changed: ``changed``)."""
+
+    NAME = "room_found"
+    room: bytes
+    title: str
+    host: bytes
+    host_name: str
+    speakers: int
+    listeners: int
+    changed: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "room": self.room.hex(),
+            "title": self.title,
+            "host": self.host.hex(),
+            "host_name": self.host_name,
+            "host_fingerprint": short_fingerprint(self.host),
+            "speakers": self.speakers,
+            "listeners": self.listeners,
+            "changed": self.changed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RoomLost(Event):
+    """A room's advert went away (ended, or its host vanished)."""
+
+    NAME = "room_lost"
+    room: bytes
+
+    def fields(self) -> dict[str, Any]:
+        return {"room": self.room.hex()}
+
+
+@dataclass(frozen=True, slots=True)
+class Joined(Event):
+    """This node is in a room, as host or member."""
+
+    NAME = "joined"
+    room: bytes
+    title: str
+    host: bool
+
+    def fields(self) -> dict[str, Any]:
+        return {"room": self.room.hex(), "title": self.title, "as_host": self.host}
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Event):
+    """The signed room state this node holds changed."""
+
+    NAME = "state"
+    state: RoomState
+
+    def fields(self) -> dict[str, Any]:
+        state = self.state
+        members = [
+            {
+                "id": node.hex(),
+                "name": m.name,
+                "fingerprint": short_fingerprint(node),
+                "role": m.role.name.lower(),
+                "muted": m.muted,
+                "hand": m.hand,
+                "invited": m.invited,
+            }
+            for node, m in sorted(state.members.items(), key=lambda item: (-item[1].role, item[0]))
+        ]
+        return {
+            "room": state.room_id.hex(),
+            "epoch": state.epoch,
+            "seq": state.seq,
+            "hash": state_hash(state).hex(),
+            "title": state.title,
+            "authority": state.authority.hex(),
+            "members": members,
+            "cohosts": [c.hex() for c in state.cohosts],
+            "hands": [h.hex() for h in state.hand_queue()],
+            "recording": state.recording,
+            "ended": state.ended,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReceived(Event):
+    """A chat line, relayed by the authority and signed by its author."""
+
+    NAME = "chat"
+    room: bytes
+    author: bytes
+    name: str
+    text: str
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "room": self.room.hex(),
+            "from": self.author.hex(),
+            "name": self.name,
+            "fingerprint": short_fingerprint(self.author),
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent(Event):
+    """Something was refused or failed; ``code`` is stable, ``reason`` is for people."""
+
+    NAME = "error"
+    code: str
+    reason: str
+    req_id: int = 0
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "reason": self.reason}
+        if self.req_id:
+            out["req_id"] = self.req_id
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Left(Event):
+    """This node is no longer in the room (it left, or was removed or blocked)."""
+
+    NAME = "left"
+    room: bytes
+    reason: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"room": self.room.hex(), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Ended(Event):
+    """The room ended for everyone."""
+
+    NAME = "ended"
+    room: bytes
+    reason: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"room": self.room.hex(), "reason": self.reason}

@@ -1,0 +1,253 @@
+"""mDNS/DNS-SD discovery: advertise this node and its room; browse for the others.
+
+One service per node, ``_p2pspaces._tcp.local.``, port = the node's signaling port.  The TXT
+record carries the protocol version, node key, display name and, for a host, the room id, title
+and counts, signed by the node key (each TXT string under 255 bytes, RFC 6763 section 6.1).  TXT
+is only a hint for the room list: what a member believes comes from signed updates.
+
+The instance name is the node's full fingerprint, unique by construction, so we register without
+zeroconf's name probing (``cooperating_responders=True``): probing exists to resolve name clashes
+(RFC 6762 section 8.1) and costs about 1.2 s per advert, which is most of a join.
+
+Records carry a short TTL (:data:`TTL`) so that a node that crashed without its goodbye packet
+leaves every room list within about that time (RFC 6762 section 5.2 cache maintenance).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgpack
+from zeroconf import BadTypeInNameException, IPVersion, ServiceStateChange, Zeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from p2pspaces.core.codec import Invalid, Text
+from p2pspaces.core.identity import Identity, NodeId, fingerprint, verify
+from p2pspaces.core.wire import NAME_MAX, TITLE_MAX
+
+log = logging.getLogger(__name__)
+
+SERVICE_TYPE = "_p2pspaces._tcp.local."
+TXT_VERSION = "1"
+TTL = 15
+DOMAIN_ADVERT = b"p2pspaces/1 mdns advert\x00"
+_TXT_MAX = 250
+_RESOLVE_MS = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class RoomAdvert:
+    """What a host says about its room in its advert."""
+
+    room_id: bytes
+    title: str
+    speakers: int
+    listeners: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAdvert:
+    """A node seen on the network, with its signed TXT contents."""
+
+    node_id: NodeId
+    name: str
+    addresses: tuple[str, ...]
+    port: int
+    room: RoomAdvert | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeerSeen:
+    """A node appeared or changed its advert."""
+
+    advert: PeerAdvert
+
+
+@dataclass(frozen=True, slots=True)
+class PeerGone:
+    """A node withdrew its advert, or its records expired."""
+
+    node_id: NodeId
+
+
+DiscoveryEvent = PeerSeen | PeerGone
+
+
+def instance_name(node_id: bytes) -> str:
+    """The DNS-SD instance name of a node: its fingerprint without separators."""
+    return fingerprint(node_id).replace("-", "") + "." + SERVICE_TYPE
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _clip(text: str, key: str) -> str:
+    """Cut text so that ``key=text`` fits one TXT string, at a character boundary."""
+    while len(f"{key}={text}".encode()) > _TXT_MAX:
+        text = text[:-1]
+    return text
+
+
+def _signed_fields(fields: dict[str, str], port: int) -> bytes:
+    items = sorted((k, v) for k, v in fields.items() if k != "s")
+    packed: bytes = msgpack.packb([port, items])
+    return packed
+
+
+def encode_txt(identity: Identity, name: str, port: int, room: RoomAdvert | None) -> dict[str, str]:
+    """The signed TXT properties of this node's advert."""
+    fields = {"v": TXT_VERSION, "k": _b64(identity.node_id), "n": _clip(name, "n")}
+    if room is not None:
+        fields |= {
+            "r": _b64(room.room_id),
+            "t": _clip(room.title, "t"),
+            "c": f"{room.speakers}/{room.listeners}",
+        }
+    fields["s"] = _b64(identity.sign(DOMAIN_ADVERT, _signed_fields(fields, port)))
+    return fields
+
+
+class AdvertError(Exception):
+    """A TXT record that is malformed or badly signed."""
+
+
+def decode_txt(properties: dict[str, str], port: int) -> tuple[NodeId, str, RoomAdvert | None]:
+    """Check a TXT record's signature and fields; raise :class:`AdvertError` with the reason."""
+    try:
+        if properties.get("v") != TXT_VERSION:
+            raise AdvertError(f"protocol version {properties.get('v')!r}")
+        node_id = NodeId(_unb64(properties["k"]))
+        signature = _unb64(properties["s"])
+        if not verify(node_id, signature, DOMAIN_ADVERT, _signed_fields(properties, port)):
+            raise AdvertError("bad signature")
+        room = None
+        if "r" in properties:
+            speakers, listeners = (int(n) for n in properties["c"].split("/"))
+            title = Text(TITLE_MAX, min_chars=1).parse(properties["t"])
+            room = RoomAdvert(_unb64(properties["r"]), title, speakers, listeners)
+            if len(room.room_id) != 32 or speakers < 0 or listeners < 0:
+                raise AdvertError("bad room fields")
+        return node_id, Text(NAME_MAX).parse(properties["n"]), room
+    except Invalid as exc:
+        raise AdvertError(str(exc)) from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise AdvertError(f"malformed TXT ({type(exc).__name__})") from None
+
+
+class Discovery:
+    """Advertise one node and browse for others, reporting :data:`DiscoveryEvent`s."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        on_event: Callable[[DiscoveryEvent], None],
+        interface: str | None = None,
+        addresses: tuple[str, ...] = (),
+    ) -> None:
+        self._identity = identity
+        self._on_event = on_event
+        self._interface = interface
+        self._addresses = addresses
+        self._zc: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._info: AsyncServiceInfo | None = None
+        self._resolving: set[asyncio.Task[None]] = set()
+        self._seen: dict[str, NodeId] = {}
+        self._warned: set[str] = set()
+
+    async def start(self) -> None:
+        """Open the mDNS sockets and start browsing."""
+        interfaces = [self._interface] if self._interface else None
+        self._zc = (
+            AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
+            if interfaces
+            else AsyncZeroconf(ip_version=IPVersion.V4Only)
+        )
+        self._browser = AsyncServiceBrowser(
+            self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change]
+        )
+
+    async def advertise(self, name: str, port: int, room: RoomAdvert | None) -> None:
+        """Publish (or update) this node's advert."""
+        if self._zc is None:
+            raise RuntimeError("Discovery.start() must run before advertise()")
+        info = AsyncServiceInfo(
+            SERVICE_TYPE,
+            instance_name(self._identity.node_id),
+            port=port,
+            properties=encode_txt(self._identity, name, port, room),
+            server=fingerprint(self._identity.node_id).replace("-", "").lower() + ".local.",
+            parsed_addresses=list(self._addresses),
+            host_ttl=TTL,
+            other_ttl=TTL,
+        )
+        if self._info is None:
+            # No probing: the name is unique by construction (see the module docstring).
+            await self._zc.async_register_service(info, cooperating_responders=True)
+        else:
+            await self._zc.async_update_service(info)
+        self._info = info
+
+    async def close(self) -> None:
+        """Withdraw the advert (goodbye packets) and stop browsing."""
+        for task in self._resolving:
+            task.cancel()
+        if self._zc is None:
+            return
+        if self._browser is not None:
+            await self._browser.async_cancel()
+        if self._info is not None:
+            await self._zc.async_unregister_service(self._info)
+        await self._zc.async_close()
+        self._zc = None
+
+    def _on_change(
+        self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
+        if state_change is ServiceStateChange.Removed:
+            node_id = self._seen.pop(name, None)
+            if node_id is not None:
+                self._on_event(PeerGone(node_id))
+            return
+        task = asyncio.ensure_future(self._resolve(zeroconf, name))
+        self._resolving.add(task)
+        task.add_done_callback(self._resolving.discard)
+
+    async def _resolve(self, zeroconf: Zeroconf, name: str) -> None:
+        try:
+            info = AsyncServiceInfo(SERVICE_TYPE, name)
+        except BadTypeInNameException:
+            return
+        if not await info.async_request(zeroconf, _RESOLVE_MS) or info.port is None:
+            return
+        advert = self._parse(name, info)
+        if advert is None or advert.node_id == self._identity.node_id:
+            return
+        self._seen[name] = advert.node_id
+        self._on_event(PeerSeen(advert))
+
+    def _parse(self, name: str, info: AsyncServiceInfo) -> PeerAdvert | None:
+        properties = {
+            k.decode(errors="replace"): (v or b"").decode(errors="replace")
+            for k, v in info.properties.items()
+        }
+        try:
+            node_id, peer_name, room = decode_txt(properties, info.port or 0)
+            if instance_name(node_id) != name:
+                raise AdvertError("instance name does not match the node key")
+        except AdvertError as exc:
+            if name not in self._warned:
+                self._warned.add(name)
+                log.warning("ignoring mDNS advert %r: %s", name[:80], exc)
+            return None
+        addresses = tuple(info.parsed_addresses(IPVersion.V4Only))
+        return PeerAdvert(node_id, peer_name, addresses, info.port or 0, room)

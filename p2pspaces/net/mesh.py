@@ -1,0 +1,279 @@
+"""The WebRTC mesh: one aiortc RTCPeerConnection per peer, with a control data channel.
+
+* Who offers is decided by the keys: the smaller public key offers, so two nodes never both do.
+* The offer and answer are signed by their senders over both node keys, a fresh nonce and every
+  DTLS fingerprint in the SDP (RFC 8827's idea): a receiver refuses an SDP whose fingerprints or
+  keys do not match the signature, and aiortc's DTLS handshake then checks the peer's certificate
+  against those fingerprints, so the data channel is bound to the peer's identity.
+* The control channel is negotiated out of band (``negotiated=True, id=0``) on both sides, so
+  neither waits for a ``datachannel`` event.  It is reliable and ordered.
+* aiortc does not cap incoming data-channel messages and notices a dead peer only after about
+  30 s, so both are ours: messages over :data:`MESSAGE_MAX` or over the per-peer rate drop the
+  peer; :meth:`Mesh.check_liveness` drops peers silent past their deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+
+from p2pspaces.core import wire
+from p2pspaces.core.errors import PeerError, WireError
+from p2pspaces.core.identity import Identity, NodeId, short_fingerprint
+from p2pspaces.core.wire import Answer, Offer
+from p2pspaces.net import signaling
+from p2pspaces.net.limits import TokenBucket
+from p2pspaces.net.signaling import Session
+
+log = logging.getLogger(__name__)
+
+MESSAGE_MAX = 256 * 1024
+"""aiortc advertises ``a=max-message-size:262144``; we refuse anything bigger."""
+MESSAGE_RATE = 100.0
+MESSAGE_BURST = 400.0
+OPEN_TIMEOUT = 10.0
+
+
+class MeshHandler(Protocol):
+    """What the node does with the mesh's news."""
+
+    def admit(self, peer_id: NodeId) -> str | None:
+        """Return a reason to refuse this peer, or None to accept it."""
+
+    def on_link_up(self, link: Link) -> None:
+        """A peer's control channel is open."""
+
+    def on_message(self, link: Link, data: bytes) -> None:
+        """A message arrived from a peer (size and rate already checked)."""
+
+    def on_link_down(self, peer_id: NodeId, reason: str) -> None:
+        """A peer's link is gone."""
+
+
+@dataclass(eq=False)
+class Link:
+    """One peer connection and its control channel."""
+
+    peer_id: NodeId
+    name: str
+    pc: RTCPeerConnection
+    channel: RTCDataChannel
+    last_seen: float
+    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(MESSAGE_RATE, MESSAGE_BURST))
+
+    @property
+    def label(self) -> str:
+        """A short description for logs."""
+        return f"{self.name!r} ({short_fingerprint(self.peer_id)})"
+
+    def send(self, data: bytes) -> None:
+        """Send one message if the channel is open."""
+        if self.channel.readyState == "open":
+            self.channel.send(data)
+
+
+def sdp_fingerprints(sdp: str) -> str:
+    """Every ``a=fingerprint`` of an SDP, normalised: ``alg value;alg value`` in sorted order."""
+    prints = sorted(
+        " ".join(line.split(":", 1)[1].strip().lower().split())
+        for line in sdp.splitlines()
+        if line.startswith("a=fingerprint:")
+    )
+    if not prints:
+        raise WireError("SDP has no DTLS fingerprint")
+    return ";".join(prints)
+
+
+def _new_connection() -> tuple[RTCPeerConnection, RTCDataChannel]:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    channel = pc.createDataChannel("control", negotiated=True, id=0, ordered=True)
+    return pc, channel
+
+
+def _check_description(message: Offer | Answer, session: Session) -> None:
+    if message.sender != session.peer_id or message.receiver != session.identity.node_id:
+        raise WireError(f"{message.TYPE} names the wrong keys")
+    if sdp_fingerprints(message.sdp) != message.dtls_fingerprint:
+        raise WireError(f"{message.TYPE}'s DTLS fingerprint differs from the signed one")
+
+
+async def _set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+    # aiortc raises ValueError, KeyError, InvalidStateError... on a bad SDP; a peer's bad input.
+    except Exception as exc:
+        raise WireError(f"unusable SDP {kind} ({type(exc).__name__})") from None
+
+
+async def negotiate(session: Session) -> tuple[RTCPeerConnection, RTCDataChannel]:
+    """Exchange signed offer and answer over ``session``; return the connection being set up."""
+    me, peer = session.identity.node_id, session.peer_id
+    pc, channel = _new_connection()
+    try:
+        if me < peer:
+            await pc.setLocalDescription(await pc.createOffer())
+            nonce = os.urandom(wire.NONCE_SIZE)
+            sdp = pc.localDescription.sdp
+            offer = Offer(me, peer, nonce, sdp, sdp_fingerprints(sdp))
+            await session.send(wire.seal_bytes(session.identity, offer))
+            answer = await session.receive_signed(Answer)
+            _check_description(answer, session)
+            if answer.nonce != nonce:
+                raise WireError("answer does not echo the offer's nonce")
+            await _set_remote(pc, answer.sdp, "answer")
+        else:
+            offer = await session.receive_signed(Offer)
+            _check_description(offer, session)
+            await _set_remote(pc, offer.sdp, "offer")
+            await pc.setLocalDescription(await pc.createAnswer())
+            sdp = pc.localDescription.sdp
+            answer = Answer(me, peer, offer.nonce, sdp, sdp_fingerprints(sdp))
+            await session.send(wire.seal_bytes(session.identity, answer))
+    except BaseException:
+        await pc.close()
+        raise
+    return pc, channel
+
+
+async def _wait_open(pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
+    opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_open() -> None:
+        if not opened.done():
+            opened.set_result(None)
+
+    def on_state() -> None:
+        if pc.connectionState in ("failed", "closed") and not opened.done():
+            opened.set_exception(PeerError(f"connection {pc.connectionState}"))
+
+    channel.on("open", on_open)
+    pc.on("connectionstatechange", on_state)
+    if channel.readyState == "open":
+        return
+    try:
+        async with asyncio.timeout(OPEN_TIMEOUT):
+            await opened
+    except TimeoutError:
+        raise PeerError("control channel did not open in time") from None
+
+
+class Mesh:
+    """The set of live links of one node."""
+
+    def __init__(
+        self, identity: Identity, name: str, clock: Callable[[], float], handler: MeshHandler
+    ) -> None:
+        self.identity = identity
+        self.name = name
+        self._clock = clock
+        self._handler = handler
+        self.links: dict[NodeId, Link] = {}
+        self._closing: set[asyncio.Task[Any]] = set()
+
+    async def connect(self, host: str, port: int) -> Link:
+        """Connect to the node listening for signaling at ``host:port``."""
+        session = await signaling.connect(host, port, self.identity, self.name)
+        try:
+            async with asyncio.timeout(signaling.SESSION_TIMEOUT):
+                return await self._establish(session)
+        finally:
+            session.close()
+
+    async def on_session(self, session: Session) -> None:
+        """Serve an incoming signaling session (the signaling server's handler)."""
+        await self._establish(session)
+
+    async def _establish(self, session: Session) -> Link:
+        reason = self._handler.admit(session.peer_id)
+        if reason is not None:
+            raise PeerError(f"{signaling.describe(session)} refused: {reason}")
+        pc, channel = await negotiate(session)
+        try:
+            await _wait_open(pc, channel)
+        except BaseException:
+            await pc.close()
+            raise
+        link = Link(session.peer_id, session.peer.name, pc, channel, self._clock())
+        self._register(link)
+        return link
+
+    def _register(self, link: Link) -> None:
+        old = self.links.get(link.peer_id)
+        if old is not None:
+            self._forget(old)
+        self.links[link.peer_id] = link
+        link.channel.on("message", lambda data: self._receive(link, data))
+        link.channel.on("close", lambda: self._lost(link, "control channel closed"))
+        link.pc.on("connectionstatechange", lambda: self._on_state(link))
+        log.info("mesh: link up with %s", link.label)
+        self._handler.on_link_up(link)
+
+    def _on_state(self, link: Link) -> None:
+        if link.pc.connectionState in ("failed", "closed"):
+            self._lost(link, f"connection {link.pc.connectionState}")
+
+    def _receive(self, link: Link, data: object) -> None:
+        if self.links.get(link.peer_id) is not link:
+            return
+        if not isinstance(data, bytes):
+            self.drop(link.peer_id, "sent a text message on the control channel")
+        elif len(data) > MESSAGE_MAX:
+            self.drop(link.peer_id, f"sent a {len(data)}-byte message (cap {MESSAGE_MAX})")
+        elif not link.bucket.take(self._clock()):
+            self.drop(link.peer_id, f"sent more than {MESSAGE_RATE:.0f} messages a second")
+        else:
+            link.last_seen = self._clock()
+            self._handler.on_message(link, data)
+
+    def send(self, peer_id: NodeId, data: bytes) -> bool:
+        """Send to one peer; False if there is no link."""
+        link = self.links.get(peer_id)
+        if link is None:
+            return False
+        link.send(data)
+        return True
+
+    def broadcast(self, data: bytes) -> None:
+        """Send to every linked peer."""
+        for link in list(self.links.values()):
+            link.send(data)
+
+    def check_liveness(self, now: float, timeout: float) -> None:
+        """Drop every peer silent for more than ``timeout`` seconds."""
+        for link in list(self.links.values()):
+            if now - link.last_seen > timeout:
+                self.drop(link.peer_id, f"silent for {now - link.last_seen:.1f} s")
+
+    def drop(self, peer_id: NodeId, reason: str) -> None:
+        """Close a peer's link and report it down."""
+        link = self.links.get(peer_id)
+        if link is not None:
+            self._lost(link, reason)
+
+    def _lost(self, link: Link, reason: str) -> None:
+        if self.links.get(link.peer_id) is not link:
+            return
+        del self.links[link.peer_id]
+        log.info("mesh: link down with %s: %s", link.label, reason)
+        self._forget(link)
+        self._handler.on_link_down(link.peer_id, reason)
+
+    def _forget(self, link: Link) -> None:
+        task = asyncio.ensure_future(link.pc.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """Close every link."""
+        for link in list(self.links.values()):
+            self._forget(link)
+        self.links.clear()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._closing, return_exceptions=True)

@@ -1,0 +1,584 @@
+"""The node: discovery, signaling, mesh and the room core composed into one running peer.
+
+This is the one place that reads the clock.  Front ends (the CLI, the headless JSON mode, tests)
+use the command API (:meth:`Node.host`, :meth:`Node.join`, :meth:`Node.request`,
+:meth:`Node.chat`, :meth:`Node.leave`) and read one event stream (:attr:`Node.events`).
+
+The control plane is a star around the authority (DESIGN.md section 4): a member holds one link,
+to the authority; it sends signed requests, and receives a snapshot on joining, then every signed
+update, verified by its own replica before it is believed.  Bad input from a peer is logged with
+its reason and dropped; a peer that floods or stalls loses its link; nobody else notices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from p2pspaces.core import room, wire
+from p2pspaces.core.errors import OutOfSync, PeerError, Refused
+from p2pspaces.core.identity import Identity, NodeId, short_fingerprint
+from p2pspaces.core.ledger import Replica
+from p2pspaces.core.room import Role, RoomState
+from p2pspaces.core.wire import Action, ActionKind, RoomId
+from p2pspaces.events import (
+    ChatReceived,
+    Ended,
+    ErrorEvent,
+    Event,
+    Joined,
+    Left,
+    Ready,
+    RoomFound,
+    RoomLost,
+    StateChanged,
+)
+from p2pspaces.net import ice
+from p2pspaces.net.discovery import Discovery, DiscoveryEvent, PeerAdvert, PeerGone, RoomAdvert
+from p2pspaces.net.mesh import Link, Mesh
+from p2pspaces.net.signaling import SignalingServer
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 1.0
+PEER_TIMEOUT_S = 5.0
+JOIN_TIMEOUT_S = 15.0
+RECONNECT_MAX_S = 8.0
+FLUSH_S = 0.5
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out now (not in a room, no such room...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomListing:
+    """A room as discovery sees it."""
+
+    advert: PeerAdvert
+    room: RoomAdvert
+
+
+class Node:
+    """One running p2pspaces peer."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        name: str,
+        interface: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.identity = identity
+        self.name = name
+        self.addresses = ice.choose_addresses(interface)
+        self._interface = interface
+        self._clock = clock
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.rooms: dict[RoomId, RoomListing] = {}
+        self.replica: Replica | None = None
+        self.port = 0
+        self._adverts: dict[NodeId, PeerAdvert] = {}
+        self._mesh = Mesh(identity, name, clock, self)
+        self._signaling = SignalingServer(identity, name, self._mesh.on_session, clock)
+        self._discovery = Discovery(identity, self._on_discovery, interface, self.addresses)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._snapshot_waiter: asyncio.Future[None] | None = None
+        self._req_id = 0
+        self._chat_id = 0
+        self._advertised: RoomAdvert | None = None
+        self._advert_dirty = asyncio.Event()
+        self._joining: RoomId | None = None
+        self._stopped = False
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    @property
+    def node_id(self) -> NodeId:
+        """This node's key."""
+        return self.identity.node_id
+
+    async def start(self) -> None:
+        """Listen, advertise, browse, and emit ``ready``."""
+        ice.use_addresses(self.addresses)
+        bind = self._interface or "0.0.0.0"  # noqa: S104 - a LAN service listens on the LAN
+        self.port = await self._signaling.start(bind)
+        await self._discovery.start()
+        await self._discovery.advertise(self.name, self.port, None)
+        self._spawn(self._ticker())
+        self._spawn(self._advert_updater())
+        self._emit(Ready(self.node_id, self.name, self.port, self.addresses))
+
+    async def stop(self) -> None:
+        """Leave the room cleanly, withdraw the advert and close everything."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.replica is not None:
+            with contextlib.suppress(CommandError):
+                await self.leave()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._mesh.close()
+        await self._signaling.close()
+        await self._discovery.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("node task failed", exc_info=task.exception())
+
+    def _emit(self, event: Event) -> None:
+        self.events.put_nowait(event)
+
+    def _now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    # --- commands ------------------------------------------------------------------------
+
+    @property
+    def is_authority(self) -> bool:
+        """Whether this node is its room's authority."""
+        return self.replica is not None and self.replica.state.authority == self.node_id
+
+    async def host(self, title: str, max_speakers: int = room.DEFAULT_MAX_SPEAKERS) -> RoomId:
+        """Create a room with ``title`` and advertise it."""
+        if self.replica is not None:
+            raise CommandError("already in a room; leave it first")
+        try:
+            genesis = room.genesis_record(
+                self.identity,
+                self.name,
+                title,
+                created_ms=self._now_ms(),
+                nonce=os.urandom(wire.NONCE_SIZE),
+                max_speakers=max_speakers,
+            )
+        except ValueError as exc:
+            raise CommandError(f"cannot host: {exc}") from None
+        self.replica = Replica.from_genesis(genesis)
+        self._emit(Joined(self.replica.room_id, title, host=True))
+        self._state_changed()
+        return self.replica.room_id
+
+    def find_room(self, ref: str) -> RoomListing:
+        """The room named by ``ref``: a room id, a unique id prefix, or an exact title."""
+        ref_lower = ref.lower()
+        exact = [r for r in self.rooms.values() if r.room.room_id.hex() == ref_lower]
+        prefix = [r for r in self.rooms.values() if r.room.room_id.hex().startswith(ref_lower)]
+        titled = [r for r in self.rooms.values() if r.room.title == ref]
+        for matches in (exact, prefix if len(ref) >= 4 else [], titled):
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise CommandError(f"{len(matches)} rooms match {ref!r}; use the room id")
+        raise CommandError(f"no room {ref!r} on the network")
+
+    async def join(self, ref: str, wait: float = 10.0) -> RoomId:
+        """Join the room named by ``ref``, waiting up to ``wait`` s for it to be discovered."""
+        if self.replica is not None:
+            raise CommandError("already in a room; leave it first")
+        deadline = self._clock() + wait
+        while True:
+            try:
+                listing = self.find_room(ref)
+                break
+            except CommandError:
+                if self._clock() >= deadline:
+                    raise
+                await asyncio.sleep(0.05)
+        return await self._join(listing)
+
+    async def _join(self, listing: RoomListing) -> RoomId:
+        advert = listing.advert
+        self._joining = RoomId(listing.room.room_id)
+        self._snapshot_waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(JOIN_TIMEOUT_S):
+                await self._connect(advert)
+                await self._snapshot_waiter
+        except (TimeoutError, PeerError, OSError) as exc:
+            self._joining = None
+            self._mesh.drop(advert.node_id, "join failed")
+            raise CommandError(f"could not join {listing.room.title!r}: {_why(exc)}") from None
+        finally:
+            self._snapshot_waiter = None
+        return self._require_room().room_id
+
+    async def _connect(self, advert: PeerAdvert) -> Link:
+        errors = []
+        for address in advert.addresses:
+            try:
+                return await self._mesh.connect(address, advert.port)
+            except (PeerError, OSError, TimeoutError) as exc:
+                errors.append(f"{address}: {_why(exc)}")
+        raise PeerError("; ".join(errors) or "the advert has no address")
+
+    async def request(self, action: Action) -> int:
+        """Ask the authority for ``action``; returns the request id a refusal will carry."""
+        replica = self._require_room()
+        self._req_id += 1
+        request = wire.Request(replica.room_id, self._req_id, action)
+        if self.is_authority:
+            self._handle_request(self.node_id, request)
+        else:
+            self._send_to_authority(wire.seal_bytes(self.identity, request))
+        return self._req_id
+
+    async def chat(self, text: str) -> None:
+        """Send a chat line to the room."""
+        replica = self._require_room()
+        self._chat_id += 1
+        try:
+            data = wire.seal_bytes(self.identity, wire.Chat(replica.room_id, self._chat_id, text))
+        except ValueError as exc:
+            raise CommandError(f"cannot send that chat line: {exc}") from None
+        if self.is_authority:
+            self._relay_chat(self.node_id, data)
+        else:
+            self._send_to_authority(data)
+
+    async def leave(self) -> None:
+        """Leave the room (as authority: hand over to a co-host, or end the room)."""
+        replica = self._require_room()
+        room_id = replica.room_id
+        await self.request(Action(ActionKind.LEAVE))
+        await self._flush()
+        self._close_room()
+        self._emit(Left(room_id, "left"))
+
+    def _require_room(self) -> Replica:
+        if self.replica is None:
+            raise CommandError("not in a room")
+        return self.replica
+
+    def _send_to_authority(self, data: bytes) -> None:
+        replica = self._require_room()
+        if not self._mesh.send(replica.state.authority, data):
+            raise CommandError("not connected to the room's authority")
+
+    async def _flush(self) -> None:
+        """Give queued control messages a moment to leave before links close."""
+        step = 0.02
+        for _ in range(int(FLUSH_S / step)):
+            if not any(link.channel.bufferedAmount for link in self._mesh.links.values()):
+                break
+            await asyncio.sleep(step)
+        await asyncio.sleep(0.05)
+
+    def _close_room(self) -> None:
+        self.replica = None
+        self._joining = None
+        for peer in list(self._mesh.links):
+            self._mesh.drop(peer, "left the room")
+        self._advert_dirty.set()
+
+    # --- discovery -----------------------------------------------------------------------
+
+    def _on_discovery(self, event: DiscoveryEvent) -> None:
+        if isinstance(event, PeerGone):
+            advert = self._adverts.pop(event.node_id, None)
+            if advert is not None and advert.room is not None:
+                self._room_gone(RoomId(advert.room.room_id))
+            return
+        advert = event.advert
+        old = self._adverts.get(advert.node_id)
+        self._adverts[advert.node_id] = advert
+        if (
+            old is not None
+            and old.room is not None
+            and (advert.room is None or old.room.room_id != advert.room.room_id)
+        ):
+            self._room_gone(RoomId(old.room.room_id))
+        if advert.room is not None:
+            changed = old is not None and old.room is not None
+            if changed and old == advert:
+                return
+            room_id = RoomId(advert.room.room_id)
+            self.rooms[room_id] = RoomListing(advert, advert.room)
+            info = advert.room
+            self._emit(
+                RoomFound(
+                    room_id,
+                    info.title,
+                    advert.node_id,
+                    advert.name,
+                    info.speakers,
+                    info.listeners,
+                    changed,
+                )
+            )
+
+    def _room_gone(self, room_id: RoomId) -> None:
+        if self.rooms.pop(room_id, None) is not None:
+            self._emit(RoomLost(room_id))
+
+    async def _advert_updater(self) -> None:
+        """Keep the mDNS advert in step with the room, at most once a second."""
+        while True:
+            await self._advert_dirty.wait()
+            self._advert_dirty.clear()
+            wanted = self._room_advert()
+            if wanted != self._advertised:
+                self._advertised = wanted
+                await self._discovery.advertise(self.name, self.port, wanted)
+            await asyncio.sleep(1.0)
+
+    def _room_advert(self) -> RoomAdvert | None:
+        if not self.is_authority or self.replica is None or self.replica.state.ended:
+            return None
+        state = self.replica.state
+        speakers = sum(1 for m in state.members.values() if m.role != Role.LISTENER)
+        return RoomAdvert(state.room_id, state.title, speakers, len(state.members) - speakers)
+
+    # --- the mesh's news -----------------------------------------------------------------
+
+    def admit(self, peer_id: NodeId) -> str | None:
+        """Refuse blocked keys (every node enforces blocks, not only the authority)."""
+        if self.replica is not None and peer_id in self.replica.state.blocked:
+            return "blocked from this room"
+        return None
+
+    def on_link_up(self, link: Link) -> None:
+        """Ask to join once the link to the room's authority is up."""
+        if self._joining is not None and self.replica is None:
+            action = Action(ActionKind.JOIN, text=self.name)
+            link.send(wire.seal_bytes(self.identity, wire.Request(self._joining, 0, action)))
+
+    def on_link_down(self, peer_id: NodeId, reason: str) -> None:
+        """A member whose link died is dropped from the roster by the authority."""
+        replica = self.replica
+        if replica is None or self._stopped:
+            return
+        if self.is_authority and peer_id in replica.state.members:
+            self._issue(self.node_id, Action(ActionKind.DROP, peer_id))
+        elif peer_id == replica.state.authority:
+            self._emit(ErrorEvent("authority_lost", f"lost the room's authority: {reason}"))
+            self._spawn(self._reconnect(replica.room_id))
+
+    def on_message(self, link: Link, data: bytes) -> None:
+        """Dispatch one control message; a bad one is logged and dropped."""
+        try:
+            message = wire.decode(data)
+            if isinstance(message, wire.Signed):
+                self._on_signed(link, message, data)
+            elif isinstance(message, wire.Error):
+                self._emit(ErrorEvent(message.code, message.reason, message.req_id))
+            elif isinstance(message, wire.Resync) and self.is_authority:
+                self._send_snapshot(link.peer_id)
+            else:
+                raise PeerError(f"unexpected {message.TYPE}")
+        except PeerError as exc:
+            log.warning("refused a message from %s: %s", link.label, exc.reason)
+
+    def _on_signed(self, link: Link, envelope: wire.Signed, data: bytes) -> None:
+        inner = wire.open_signed(envelope)
+        if isinstance(inner, wire.Request):
+            self._on_request(link, envelope, inner)
+        elif isinstance(inner, wire.Update):
+            self._on_update(link, data)
+        elif isinstance(inner, wire.Snapshot):
+            self._on_snapshot(link, data)
+        elif isinstance(inner, wire.Heartbeat):
+            self._on_heartbeat(link, envelope, inner)
+        elif isinstance(inner, wire.Chat):
+            self._on_chat(link, envelope, inner, data)
+        else:
+            raise PeerError(f"unexpected signed {inner.TYPE}")
+
+    # --- authority side ------------------------------------------------------------------
+
+    def _on_request(self, link: Link, envelope: wire.Signed, request: wire.Request) -> None:
+        if envelope.signer != link.peer_id:
+            raise PeerError("request signed by someone other than the link's peer")
+        if not self.is_authority:
+            raise PeerError("request sent to a node that is not the authority")
+        self._handle_request(link.peer_id, request)
+
+    def _handle_request(self, actor: NodeId, request: wire.Request) -> None:
+        replica = self._require_room()
+        if request.room_id != replica.room_id:
+            self._refuse(actor, "wrong_room", "not this room", request.req_id)
+            return
+        kind = request.action.kind
+        if kind is ActionKind.JOIN and actor in replica.state.members:
+            self._send_snapshot(actor)  # a member reconnecting: give it the current state
+            return
+        try:
+            self._issue(actor, request.action)
+        except Refused as exc:
+            self._refuse(actor, "refused", exc.reason, request.req_id)
+            if kind is ActionKind.JOIN:
+                self._drop_soon(actor, f"join refused: {exc.reason}")
+
+    def _issue(self, actor: NodeId, action: Action) -> None:
+        """Authorise, apply, sign and broadcast one change (raises Refused)."""
+        replica = self._require_room()
+        update = replica.issue(self.identity, actor, action)
+        if action.kind is ActionKind.JOIN:
+            self._send_snapshot(actor)
+            for peer, link in self._mesh.links.items():
+                if peer != actor:
+                    link.send(update)
+        else:
+            self._mesh.broadcast(update)
+        self._after_change()
+
+    def _after_change(self) -> None:
+        replica = self.replica
+        if replica is None:
+            return
+        state = replica.state
+        for peer in list(self._mesh.links):
+            if peer not in state.members and peer != state.authority:
+                self._drop_soon(peer, "no longer a member")
+        self._state_changed()
+
+    def _drop_soon(self, peer: NodeId, reason: str) -> None:
+        """Drop a link once what was just sent to it (an update, a refusal) has gone out."""
+
+        async def later() -> None:
+            await asyncio.sleep(FLUSH_S)
+            self._mesh.drop(peer, reason)
+
+        self._spawn(later())
+
+    def _send_snapshot(self, peer: NodeId) -> None:
+        replica = self._require_room()
+        self._mesh.send(peer, replica.snapshot(self.identity))
+
+    def _refuse(self, actor: NodeId, code: str, reason: str, req_id: int) -> None:
+        if actor == self.node_id:
+            self._emit(ErrorEvent(code, reason, req_id))
+        else:
+            self._mesh.send(actor, wire.encode(wire.Error(code, reason[: wire.REASON_MAX], req_id)))
+
+    def _relay_chat(self, author: NodeId, data: bytes) -> None:
+        replica = self._require_room()
+        member = replica.state.members.get(author)
+        if member is None:
+            self._refuse(author, "refused", "only members may chat", 0)
+            return
+        _, chat = wire.open_signed_bytes(data, wire.Chat, author)
+        self._mesh.broadcast(data)
+        self._emit(ChatReceived(replica.room_id, author, member.name, chat.text))
+
+    # --- member side ---------------------------------------------------------------------
+
+    def _on_update(self, link: Link, data: bytes) -> None:
+        replica = self.replica
+        if replica is None or link.peer_id != replica.state.authority:
+            raise PeerError("update from a node that is not our authority")
+        try:
+            replica.receive(data)
+        except OutOfSync as exc:
+            log.info("out of step with the room (%s); asking for a snapshot", exc.reason)
+            link.send(wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
+            return
+        self._member_changed(replica.state)
+
+    def _on_snapshot(self, link: Link, data: bytes) -> None:
+        expected = self._joining or (self.replica.room_id if self.replica else None)
+        if expected is None:
+            raise PeerError("snapshot while not joining a room")
+        fresh = Replica.from_snapshot(data, expected)
+        if fresh.state.authority != link.peer_id:
+            raise PeerError("snapshot from a node that is not the room's authority")
+        if self.replica is not None and fresh.state.epoch < self.replica.state.epoch:
+            raise Refused("snapshot from an older epoch")
+        first = self.replica is None
+        self.replica = fresh
+        self._joining = None
+        if first:
+            self._emit(Joined(fresh.room_id, fresh.state.title, host=False))
+            if self._snapshot_waiter is not None and not self._snapshot_waiter.done():
+                self._snapshot_waiter.set_result(None)
+        self._member_changed(fresh.state)
+
+    def _member_changed(self, state: RoomState) -> None:
+        self._state_changed()
+        if state.ended:
+            self._emit(Ended(state.room_id, "the host ended the Space"))
+            self._close_room()
+        elif self.node_id not in state.members:
+            self._emit(Left(state.room_id, "removed from the room"))
+            self._close_room()
+
+    def _on_heartbeat(self, link: Link, envelope: wire.Signed, beat: wire.Heartbeat) -> None:
+        replica = self.replica
+        if replica is None or envelope.signer != link.peer_id:
+            return
+        is_authority = link.peer_id == replica.state.authority
+        if is_authority and beat.seq == replica.state.seq and beat.state_hash != replica.hash():
+            log.warning("state hash differs from the authority's; asking for a snapshot")
+            link.send(wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
+
+    def _on_chat(self, link: Link, envelope: wire.Signed, chat: wire.Chat, data: bytes) -> None:
+        replica = self.replica
+        if replica is None or chat.room_id != replica.room_id:
+            raise PeerError("chat for another room")
+        if self.is_authority:
+            if envelope.signer != link.peer_id:
+                raise PeerError("chat relayed to the authority by someone else")
+            self._relay_chat(link.peer_id, data)
+            return
+        if link.peer_id != replica.state.authority:
+            raise PeerError("chat not relayed by the authority")
+        member = replica.state.members.get(envelope.signer)
+        name = member.name if member else short_fingerprint(envelope.signer)
+        self._emit(ChatReceived(replica.room_id, envelope.signer, name, chat.text))
+
+    async def _reconnect(self, room_id: RoomId) -> None:
+        """Retry a lost authority with backoff while its room is still advertised."""
+        delay = 0.25
+        while self.replica is not None and self.replica.room_id == room_id:
+            listing = self.rooms.get(room_id)
+            if listing is not None:
+                try:
+                    await self._connect(listing.advert)
+                    action = Action(ActionKind.JOIN, text=self.name)
+                    self._send_to_authority(
+                        wire.seal_bytes(self.identity, wire.Request(room_id, 0, action))
+                    )
+                    return
+                except (PeerError, OSError, TimeoutError, CommandError) as exc:
+                    log.info("reconnecting to the room failed: %s", _why(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+    # --- timers --------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            self._mesh.check_liveness(self._clock(), PEER_TIMEOUT_S)
+            replica = self.replica
+            if replica is not None:
+                state = replica.state
+                beat = wire.Heartbeat(state.room_id, state.epoch, state.seq, replica.hash())
+                self._mesh.broadcast(wire.seal_bytes(self.identity, beat))
+
+    def _state_changed(self) -> None:
+        if self.replica is not None:
+            self._emit(StateChanged(self.replica.state))
+        self._advert_dirty.set()
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, PeerError):
+        return exc.reason
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,41 @@
+"""Nodes on loopback with real zeroconf and real aiortc."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+import pytest
+
+from p2pspaces.core.identity import Identity
+from p2pspaces.events import Event
+from p2pspaces.node import Node
+
+E = TypeVar("E", bound=Event)
+LOOPBACK = "127.0.0.1"
+
+
+async def next_event(
+    node: Node, kind: type[E], where: Callable[[E], bool] = lambda e: True, timeout: float = 15.0
+) -> E:
+    """Wait for the node's next event of ``kind`` that satisfies ``where``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            event = await node.events.get()
+            if isinstance(event, kind) and where(event):
+                return event
+
+
+@pytest.fixture
+async def make_node() -> AsyncIterator[Callable[..., asyncio.Future[Node]]]:
+    nodes: list[Node] = []
+
+    async def make(name: str) -> Node:
+        node = Node(Identity.generate(), name, interface=LOOPBACK)
+        await node.start()
+        nodes.append(node)
+        return node
+
+    yield make  # type: ignore[misc]
+    await asyncio.gather(*(node.stop() for node in nodes), return_exceptions=True)
