@@ -17,10 +17,10 @@ LOOPBACK = "127.0.0.1"
 
 
 async def next_event(
-    node: Node, kind: type[E], where: Callable[[E], bool] = lambda e: True, timeout: float = 15.0
+    node: Node, kind: type[E], where: Callable[[E], bool] = lambda e: True, within: float = 15.0
 ) -> E:
     """Wait for the node's next event of ``kind`` that satisfies ``where``."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while True:
             event = await node.events.get()
             if isinstance(event, kind) and where(event):
