@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
+import socket
+import sys
 from pathlib import Path
 
 import click
 
 from p2pspaces import __version__
+from p2pspaces.browse import browse_rooms
 from p2pspaces.core.errors import IdentityError
 from p2pspaces.core.identity import load_or_create, short_fingerprint
+from p2pspaces.headless import describe
+from p2pspaces.headless import run as headless_run
+from p2pspaces.net.ice import NoUsableAddress, choose_addresses
+from p2pspaces.node import Node
 from p2pspaces.paths import resolve_home
 
 HOME_OPTION = click.option(
@@ -37,3 +48,112 @@ def identity_command(home: Path | None, short: bool) -> None:
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(short_fingerprint(identity.node_id) if short else identity.fingerprint)
+
+
+INTERFACE_OPTION = click.option(
+    "--interface",
+    metavar="ADDR",
+    default=None,
+    help="Use only this local IPv4 address for mDNS and audio (laptops have several adapters).",
+)
+
+
+def _default_name() -> str:
+    return (os.environ.get("USER") or socket.gethostname() or "guest")[:32]
+
+
+@main.command("start")
+@click.option("--name", default=None, help="Your display name (default: your user name).")
+@HOME_OPTION
+@INTERFACE_OPTION
+@click.option("--host", "host_title", metavar="TITLE", default=None, help="Host a new Space.")
+@click.option(
+    "--join",
+    "join_ref",
+    metavar="ROOM",
+    default=None,
+    help="Join a Space by room id, unique id prefix, or exact title.",
+)
+@click.option(
+    "--max-speakers",
+    default=10,
+    show_default=True,
+    type=click.IntRange(0, 100),
+    help="Speakers allowed beside the host and co-hosts (when hosting).",
+)
+@click.option(
+    "--headless",
+    is_flag=True,
+    help="No UI: JSON events on stdout, JSON commands on stdin (docs/headless.md).",
+)
+@click.option("-v", "--verbose", count=True, help="Log more to stderr (-vv for debug).")
+def start_command(
+    name: str | None,
+    home: Path | None,
+    interface: str | None,
+    host_title: str | None,
+    join_ref: str | None,
+    max_speakers: int,
+    headless: bool,
+    verbose: int,
+) -> None:
+    """Run a node: find Spaces on this network, host one or join one."""
+    if host_title is not None and join_ref is not None:
+        raise click.UsageError("--host and --join cannot be used together")
+    _configure_logging(verbose)
+    node = _make_node(home, name or _default_name(), interface)
+    status = asyncio.run(
+        headless_run(
+            node,
+            headless=headless,
+            host_title=host_title,
+            join_ref=join_ref,
+            max_speakers=max_speakers,
+            read_stdin=headless,
+        )
+    )
+    sys.exit(status)
+
+
+def _make_node(home: Path | None, name: str, interface: str | None) -> Node:
+    try:
+        identity = load_or_create(resolve_home(home))
+        return Node(identity, name, interface)
+    except IdentityError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except NoUsableAddress as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _configure_logging(verbose: int) -> None:
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command("rooms")
+@INTERFACE_OPTION
+@click.option(
+    "--wait",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 600),
+    help="Seconds to listen for adverts.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def rooms_command(interface: str | None, wait: float, as_json: bool) -> None:
+    """List the Spaces live on this network now."""
+    try:
+        addresses = choose_addresses(interface)
+    except NoUsableAddress as exc:
+        raise click.ClickException(str(exc)) from exc
+    found = asyncio.run(browse_rooms(interface, addresses, wait))
+    if as_json:
+        click.echo(json.dumps([room.as_json() for room in found], ensure_ascii=False))
+        return
+    if not found:
+        click.echo(f"No Spaces found in {wait:g} s.")
+        return
+    for room in found:
+        click.echo(describe(room))

@@ -25,7 +25,7 @@ from p2pspaces.core import room, wire
 from p2pspaces.core.errors import OutOfSync, PeerError, Refused
 from p2pspaces.core.identity import Identity, NodeId, short_fingerprint
 from p2pspaces.core.ledger import Replica
-from p2pspaces.core.room import Role, RoomState
+from p2pspaces.core.room import Role
 from p2pspaces.core.wire import Action, ActionKind, RoomId
 from p2pspaces.events import (
     ChatReceived,
@@ -95,6 +95,7 @@ class Node:
         self._advertised: RoomAdvert | None = None
         self._advert_dirty = asyncio.Event()
         self._joining: RoomId | None = None
+        self._leaving = False
         self._stopped = False
 
     # --- life cycle ----------------------------------------------------------------------
@@ -254,8 +255,12 @@ class Node:
         """Leave the room (as authority: hand over to a co-host, or end the room)."""
         replica = self._require_room()
         room_id = replica.room_id
-        await self.request(Action(ActionKind.LEAVE))
-        await self._flush()
+        self._leaving = True
+        try:
+            await self.request(Action(ActionKind.LEAVE))
+            await self._flush()
+        finally:
+            self._leaving = False
         self._close_room()
         self._emit(Left(room_id, "left"))
 
@@ -434,17 +439,11 @@ class Node:
                     link.send(update)
         else:
             self._mesh.broadcast(update)
-        self._after_change()
-
-    def _after_change(self) -> None:
-        replica = self.replica
-        if replica is None:
-            return
         state = replica.state
         for peer in list(self._mesh.links):
             if peer not in state.members and peer != state.authority:
                 self._drop_soon(peer, "no longer a member")
-        self._state_changed()
+        self._applied(action)
 
     def _drop_soon(self, peer: NodeId, reason: str) -> None:
         """Drop a link once what was just sent to it (an update, a refusal) has gone out."""
@@ -482,12 +481,12 @@ class Node:
         if replica is None or link.peer_id != replica.state.authority:
             raise PeerError("update from a node that is not our authority")
         try:
-            replica.receive(data)
+            update = replica.receive(data)
         except OutOfSync as exc:
             log.info("out of step with the room (%s); asking for a snapshot", exc.reason)
             link.send(wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
             return
-        self._member_changed(replica.state)
+        self._applied(update.action)
 
     def _on_snapshot(self, link: Link, data: bytes) -> None:
         expected = self._joining or (self.replica.room_id if self.replica else None)
@@ -505,16 +504,33 @@ class Node:
             self._emit(Joined(fresh.room_id, fresh.state.title, host=False))
             if self._snapshot_waiter is not None and not self._snapshot_waiter.done():
                 self._snapshot_waiter.set_result(None)
-        self._member_changed(fresh.state)
+        self._applied(None)
 
-    def _member_changed(self, state: RoomState) -> None:
+    def _applied(self, action: Action | None) -> None:
+        """Report a new state; end or leave the room if the change says so."""
+        replica = self._require_room()
+        state = replica.state
         self._state_changed()
         if state.ended:
-            self._emit(Ended(state.room_id, "the host ended the Space"))
+            left = action is not None and action.kind is ActionKind.LEAVE
+            reason = (
+                "the host left and no co-host could take over"
+                if left
+                else "the host ended the Space"
+            )
+            self._emit(Ended(state.room_id, reason))
+            if self.is_authority:
+                self._spawn(self._close_after_flush())
+            else:
+                self._close_room()
+        elif self.node_id not in state.members and not self._leaving:
+            how = "blocked" if self.node_id in state.blocked else "removed"
+            self._emit(Left(state.room_id, f"{how} from the room"))
             self._close_room()
-        elif self.node_id not in state.members:
-            self._emit(Left(state.room_id, "removed from the room"))
-            self._close_room()
+
+    async def _close_after_flush(self) -> None:
+        await self._flush()
+        self._close_room()
 
     def _on_heartbeat(self, link: Link, envelope: wire.Signed, beat: wire.Heartbeat) -> None:
         replica = self.replica

@@ -1,0 +1,250 @@
+"""The headless front end: JSON events out on stdout, JSON commands in on stdin.
+
+One JSON object per line each way; docs/headless.md is the reference.  A bad command line is
+answered with an ``error`` event (code ``bad_command``) and the node carries on.  The same
+runner prints events readably when not headless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
+from p2pspaces.core.wire import Action, ActionKind
+from p2pspaces.events import ChatReceived, ErrorEvent, Event, Ready, RoomFound, StateChanged
+from p2pspaces.node import CommandError, Node
+
+MAX_COMMAND = 64 * 1024
+
+
+class BadCommand(Exception):
+    """A command line that cannot be understood."""
+
+
+def printable(text: str) -> str:
+    """Text from peers made safe for a terminal (STYLE.md: escape untrusted text)."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
+def _ready(event: Ready) -> str:
+    return f"ready: {printable(event.name)} ({short_fingerprint(event.node)}), port {event.port}"
+
+
+def _room_found(event: RoomFound) -> str:
+    verb = "changed" if event.changed else "found"
+    return (
+        f"room {verb}: {printable(event.title)!r} hosted by {printable(event.host_name)} "
+        f"({short_fingerprint(event.host)}), {event.speakers} speaking, "
+        f"{event.listeners} listening [{event.room.hex()[:12]}]"
+    )
+
+
+def _state(event: StateChanged) -> str:
+    state = event.state
+    people = ", ".join(
+        f"{printable(m.name)} ({m.role.name.lower()}{', muted' if m.muted else ''})"
+        for m in state.members.values()
+    )
+    return f"room {printable(state.title)!r} epoch {state.epoch} seq {state.seq}: {people}"
+
+
+def _chat(event: ChatReceived) -> str:
+    return f"<{printable(event.name)} {short_fingerprint(event.author)}> {printable(event.text)}"
+
+
+def _error(event: ErrorEvent) -> str:
+    return f"error ({event.code}): {printable(event.reason)}"
+
+
+_READABLE: dict[type[Event], Callable[[Any], str]] = {
+    Ready: _ready,
+    RoomFound: _room_found,
+    StateChanged: _state,
+    ChatReceived: _chat,
+    ErrorEvent: _error,
+}
+
+
+def describe(event: Event) -> str:
+    """One readable line for an event (the non-headless output)."""
+    render = _READABLE.get(type(event))
+    if render is not None:
+        return render(event)
+    return f"{event.NAME}: " + printable(json.dumps(event.fields(), ensure_ascii=False))
+
+
+def resolve_member(node: Node, ref: str) -> NodeId:
+    """A member's key from a hex id, a hex prefix, or a (short) fingerprint."""
+    replica = node.replica
+    if replica is None:
+        raise BadCommand("not in a room")
+    candidates = set(replica.state.members) | replica.state.blocked
+    wanted = ref.strip().lower()
+    matches = [
+        key
+        for key in candidates
+        if key.hex().startswith(wanted) or fingerprint(key).lower().startswith(wanted)
+    ]
+    if len(wanted) >= 4 and len(matches) == 1:
+        return matches[0]
+    if len(wanted) == 64 and not matches:
+        return NodeId(bytes.fromhex(wanted))  # e.g. blocking a key that is not a member
+    raise BadCommand(f"{len(matches)} members match {ref!r}; give a longer id")
+
+
+def _text(command: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = command.get(key, default)
+    if not isinstance(value, str):
+        raise BadCommand(f"{key!r} must be a string")
+    return value
+
+
+async def run_command(node: Node, command: dict[str, Any]) -> None:
+    """Carry out one JSON command."""
+    name = command.get("cmd")
+    if name == "host":
+        speakers = command.get("max_speakers", 10)
+        if not isinstance(speakers, int):
+            raise BadCommand("'max_speakers' must be a number")
+        await node.host(_text(command, "title"), speakers)
+    elif name == "join":
+        await node.join(_text(command, "room"), float(command.get("wait", 10)))
+    elif name == "leave":
+        await node.leave()
+    elif name == "chat":
+        await node.chat(_text(command, "text"))
+    elif name == "request":
+        await node.request(_action(node, command))
+    elif name == "state":
+        if node.replica is None:
+            raise BadCommand("not in a room")
+        node.events.put_nowait(StateChanged(node.replica.state))
+    else:
+        raise BadCommand(f"unknown command {str(name)[:40]!r}")
+
+
+def _action(node: Node, command: dict[str, Any]) -> Action:
+    try:
+        kind = ActionKind(_text(command, "action"))
+    except ValueError:
+        known = ", ".join(k.value for k in ActionKind)
+        raise BadCommand(f"unknown action; one of: {known}") from None
+    target = command.get("target")
+    key = resolve_member(node, target) if isinstance(target, str) else None
+    try:
+        return Action(kind, key, _text(command, "text", ""), bool(command.get("flag", False)))
+    except ValueError as exc:
+        raise BadCommand(str(exc)) from None
+
+
+async def _read_commands(node: Node, done: asyncio.Event) -> None:
+    """Read command lines from stdin (a pipe, a file, a terminal or /dev/null alike).
+
+    A thread reads, because the event loop cannot watch regular files or /dev/null.
+    """
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def reader() -> None:
+        stream = sys.stdin.buffer
+        while True:
+            line = stream.readline(MAX_COMMAND + 1)
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:  # the loop has closed: the node is gone
+                return
+            if not line:
+                return
+
+    threading.Thread(target=reader, name="stdin-commands", daemon=True).start()
+    while not done.is_set():
+        line = await lines.get()
+        if not line:
+            return  # stdin closed: keep running until a signal or a "quit"
+        if len(line) > MAX_COMMAND:
+            node.events.put_nowait(ErrorEvent("bad_command", "command line too long"))
+            continue
+        await _one_line(node, line, done)
+
+
+async def _one_line(node: Node, line: bytes, done: asyncio.Event) -> None:
+    text = line.decode(errors="replace").strip()
+    if not text:
+        return
+    try:
+        command = json.loads(text)
+        if not isinstance(command, dict):
+            raise BadCommand("a command is a JSON object")
+        if command.get("cmd") == "quit":
+            done.set()
+            return
+        await run_command(node, command)
+    except json.JSONDecodeError as exc:
+        node.events.put_nowait(ErrorEvent("bad_command", f"not JSON: {exc.msg}"))
+    except BadCommand as exc:
+        node.events.put_nowait(ErrorEvent("bad_command", str(exc)))
+    except CommandError as exc:
+        node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
+
+
+async def _print_events(node: Node, out: TextIO, render: Callable[[Event], str]) -> None:
+    while True:
+        event = await node.events.get()
+        out.write(render(event) + "\n")
+        out.flush()
+
+
+def as_json_line(event: Event) -> str:
+    """The headless rendering of an event."""
+    return json.dumps(event.as_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+async def run(
+    node: Node,
+    *,
+    headless: bool,
+    host_title: str | None,
+    join_ref: str | None,
+    max_speakers: int,
+    read_stdin: bool,
+) -> int:
+    """Run ``node`` until SIGINT, SIGTERM, ``quit`` or the end of its room; return the exit code."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    render = as_json_line if headless else describe
+    printer = asyncio.ensure_future(_print_events(node, sys.stdout, render))
+    tasks = [printer]
+    status = 0
+    try:
+        await node.start()
+        if host_title is not None:
+            await node.host(host_title, max_speakers)
+        elif join_ref is not None:
+            await node.join(join_ref)
+        if read_stdin:
+            tasks.append(asyncio.ensure_future(_read_commands(node, done)))
+        await done.wait()
+    except CommandError as exc:
+        node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
+        status = 1
+    finally:
+        await node.stop()
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks, return_exceptions=True)
+        while not node.events.empty():  # the last events (left, ended) still get printed
+            sys.stdout.write(render(node.events.get_nowait()) + "\n")
+        sys.stdout.flush()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return status
