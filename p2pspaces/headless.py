@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -153,14 +154,26 @@ async def _read_commands(node: Node, done: asyncio.Event) -> None:
     lines: asyncio.Queue[bytes] = asyncio.Queue()
 
     def reader() -> None:
-        stream = sys.stdin.buffer
+        # Raw reads on fd 0: a thread blocked inside sys.stdin's buffered reader holds its lock
+        # and makes the interpreter abort at exit.
+        pending = b""
         while True:
-            line = stream.readline(MAX_COMMAND + 1)
             try:
-                loop.call_soon_threadsafe(lines.put_nowait, line)
-            except RuntimeError:  # the loop has closed: the node is gone
-                return
-            if not line:
+                chunk = os.read(0, MAX_COMMAND)
+            except OSError:
+                chunk = b""
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            if len(pending) > MAX_COMMAND:
+                complete, pending = [*complete, pending], b""
+            if not chunk:
+                complete.append(b"")
+            for line in complete:
+                try:
+                    loop.call_soon_threadsafe(lines.put_nowait, line + b"\n" if line else b"")
+                except RuntimeError:  # the loop has closed: the node is gone
+                    return
+            if not chunk:
                 return
 
     threading.Thread(target=reader, name="stdin-commands", daemon=True).start()

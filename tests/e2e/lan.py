@@ -1,0 +1,169 @@
+"""A LAN of Linux network namespaces joined by a bridge, and p2pspaces processes in it.
+
+The bridge lives in a namespace of its own, so nothing touches the root namespace; every
+namespace is deleted afterwards (which removes its veth ends too).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SUBNET = "10.77.0"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=20)
+
+
+def netns_unavailable() -> str | None:
+    """Why namespaces cannot be made here, or None if they can."""
+    if shutil.which("ip") is None:
+        return "the ip command (iproute2) is not installed"
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    probe = f"p2psprobe{secrets.token_hex(3)}"
+    try:
+        _ip("netns", "add", probe)
+    except subprocess.CalledProcessError as exc:
+        return f"cannot create a network namespace: {exc.stderr.decode().strip()}"
+    _ip("netns", "del", probe)
+    return None
+
+
+class Lan:
+    """``size`` hosts on one bridged subnet, host ``i`` at 10.77.0.(i+1)."""
+
+    def __init__(self, size: int) -> None:
+        tag = secrets.token_hex(3)
+        self.bridge = f"p2psbr{tag}"
+        self.hosts = [f"p2psh{i}{tag}" for i in range(size)]
+
+    def address(self, index: int) -> str:
+        return f"{SUBNET}.{index + 1}"
+
+    def __enter__(self) -> Lan:
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _build(self) -> None:
+        _ip("netns", "add", self.bridge)
+        _ip("-n", self.bridge, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.bridge, "link", "set", "br0", "up")
+        for index, host in enumerate(self.hosts):
+            _ip("netns", "add", host)
+            _ip(
+                "-n",
+                self.bridge,
+                "link",
+                "add",
+                f"v{index}",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                host,
+            )
+            _ip("-n", self.bridge, "link", "set", f"v{index}", "master", "br0", "up")
+            _ip("-n", host, "addr", "add", f"{self.address(index)}/24", "dev", "eth0")
+            _ip("-n", host, "link", "set", "eth0", "up")
+            _ip("-n", host, "link", "set", "lo", "up")
+            _ip("-n", host, "route", "add", "224.0.0.0/4", "dev", "eth0")
+
+    def set_link(self, index: int, up: bool) -> None:
+        """Cut host ``index`` off the bridge, or bring it back."""
+        _ip("-n", self.bridge, "link", "set", f"v{index}", "up" if up else "down")
+
+    def close(self) -> None:
+        for namespace in [*self.hosts, self.bridge]:
+            subprocess.run(
+                ["ip", "netns", "del", namespace], capture_output=True, timeout=20, check=False
+            )
+
+    def command(self, index: int, *args: str) -> list[str]:
+        """A p2pspaces command line to run inside host ``index``."""
+        return ["ip", "netns", "exec", self.hosts[index], sys.executable, "-m", "p2pspaces", *args]
+
+
+class NodeProcess:
+    """A ``p2pspaces start --headless`` process: send commands, wait for events."""
+
+    def __init__(self, argv: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._stderr = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr
+        )
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))
+
+    def send(self, **command: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(command) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def wait_for(
+        self,
+        name: str,
+        where: Callable[[dict[str, Any]], bool] = lambda e: True,
+        within: float = 20,
+    ) -> dict[str, Any]:
+        """The next event called ``name`` that satisfies ``where``."""
+        deadline = time.monotonic() + within
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                break
+            self.seen.append(event)
+            if event["event"] == name and where(event):
+                return event
+        tail = self.log_path.read_text(errors="replace")[-2000:]
+        raise AssertionError(f"no {name} event within {within} s; stderr:\n{tail}")
+
+    def stop(self, within: float = 15) -> int:
+        """SIGTERM, then wait; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            status = self.proc.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            status = self.proc.wait()
+        self._reader.join(timeout=5)
+        self._drain()
+        for stream in (self.proc.stdin, self.proc.stdout, self._stderr):
+            if stream is not None:
+                stream.close()
+        return status
+
+    def _drain(self) -> None:
+        while not self.events.empty():
+            self.seen.append(self.events.get_nowait())
