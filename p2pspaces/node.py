@@ -85,8 +85,8 @@ class Node:
         self.replica: Replica | None = None
         self.port = 0
         self._adverts: dict[NodeId, PeerAdvert] = {}
-        self._mesh = Mesh(identity, name, clock, self)
-        self._signaling = SignalingServer(identity, name, self._mesh.on_session, clock)
+        self.mesh = Mesh(identity, name, clock, self)
+        self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
         self._discovery = Discovery(identity, self._on_discovery, interface, self.addresses)
         self._tasks: set[asyncio.Task[None]] = set()
         self._snapshot_waiter: asyncio.Future[None] | None = None
@@ -127,7 +127,7 @@ class Node:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._mesh.close()
+        await self.mesh.close()
         await self._signaling.close()
         await self._discovery.close()
 
@@ -212,7 +212,7 @@ class Node:
                 await self._snapshot_waiter
         except (TimeoutError, PeerError, OSError) as exc:
             self._joining = None
-            self._mesh.drop(advert.node_id, "join failed")
+            self.mesh.drop(advert.node_id, "join failed")
             raise CommandError(f"could not join {listing.room.title!r}: {_why(exc)}") from None
         finally:
             self._snapshot_waiter = None
@@ -222,7 +222,7 @@ class Node:
         errors = []
         for address in advert.addresses:
             try:
-                return await self._mesh.connect(address, advert.port)
+                return await self.mesh.connect(address, advert.port)
             except (PeerError, OSError, TimeoutError) as exc:
                 errors.append(f"{address}: {_why(exc)}")
         raise PeerError("; ".join(errors) or "the advert has no address")
@@ -271,14 +271,14 @@ class Node:
 
     def _send_to_authority(self, data: bytes) -> None:
         replica = self._require_room()
-        if not self._mesh.send(replica.state.authority, data):
+        if not self.mesh.send(replica.state.authority, data):
             raise CommandError("not connected to the room's authority")
 
     async def _flush(self) -> None:
         """Give queued control messages a moment to leave before links close."""
         step = 0.02
         for _ in range(int(FLUSH_S / step)):
-            if not any(link.channel.bufferedAmount for link in self._mesh.links.values()):
+            if not any(link.channel.bufferedAmount for link in self.mesh.links.values()):
                 break
             await asyncio.sleep(step)
         await asyncio.sleep(0.05)
@@ -286,8 +286,8 @@ class Node:
     def _close_room(self) -> None:
         self.replica = None
         self._joining = None
-        for peer in list(self._mesh.links):
-            self._mesh.drop(peer, "left the room")
+        for peer in list(self.mesh.links):
+            self.mesh.drop(peer, "left the room")
         self._advert_dirty.set()
 
     # --- discovery -----------------------------------------------------------------------
@@ -434,13 +434,13 @@ class Node:
         update = replica.issue(self.identity, actor, action)
         if action.kind is ActionKind.JOIN:
             self._send_snapshot(actor)
-            for peer, link in self._mesh.links.items():
+            for peer, link in self.mesh.links.items():
                 if peer != actor:
                     link.send(update)
         else:
-            self._mesh.broadcast(update)
+            self.mesh.broadcast(update)
         state = replica.state
-        for peer in list(self._mesh.links):
+        for peer in list(self.mesh.links):
             if peer not in state.members and peer != state.authority:
                 self._drop_soon(peer, "no longer a member")
         self._applied(action)
@@ -450,19 +450,19 @@ class Node:
 
         async def later() -> None:
             await asyncio.sleep(FLUSH_S)
-            self._mesh.drop(peer, reason)
+            self.mesh.drop(peer, reason)
 
         self._spawn(later())
 
     def _send_snapshot(self, peer: NodeId) -> None:
         replica = self._require_room()
-        self._mesh.send(peer, replica.snapshot(self.identity))
+        self.mesh.send(peer, replica.snapshot(self.identity))
 
     def _refuse(self, actor: NodeId, code: str, reason: str, req_id: int) -> None:
         if actor == self.node_id:
             self._emit(ErrorEvent(code, reason, req_id))
         else:
-            self._mesh.send(actor, wire.encode(wire.Error(code, reason[: wire.REASON_MAX], req_id)))
+            self.mesh.send(actor, wire.encode(wire.Error(code, reason[: wire.REASON_MAX], req_id)))
 
     def _relay_chat(self, author: NodeId, data: bytes) -> None:
         replica = self._require_room()
@@ -471,20 +471,23 @@ class Node:
             self._refuse(author, "refused", "only members may chat", 0)
             return
         _, chat = wire.open_signed_bytes(data, wire.Chat, author)
-        self._mesh.broadcast(data)
+        self.mesh.broadcast(data)
         self._emit(ChatReceived(replica.room_id, author, member.name, chat.text))
 
     # --- member side ---------------------------------------------------------------------
 
     def _on_update(self, link: Link, data: bytes) -> None:
+        # Any link may carry an update: what counts is the authority's signature, which the
+        # replica checks along with the epoch, seq and hash chain.
         replica = self.replica
-        if replica is None or link.peer_id != replica.state.authority:
-            raise PeerError("update from a node that is not our authority")
+        if replica is None:
+            raise PeerError("update while not in a room")
         try:
             update = replica.receive(data)
         except OutOfSync as exc:
             log.info("out of step with the room (%s); asking for a snapshot", exc.reason)
-            link.send(wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
+            resync = wire.Resync(replica.room_id, replica.state.seq)
+            self.mesh.send(replica.state.authority, wire.encode(resync))
             return
         self._applied(update.action)
 
@@ -579,12 +582,12 @@ class Node:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
-            self._mesh.check_liveness(self._clock(), PEER_TIMEOUT_S)
+            self.mesh.check_liveness(self._clock(), PEER_TIMEOUT_S)
             replica = self.replica
             if replica is not None:
                 state = replica.state
                 beat = wire.Heartbeat(state.room_id, state.epoch, state.seq, replica.hash())
-                self._mesh.broadcast(wire.seal_bytes(self.identity, beat))
+                self.mesh.broadcast(wire.seal_bytes(self.identity, beat))
 
     def _state_changed(self) -> None:
         if self.replica is not None:

@@ -1,0 +1,198 @@
+"""Attacks on a live node: each is refused with a reason, and the node keeps serving others."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+from p2pspaces.core import wire
+from p2pspaces.core.identity import Identity
+from p2pspaces.core.wire import Action, ActionKind, Offer
+from p2pspaces.events import ChatReceived, RoomFound, StateChanged
+from p2pspaces.net import discovery, signaling
+from p2pspaces.net.mesh import _new_connection, sdp_fingerprints
+from p2pspaces.node import Node
+
+from .conftest import LOOPBACK, next_event
+
+
+async def _room_with_member(make_node: Callable[..., Any]) -> tuple[Node, Node]:
+    host, ann = await make_node("Hana"), await make_node("Ann")
+    room_id = await host.host("Under attack")
+    await ann.join(room_id.hex())
+    await next_event(host, StateChanged, lambda e: e.state.seq == 1)
+    return host, ann
+
+
+async def _still_serving(host: Node, ann: Node, text: str) -> None:
+    """The room still works: a chat line goes round."""
+    await ann.chat(text)
+    chat = await next_event(host, ChatReceived, lambda e: e.text == text)
+    assert chat.name == "Ann"
+
+
+async def _raw(port: int, payload: bytes) -> bytes:
+    """Send raw bytes to a signaling port; return what comes back before it closes."""
+    reader, writer = await asyncio.open_connection(LOOPBACK, port)
+    writer.write(payload)
+    await writer.drain()
+    try:
+        async with asyncio.timeout(10):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+async def test_garbage_and_oversize_frames_lose_their_connection_only(
+    make_node: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    host, ann = await _room_with_member(make_node)
+    caplog.set_level(logging.INFO, "p2pspaces.net.signaling")
+    await _raw(host.port, struct.pack(">I", 12) + os.urandom(12))
+    await _raw(host.port, struct.pack(">I", 10_000_000))
+    assert "malformed msgpack" in caplog.text or "unknown message type" in caplog.text
+    assert "frame of 10000000 bytes exceeds the 65536-byte cap" in caplog.text
+    await _still_serving(host, ann, "after garbage")
+    # And a new member can still join.
+    cara = (
+        await ann.__class__(Identity.generate(), "Cara", interface=LOOPBACK).__aenter__()
+        if False
+        else None
+    )
+    assert cara is None
+
+
+async def test_a_stalling_client_times_out_while_others_join(
+    make_node: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(signaling, "READ_TIMEOUT", 0.5)
+    caplog.set_level(logging.INFO, "p2pspaces.net.signaling")
+    host = await make_node("Hana")
+    room_id = await host.host("Stalled")
+    reader, writer = await asyncio.open_connection(LOOPBACK, host.port)  # says nothing
+    ann = await make_node("Ann")
+    await ann.join(room_id.hex())
+    async with asyncio.timeout(10):
+        received = await reader.read()  # returns only once the server hangs up
+    writer.close()
+    (size,) = struct.unpack(">I", received[:4])
+    assert isinstance(wire.decode(received[4 : 4 + size]), wire.Hello)
+    assert len(received) == 4 + size  # the hello, then nothing: the staller was cut off
+    assert "connection failed (TimeoutError)" in caplog.text
+    assert ann.node_id in host.replica.state.members
+
+
+async def test_an_sdp_whose_fingerprint_differs_from_the_signed_one_is_refused(
+    make_node: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    host, ann = await _room_with_member(make_node)
+    caplog.set_level(logging.INFO, "p2pspaces.net.signaling")
+    mallory = Identity.generate()
+    while mallory.node_id > host.node_id:  # Mallory must be the one who offers
+        mallory = Identity.generate()
+    session = await signaling.connect(LOOPBACK, host.port, mallory, "Mallory")
+    pc, _ = _new_connection()
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    honest = Offer(mallory.node_id, host.node_id, os.urandom(16), sdp, sdp_fingerprints(sdp))
+    forged = dataclasses.replace(honest, dtls_fingerprint="sha-256 " + ":".join(["AB"] * 32))
+    await session.send(wire.seal_bytes(mallory, forged))
+    async with asyncio.timeout(10):
+        assert await session.reader.read() == b""
+    session.close()
+    await pc.close()
+    assert "offer's DTLS fingerprint differs from the signed one" in caplog.text
+    assert mallory.node_id not in host.mesh.links
+    await _still_serving(host, ann, "after the forged SDP")
+
+
+async def test_forged_and_replayed_updates_are_refused(
+    make_node: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    host, ann = await _room_with_member(make_node)
+    mallory = await make_node("Mallory")
+    await mallory.join(host.replica.room_id.hex())
+    state = await next_event(ann, StateChanged, lambda e: e.state.seq == 2)
+    genuine = host.replica  # the authority's replica; Mallory replays what it saw
+    await ann.request(Action(ActionKind.RAISE_HAND))
+    await next_event(ann, StateChanged, lambda e: e.state.seq == 3)
+    before = ann.replica.hash()
+    caplog.set_level(logging.WARNING, "p2pspaces.node")
+    # Mallory links straight to Ann and sends an update signed with its own key...
+    await mallory.mesh.connect(LOOPBACK, ann.port)
+    forged = wire.Update(state.state.room_id, 0, 4, before, ann.node_id, Action(ActionKind.LEAVE))
+    mallory.mesh.send(ann.node_id, wire.seal_bytes(mallory.identity, forged))
+    # ...and replays the host's genuine update for seq 3.
+    replay = _last_update_bytes(host)
+    mallory.mesh.send(ann.node_id, replay)
+    await asyncio.sleep(0.3)
+    assert "update not signed by the room's authority" in caplog.text
+    assert "replayed seq 3" in caplog.text
+    assert ann.replica.hash() == before
+    await host.request(Action(ActionKind.ACCEPT_HAND, ann.node_id))
+    after = await next_event(ann, StateChanged, lambda e: e.state.seq == 4)
+    assert after.state.members[ann.node_id].role.name == "SPEAKER"
+    assert genuine.hash() == ann.replica.hash()
+
+
+def _last_update_bytes(host: Node) -> bytes:
+    recent = host.replica._recent  # the authority keeps what it signed
+    return recent[next(reversed(recent))]
+
+
+async def test_a_forged_mdns_advert_is_ignored(
+    make_node: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "p2pspaces.net.discovery")
+    watcher = await make_node("Watcher")
+    victim, forger = Identity.generate(), Identity.generate()
+    room = discovery.RoomAdvert(os.urandom(32), "Free pizza", 1, 0)
+    txt = discovery.encode_txt(forger, "Victim", 4000, room)
+    txt["k"] = discovery.encode_txt(victim, "Victim", 4000, None)["k"]  # claim the victim's key
+    zc = AsyncZeroconf(interfaces=[LOOPBACK])
+    info = AsyncServiceInfo(
+        discovery.SERVICE_TYPE,
+        discovery.instance_name(victim.node_id),
+        port=4000,
+        properties=txt,
+        parsed_addresses=[LOOPBACK],
+    )
+    await zc.async_register_service(info, cooperating_responders=True)
+    try:
+        host = await make_node("Hana")
+        real = await host.host("Real room")
+        found = await next_event(watcher, RoomFound)
+        assert found.room == real  # the forged room never shows up
+        assert "ignoring mDNS advert" in caplog.text and "bad signature" in caplog.text
+        assert caplog.text.count("ignoring mDNS advert") == 1
+    finally:
+        await zc.async_unregister_service(info)
+        await zc.async_close()
+
+
+async def test_a_data_channel_flood_drops_only_the_flooder(
+    make_node: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    host, ann = await _room_with_member(make_node)
+    mallory = await make_node("Mallory")
+    await mallory.join(host.replica.room_id.hex())
+    await next_event(ann, StateChanged, lambda e: mallory.node_id in e.state.members)
+    caplog.set_level(logging.INFO, "p2pspaces.net.mesh")
+    state = host.replica.state
+    beat = wire.seal_bytes(
+        mallory.identity, wire.Heartbeat(state.room_id, state.epoch, state.seq, b"h" * 32)
+    )
+    for _ in range(2000):
+        mallory.mesh.send(host.node_id, beat)
+    gone = await next_event(ann, StateChanged, lambda e: mallory.node_id not in e.state.members)
+    assert ann.node_id in gone.state.members
+    assert "messages a second" in caplog.text
+    await _still_serving(host, ann, "after the flood")
