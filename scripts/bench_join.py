@@ -187,6 +187,7 @@ async def fifty(host: subprocess.Popen[bytes], room: str, listeners: int, idle: 
         for node in nodes:
             await node.stop()
         host.terminate()
+        host.wait(timeout=30)
 
 
 def main() -> None:

@@ -43,3 +43,21 @@ def test_id_with_a_corrupt_key_fails_clearly(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"the key file {tmp_path / 'identity.key'} is corrupt" in result.stderr
     assert (tmp_path / "identity.key").read_text() == "garbage"
+
+
+def test_start_with_an_address_this_host_lacks_fails_clearly(tmp_path: Path) -> None:
+    result = run("start", "--headless", "--home", str(tmp_path), "--interface", "10.254.254.254")
+    assert result.returncode == 1
+    assert "no network interface has the address 10.254.254.254" in result.stderr
+
+
+def test_start_refuses_host_and_join_together(tmp_path: Path) -> None:
+    result = run("start", "--home", str(tmp_path), "--host", "A", "--join", "B")
+    assert result.returncode == 2
+    assert "--host and --join cannot be used together" in result.stderr
+
+
+def test_rooms_says_when_there_are_none() -> None:
+    result = run("rooms", "--interface", "127.0.0.1", "--wait", "0.3")
+    assert result.returncode == 0
+    assert result.stdout.startswith("No Spaces found in 0.3 s.") or "room found" in result.stdout

@@ -206,7 +206,10 @@ class Discovery:
         if self._browser is not None:
             await self._browser.async_cancel()
         if self._info is not None:
-            await self._zc.async_unregister_service(self._info)
+            # The outer await queues the goodbye packets; the inner one waits until they are
+            # sent, so browsers drop the room now rather than when its records expire.
+            goodbye = await self._zc.async_unregister_service(self._info)
+            await goodbye
         await self._zc.async_close()
         self._zc = None
 

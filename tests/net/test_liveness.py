@@ -1,0 +1,79 @@
+"""Liveness is ours: silent peers are dropped, lost links are retried, adverts are withdrawn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from p2pspaces import node as node_module
+from p2pspaces.events import ErrorEvent, Joined, RoomFound, RoomLost, StateChanged
+
+from .conftest import LOOPBACK, next_event
+
+
+async def test_a_silent_member_is_dropped_from_the_roster(
+    make_node: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(node_module, "PEER_TIMEOUT_S", 2.0)
+    host, ann, zed = await make_node("Hana"), await make_node("Ann"), await make_node("Zed")
+    room_id = await host.host("Quiet ones leave")
+    await ann.join(room_id.hex())
+    await zed.join(room_id.hex())
+    await next_event(ann, StateChanged, lambda e: zed.node_id in e.state.members)
+    # Zed's laptop lid closes: it stops sending anything at all.
+    monkeypatch.setattr(zed.mesh, "broadcast", lambda data: None)
+    gone = await next_event(ann, StateChanged, lambda e: zed.node_id not in e.state.members)
+    assert ann.node_id in gone.state.members
+
+
+async def test_a_member_whose_link_breaks_reconnects(make_node: Callable[..., Any]) -> None:
+    host, ann = await make_node("Hana"), await make_node("Ann")
+    room_id = await host.host("Flaky cable")
+    await ann.join(room_id.hex())
+    await next_event(host, StateChanged, lambda e: ann.node_id in e.state.members)
+    host.mesh.drop(ann.node_id, "test: cable pulled")
+    lost = await next_event(ann, ErrorEvent, lambda e: e.code == "authority_lost")
+    assert "control channel closed" in lost.reason or "connection" in lost.reason
+    back = await next_event(host, StateChanged, lambda e: ann.node_id in e.state.members)
+    assert back.state.seq > 1
+    mine = await next_event(ann, StateChanged, lambda e: e.state.seq == back.state.seq)
+    assert mine.as_json()["hash"] == back.as_json()["hash"]
+
+
+async def test_sigint_leaves_cleanly_and_withdraws_the_advert(
+    make_node: Callable[..., Any], tmp_path: Path
+) -> None:
+    watcher = await make_node("Watcher")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "p2pspaces",
+        "start",
+        "--headless",
+        "--interface",
+        LOOPBACK,
+        "--home",
+        str(tmp_path),
+        "--name",
+        "Hana",
+        "--host",
+        "Goodbye test",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    found = await next_event(watcher, RoomFound, lambda e: e.title == "Goodbye test")
+    proc.send_signal(signal.SIGINT)
+    lost = await next_event(watcher, RoomLost, lambda e: e.room == found.room, within=5)
+    assert lost.room == found.room
+    assert await asyncio.wait_for(proc.wait(), 15) == 0
+    assert proc.stdout is not None
+    events = [json.loads(line)["event"] for line in (await proc.stdout.read()).splitlines()]
+    assert events[-2:] == ["ended", "left"]
+    assert Joined.NAME in events
