@@ -192,3 +192,41 @@ class Ended(Event):
 
     def fields(self) -> dict[str, Any]:
         return {"room": self.room.hex(), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Speaking(Event):
+    """A member started speaking (their level rose above the threshold)."""
+
+    NAME = "speaking"
+    room: bytes
+    member: bytes
+    name: str
+    level_db: float
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "room": self.room.hex(),
+            "member": self.member.hex(),
+            "name": self.name,
+            "fingerprint": short_fingerprint(self.member),
+            "level_db": round(self.level_db, 1),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Quiet(Event):
+    """A member stopped speaking."""
+
+    NAME = "quiet"
+    room: bytes
+    member: bytes
+    name: str
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "room": self.room.hex(),
+            "member": self.member.hex(),
+            "name": self.name,
+            "fingerprint": short_fingerprint(self.member),
+        }

@@ -21,11 +21,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
+from p2pspaces.audio.engine import AudioEngine
 from p2pspaces.core import room, wire
 from p2pspaces.core.errors import OutOfSync, PeerError, Refused
 from p2pspaces.core.identity import Identity, NodeId, short_fingerprint
 from p2pspaces.core.ledger import Replica
-from p2pspaces.core.room import Role
+from p2pspaces.core.room import SPEAKING_ROLES, Role
 from p2pspaces.core.wire import Action, ActionKind, RoomId
 from p2pspaces.events import (
     ChatReceived,
@@ -34,9 +36,11 @@ from p2pspaces.events import (
     Event,
     Joined,
     Left,
+    Quiet,
     Ready,
     RoomFound,
     RoomLost,
+    Speaking,
     StateChanged,
 )
 from p2pspaces.net import ice
@@ -73,7 +77,11 @@ class Node:
         identity: Identity,
         name: str,
         interface: str | None = None,
+        *,
         clock: Callable[[], float] = time.monotonic,
+        source: Source | None = None,
+        sink: Sink | None = None,
+        drop_audio: float = 0.0,
     ) -> None:
         self.identity = identity
         self.name = name
@@ -86,6 +94,18 @@ class Node:
         self.port = 0
         self._adverts: dict[NodeId, PeerAdvert] = {}
         self.mesh = Mesh(identity, name, clock, self)
+        self.audio = AudioEngine(
+            identity.node_id,
+            source or SilentSource(),
+            sink or NullSink(),
+            clock,
+            self._on_level,
+            fault_drop=drop_audio,
+        )
+        self.audio.may_send = lambda: self._may_speak(self.node_id)
+        self.audio.allowed = self._may_speak
+        self.mesh.media = self.audio
+        self._dialing: set[NodeId] = set()
         self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
         self._discovery = Discovery(identity, self._on_discovery, interface, self.addresses)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -114,6 +134,7 @@ class Node:
         await self._discovery.advertise(self.name, self.port, None)
         self._spawn(self._ticker())
         self._spawn(self._advert_updater())
+        self.audio.start()
         self._emit(Ready(self.node_id, self.name, self.port, self.addresses))
 
     async def stop(self) -> None:
@@ -130,6 +151,7 @@ class Node:
         await self.mesh.close()
         await self._signaling.close()
         await self._discovery.close()
+        await self.audio.stop()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -351,9 +373,15 @@ class Node:
     # --- the mesh's news -----------------------------------------------------------------
 
     def admit(self, peer_id: NodeId) -> str | None:
-        """Refuse blocked keys (every node enforces blocks, not only the authority)."""
-        if self.replica is not None and peer_id in self.replica.state.blocked:
+        """Who may connect: anyone not blocked to the authority (to join); to a member, only
+        fellow members.  Every node enforces blocks, not only the authority."""
+        replica = self.replica
+        if replica is None:
+            return "not in a room"
+        if peer_id in replica.state.blocked:
             return "blocked from this room"
+        if not self.is_authority and peer_id not in replica.state.members:
+            return "not a member of this room"
         return None
 
     def on_link_up(self, link: Link) -> None:
@@ -583,6 +611,7 @@ class Node:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             self.mesh.check_liveness(self._clock(), PEER_TIMEOUT_S)
+            self._ensure_links()
             replica = self.replica
             if replica is not None:
                 state = replica.state
@@ -592,7 +621,63 @@ class Node:
     def _state_changed(self) -> None:
         if self.replica is not None:
             self._emit(StateChanged(self.replica.state))
+            self._ensure_links()
         self._advert_dirty.set()
+
+    # --- audio ---------------------------------------------------------------------------
+
+    def _may_speak(self, node: bytes) -> bool:
+        replica = self.replica
+        return replica is not None and replica.state.may_speak(node)
+
+    def _on_level(self, member: bytes, speaking: bool, level_db: float) -> None:
+        replica = self.replica
+        if replica is None:
+            return
+        who = replica.state.members.get(NodeId(member))
+        name = who.name if who else short_fingerprint(member)
+        if speaking:
+            self._emit(Speaking(replica.room_id, member, name, level_db))
+        else:
+            self._emit(Quiet(replica.room_id, member, name))
+
+    def _wanted_links(self) -> set[NodeId]:
+        """The audio plane: every speaker (and the authority) links with every member;
+        listeners need no links to each other (DESIGN.md section 4)."""
+        replica = self._require_room()
+        state = replica.state
+        voices = {n for n, m in state.members.items() if m.role in SPEAKING_ROLES}
+        voices.add(state.authority)
+        if self.node_id in voices:
+            return set(state.members) - {self.node_id}
+        return voices - {self.node_id}
+
+    def _ensure_links(self) -> None:
+        """Dial the peers this node should hold links with (the smaller key dials), and drop
+        links it no longer needs.  Members always dial the authority themselves (join)."""
+        replica = self.replica
+        if replica is None or self._stopped:
+            return
+        wanted = self._wanted_links()
+        authority = replica.state.authority
+        for peer in list(self.mesh.links):
+            if peer not in wanted and peer != authority and not self.is_authority:
+                self.mesh.drop(peer, "no longer needed for audio")
+        for peer in wanted - set(self.mesh.links) - self._dialing:
+            if authority in (peer, self.node_id) or self.node_id > peer:
+                continue
+            advert = self._adverts.get(peer)
+            if advert is not None:
+                self._dialing.add(peer)
+                self._spawn(self._dial(peer, advert))
+
+    async def _dial(self, peer: NodeId, advert: PeerAdvert) -> None:
+        try:
+            await self._connect(advert)
+        except (PeerError, OSError, TimeoutError) as exc:
+            log.info("audio link to %s failed (will retry): %s", short_fingerprint(peer), _why(exc))
+        finally:
+            self._dialing.discard(peer)
 
 
 def _why(exc: BaseException) -> str:

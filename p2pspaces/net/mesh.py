@@ -16,13 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
 
 from p2pspaces.core import wire
 from p2pspaces.core.errors import PeerError, WireError
@@ -39,6 +47,19 @@ MESSAGE_MAX = 256 * 1024
 MESSAGE_RATE = 100.0
 MESSAGE_BURST = 400.0
 OPEN_TIMEOUT = 10.0
+
+
+class Media(Protocol):
+    """The audio side of every connection (see :mod:`p2pspaces.audio.engine`)."""
+
+    def track_for(self, peer: bytes) -> MediaStreamTrack:
+        """The track whose packets go to ``peer``."""
+
+    async def on_rtp(self, peer: bytes, packet: Any, arrival_time_ms: int = 0) -> None:
+        """An RTP packet from ``peer``."""
+
+    def forget(self, peer: bytes) -> None:
+        """``peer``'s connection is gone."""
 
 
 class MeshHandler(Protocol):
@@ -91,9 +112,24 @@ def sdp_fingerprints(sdp: str) -> str:
     return ";".join(prints)
 
 
-def _new_connection() -> tuple[RTCPeerConnection, RTCDataChannel]:
+def _new_connection(peer: bytes, media: Media | None) -> tuple[RTCPeerConnection, RTCDataChannel]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     channel = pc.createDataChannel("control", negotiated=True, id=0, ordered=True)
+    if media is not None:
+        # Every connection carries one Opus audio transceiver from the start, so becoming a
+        # speaker needs no renegotiation: a track only yields packets while its node speaks.
+        transceiver = pc.addTransceiver("audio", direction="sendrecv")
+        opus = [
+            c
+            for c in RTCRtpSender.getCapabilities("audio").codecs
+            if c.mimeType.lower() == "audio/opus"
+        ]
+        transceiver.setCodecPreferences(opus)
+        transceiver.sender.replaceTrack(media.track_for(peer))
+        # We own the receive path: aiortc's jitter buffer holds 80 ms and has no loss handling
+        # (see p2pspaces.audio.jitter).  Its transport hands each RTP packet to the receiver's
+        # _handle_rtp_packet, looked up on the instance, which is where ours goes in.
+        transceiver.receiver._handle_rtp_packet = functools.partial(media.on_rtp, peer)  # type: ignore[method-assign]
     return pc, channel
 
 
@@ -112,10 +148,12 @@ async def _set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
         raise WireError(f"unusable SDP {kind} ({type(exc).__name__})") from None
 
 
-async def negotiate(session: Session) -> tuple[RTCPeerConnection, RTCDataChannel]:
+async def negotiate(
+    session: Session, media: Media | None = None
+) -> tuple[RTCPeerConnection, RTCDataChannel]:
     """Exchange signed offer and answer over ``session``; return the connection being set up."""
     me, peer = session.identity.node_id, session.peer_id
-    pc, channel = _new_connection()
+    pc, channel = _new_connection(peer, media)
     try:
         if me < peer:
             await pc.setLocalDescription(await pc.createOffer())
@@ -175,6 +213,7 @@ class Mesh:
         self._clock = clock
         self._handler = handler
         self.links: dict[NodeId, Link] = {}
+        self.media: Media | None = None
         self._closing: set[asyncio.Task[Any]] = set()
 
     async def connect(self, host: str, port: int) -> Link:
@@ -182,19 +221,19 @@ class Mesh:
         session = await signaling.connect(host, port, self.identity, self.name)
         try:
             async with asyncio.timeout(signaling.SESSION_TIMEOUT):
-                return await self._establish(session)
+                return await self._establish(session, inbound=False)
         finally:
             session.close()
 
     async def on_session(self, session: Session) -> None:
         """Serve an incoming signaling session (the signaling server's handler)."""
-        await self._establish(session)
+        await self._establish(session, inbound=True)
 
-    async def _establish(self, session: Session) -> Link:
-        reason = self._handler.admit(session.peer_id)
+    async def _establish(self, session: Session, *, inbound: bool) -> Link:
+        reason = self._handler.admit(session.peer_id) if inbound else None
         if reason is not None:
             raise PeerError(f"{signaling.describe(session)} refused: {reason}")
-        pc, channel = await negotiate(session)
+        pc, channel = await negotiate(session, self.media)
         try:
             await _wait_open(pc, channel)
         except BaseException:
@@ -262,6 +301,8 @@ class Mesh:
             return
         del self.links[link.peer_id]
         log.info("mesh: link down with %s: %s", link.label, reason)
+        if self.media is not None:
+            self.media.forget(link.peer_id)
         self._forget(link)
         self._handler.on_link_down(link.peer_id, reason)
 

@@ -1,0 +1,171 @@
+"""The audio engine of one node: capture and send, receive and play, and the level meters.
+
+* Capture: the source yields a frame every 20 ms; frame ``i`` has pts ``i * 960`` whether or not
+  it is sent, so RTP timestamps track real time across pauses.  The frame is sent (encoded once,
+  see :mod:`p2pspaces.audio.fanout`) only while ``may_send`` says this node is an unmuted
+  speaker in the signed state; self-mute stops sending at the next frame.
+* Receive: RTP packets from each peer go to that peer's jitter buffer, but only while
+  ``allowed(peer)`` holds: every node enforces the signed state itself, whatever a peer sends.
+* Play: a 20 ms tick pulls one frame per stream, feeds the level meters, mixes with per-member
+  gain and hands the mix to the sink (silence included, so a recording keeps real time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from p2pspaces.audio import FRAME_MS, FRAME_SAMPLES
+from p2pspaces.audio.devices import FRAME_S, Sink, Source
+from p2pspaces.audio.fanout import Broadcaster, PacketTrack
+from p2pspaces.audio.jitter import JitterBuffer
+from p2pspaces.audio.level import LevelMeter
+from p2pspaces.audio.mixer import mix, silence
+from p2pspaces.audio.opus import Pcm
+
+log = logging.getLogger(__name__)
+
+LevelCallback = Callable[[bytes, bool, float], None]
+
+
+@dataclass
+class FrameLog:
+    """Per-frame times for latency measurement, in seconds on the node's clock: ``sent`` holds
+    (pts, time) at the speaker; ``played`` holds (peer, RTP timestamp, time) at a listener."""
+
+    sent: list[tuple[int, float]] = field(default_factory=list)
+    played: list[tuple[bytes, int, float]] = field(default_factory=list)
+
+
+class AudioEngine:
+    """Sources, sinks, the broadcaster, jitter buffers, meters and the mixer of one node."""
+
+    def __init__(
+        self,
+        me: bytes,
+        source: Source,
+        sink: Sink,
+        clock: Callable[[], float],
+        on_level: LevelCallback,
+        *,
+        fault_drop: float = 0.0,
+    ) -> None:
+        self.me = me
+        self.source = source
+        self.sink = sink
+        self._clock = clock
+        self._on_level = on_level
+        self.broadcaster = Broadcaster()
+        self.streams: dict[bytes, JitterBuffer] = {}
+        self.meters: dict[bytes, LevelMeter] = {}
+        self.gains: dict[bytes, float] = {}
+        self.may_send: Callable[[], bool] = lambda: False
+        self.allowed: Callable[[bytes], bool] = lambda peer: False
+        self.refused_packets = 0
+        self.frame_log: FrameLog | None = None
+        self._fault_drop = fault_drop
+        self._rng = np.random.default_rng()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sequence_base: dict[bytes, int] = {}
+
+    def start(self) -> None:
+        """Start capturing and playing."""
+        self._tasks = [
+            asyncio.ensure_future(self._capture()),
+            asyncio.ensure_future(self._playout()),
+        ]
+
+    async def stop(self) -> None:
+        """Stop and release the devices."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.source.close()
+        self.sink.close()
+
+    # --- sending -------------------------------------------------------------------------
+
+    def track_for(self, peer: bytes) -> PacketTrack:
+        """The track feeding ``peer``'s connection."""
+        return self.broadcaster.track_for(peer)
+
+    def forget(self, peer: bytes) -> None:
+        """A peer's connection is gone."""
+        self.broadcaster.forget(peer)
+        self.streams.pop(peer, None)
+        meter = self.meters.pop(peer, None)
+        if meter is not None and meter.speaking:
+            self._on_level(peer, False, meter.level_db)
+
+    async def _capture(self) -> None:
+        meter = self.meters.setdefault(self.me, LevelMeter())
+        index = 0
+        try:
+            async for frame in self.source.frames():
+                pts = index * FRAME_SAMPLES
+                index += 1
+                sending = self.may_send()
+                if sending:
+                    self.broadcaster.send(frame, pts)
+                    if self.frame_log is not None:
+                        self.frame_log.sent.append((pts, self._clock()))
+                self._meter(self.me, meter, frame if sending else silence())
+        except Exception:
+            log.exception("audio input %s failed; continuing without input", self.source.label)
+
+    # --- receiving -----------------------------------------------------------------------
+
+    async def on_rtp(self, peer: bytes, packet: object, arrival_time_ms: int = 0) -> None:
+        """aiortc's receive hook: file one RTP packet from ``peer`` (see mesh)."""
+        if not self.allowed(peer):
+            self.refused_packets += 1
+            return
+        if self._fault_drop and self._rng.random() < self._fault_drop:
+            return  # fault injection for loss tests (--drop-audio)
+        stream = self.streams.get(peer)
+        if stream is None:
+            stream = self.streams[peer] = JitterBuffer()
+        stream.push(
+            packet.sequence_number,  # type: ignore[attr-defined]
+            packet.timestamp,  # type: ignore[attr-defined]
+            packet.payload,  # type: ignore[attr-defined]
+            self._clock() * 1000,
+        )
+
+    async def _playout(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while True:
+            deadline += FRAME_S
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            if loop.time() - deadline > 0.2:
+                deadline = loop.time()  # a stall: restart the schedule rather than burst
+            self.sink.write(self._tick())
+
+    def _tick(self) -> Pcm:
+        now_ms = self._clock() * 1000
+        frames = []
+        for peer, stream in list(self.streams.items()):
+            frame = stream.pull(now_ms) if self.allowed(peer) else None
+            meter = self.meters.setdefault(peer, LevelMeter())
+            self._meter(peer, meter, frame if frame is not None else silence())
+            if frame is not None:
+                frames.append((frame, self.gains.get(peer, 1.0)))
+                if self.frame_log is not None and stream.last_timestamp is not None:
+                    self.frame_log.played.append((peer, stream.last_timestamp, self._clock()))
+        return mix(frames)
+
+    def _meter(self, member: bytes, meter: LevelMeter, frame: Pcm) -> None:
+        change = meter.feed(frame, int(self._clock() * 1000))
+        if change is not None:
+            self._on_level(member, change, meter.level_db)
+
+
+__all__ = ["FRAME_MS", "AudioEngine", "FrameLog"]

@@ -1,0 +1,160 @@
+"""A clock-driven jitter buffer for one remote speaker: adaptive, concealing, never creeping.
+
+aiortc's own receive path holds 16 packets, releases a frame only once 4 newer ones arrived (an
+80 ms floor) and has no loss handling, so one lost packet adds about 200 ms for the rest of a call
+(aiortc issue #543).  This buffer is driven by the playout clock instead:
+
+* :meth:`push` files each packet by its (unwrapped) RTP sequence number and updates the
+  interarrival jitter estimate of RFC 3550 section 6.4.1 (appendix A.8).
+* :meth:`pull`, once per 20 ms tick, returns the next frame: decoded if its packet is here;
+  rebuilt from the next packet's in-band FEC, or concealed by Opus PLC, if it is missing while
+  newer packets are here (a loss: we never wait for it); concealed *without* advancing if nothing
+  newer is here (the network is late: this grows the delay by one frame); and nothing once the
+  stream has been dry for :data:`IDLE_FRAMES` (the speaker stopped).
+* The target delay is three times the jitter estimate (at least ``min_delay_ms``, at most
+  ``max_delay_ms``).  A talkspurt starts playing that long after its first packet, and whenever
+  more than two frames above the target are queued, the oldest are skipped, so delay cannot creep.
+
+Time comes in as ``now_ms``; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from p2pspaces.audio import FRAME_MS, SAMPLE_RATE
+from p2pspaces.audio.opus import Decoder, Pcm
+
+IDLE_FRAMES = 3
+MAX_QUEUED = 100
+_SEQ_MOD = 1 << 16
+
+
+@dataclass(slots=True)
+class JitterStats:
+    """What happened to a stream's packets."""
+
+    received: int = 0
+    played: int = 0
+    recovered: int = 0
+    concealed: int = 0
+    late: int = 0
+    skipped: int = 0
+
+
+class JitterBuffer:
+    """Packets in, one frame per tick out."""
+
+    def __init__(
+        self,
+        decoder: Callable[[], Decoder] = Decoder,
+        min_delay_ms: float = 0.0,
+        max_delay_ms: float = 200.0,
+    ) -> None:
+        self._decoder = decoder()
+        self._min_delay = min_delay_ms
+        self._max_delay = max_delay_ms
+        self._packets: dict[int, tuple[int, bytes]] = {}
+        self._next: int | None = None
+        self._highest = -1
+        self._ready_at = 0.0
+        self._ext: int | None = None
+        self._last_transit: float | None = None
+        self._dry = 0
+        self.jitter_ms = 0.0
+        self.stats = JitterStats()
+        self.last_timestamp: int | None = None
+        """RTP timestamp of the frame :meth:`pull` last decoded from its own packet."""
+
+    @property
+    def target_ms(self) -> float:
+        """The delay this buffer aims for now."""
+        return min(self._max_delay, max(self._min_delay, 3 * self.jitter_ms))
+
+    @property
+    def active(self) -> bool:
+        """Whether a talkspurt is playing."""
+        return self._next is not None
+
+    def push(self, sequence: int, timestamp: int, payload: bytes, now_ms: float) -> None:
+        """File one RTP packet (16-bit sequence number, 48 kHz timestamp)."""
+        seq = self._unwrap(sequence)
+        self.stats.received += 1
+        self._update_jitter(timestamp, now_ms)
+        if self._next is None:
+            self._packets.clear()
+            self._next = seq
+            self._highest = seq
+            self._ready_at = now_ms + self.target_ms
+        elif seq < self._next:
+            self.stats.late += 1
+            return
+        self._packets[seq] = (timestamp, payload)
+        self._highest = max(self._highest, seq)
+        while len(self._packets) > MAX_QUEUED:
+            del self._packets[min(self._packets)]
+
+    def pull(self, now_ms: float) -> Pcm | None:
+        """The frame to play at this tick, or None if the stream is silent."""
+        if self._next is None or now_ms < self._ready_at:
+            return None
+        self._catch_up()
+        self.last_timestamp = None
+        entry = self._packets.pop(self._next, None)
+        if entry is not None:
+            self._advance()
+            self.stats.played += 1
+            self.last_timestamp = entry[0]
+            return self._decoder.decode(entry[1])
+        if self._highest > self._next:
+            following = self._packets.get(self._next + 1)
+            self._advance()
+            if following is not None:
+                self.stats.recovered += 1
+                return self._decoder.recover(following[1])
+            self.stats.concealed += 1
+            return self._decoder.conceal()
+        self._dry += 1
+        if self._dry > IDLE_FRAMES:
+            self._next = None
+            self._packets.clear()
+            return None
+        self.stats.concealed += 1
+        return self._decoder.conceal()
+
+    def _advance(self) -> None:
+        if self._next is not None:
+            self._next += 1
+        self._dry = 0
+
+    def _catch_up(self) -> None:
+        if self._next is None:
+            return
+        allowed = math.ceil(self.target_ms / FRAME_MS) + 2
+        queued = self._highest - self._next + 1
+        if queued > allowed:
+            skip_to = self._highest - allowed + 1
+            for seq in range(self._next, skip_to):
+                self._packets.pop(seq, None)
+            self.stats.skipped += skip_to - self._next
+            self._next = skip_to
+
+    def _unwrap(self, sequence: int) -> int:
+        if self._ext is None:
+            self._ext = sequence
+            return sequence
+        delta = (sequence - self._ext) % _SEQ_MOD
+        if delta >= _SEQ_MOD // 2:
+            delta -= _SEQ_MOD
+        self._ext += delta
+        return self._ext
+
+    def _update_jitter(self, timestamp: int, now_ms: float) -> None:
+        transit = now_ms - timestamp * 1000 / SAMPLE_RATE
+        if self._last_transit is not None:
+            step = abs(transit - self._last_transit)
+            if step < 1000:  # a new talkspurt's timestamp jump is not jitter
+                self.jitter_ms += (step - self.jitter_ms) / 16
+        self._last_transit = transit
