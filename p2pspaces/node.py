@@ -107,7 +107,9 @@ class Node:
         self.mesh.media = self.audio
         self._dialing: set[NodeId] = set()
         self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
-        self._discovery = Discovery(identity, self._on_discovery, interface, self.addresses)
+        self._discovery = Discovery(
+            identity, self._on_discovery, interface, self.addresses, self._now_ms()
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._snapshot_waiter: asyncio.Future[None] | None = None
         self._req_id = 0

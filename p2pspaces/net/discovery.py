@@ -103,9 +103,16 @@ def _signed_fields(fields: dict[str, str], port: int) -> bytes:
     return packed
 
 
-def encode_txt(identity: Identity, name: str, port: int, room: RoomAdvert | None) -> dict[str, str]:
-    """The signed TXT properties of this node's advert."""
-    fields = {"v": TXT_VERSION, "k": _b64(identity.node_id), "n": _clip(name, "n")}
+def encode_txt(
+    identity: Identity, name: str, port: int, room: RoomAdvert | None, version: int = 0
+) -> dict[str, str]:
+    """The signed TXT properties of this node's advert (``version`` rises with every change)."""
+    fields = {
+        "v": TXT_VERSION,
+        "k": _b64(identity.node_id),
+        "n": _clip(name, "n"),
+        "q": str(version),
+    }
     if room is not None:
         fields |= {
             "r": _b64(room.room_id),
@@ -120,7 +127,7 @@ class AdvertError(Exception):
     """A TXT record that is malformed or badly signed."""
 
 
-def decode_txt(properties: dict[str, str], port: int) -> tuple[NodeId, str, RoomAdvert | None]:
+def decode_txt(properties: dict[str, str], port: int) -> tuple[NodeId, str, RoomAdvert | None, int]:
     """Check a TXT record's signature and fields; raise :class:`AdvertError` with the reason."""
     try:
         if properties.get("v") != TXT_VERSION:
@@ -136,7 +143,8 @@ def decode_txt(properties: dict[str, str], port: int) -> tuple[NodeId, str, Room
             room = RoomAdvert(_unb64(properties["r"]), title, speakers, listeners)
             if len(room.room_id) != 32 or speakers < 0 or listeners < 0:
                 raise AdvertError("bad room fields")
-        return node_id, Text(NAME_MAX).parse(properties["n"]), room
+        version = int(properties["q"])
+        return node_id, Text(NAME_MAX).parse(properties["n"]), room, version
     except Invalid as exc:
         raise AdvertError(str(exc)) from None
     except (KeyError, ValueError, TypeError) as exc:
@@ -152,7 +160,10 @@ class Discovery:
         on_event: Callable[[DiscoveryEvent], None],
         interface: str | None = None,
         addresses: tuple[str, ...] = (),
+        first_version: int = 0,
     ) -> None:
+        """``first_version`` should rise across restarts (the node passes wall-clock ms), so a
+        restarted node's adverts are never mistaken for older ones still cached."""
         self._identity = identity
         self._on_event = on_event
         self._interface = interface
@@ -162,6 +173,10 @@ class Discovery:
         self._info: AsyncServiceInfo | None = None
         self._resolving: set[asyncio.Task[None]] = set()
         self._seen: dict[str, NodeId] = {}
+        self._pending: set[str] = set()
+        self._versions: dict[str, int] = {}
+        self._version = first_version
+        self._stale: set[str] = set()
         self._warned: set[str] = set()
 
     async def start(self) -> None:
@@ -184,12 +199,13 @@ class Discovery:
             SERVICE_TYPE,
             instance_name(self._identity.node_id),
             port=port,
-            properties=encode_txt(self._identity, name, port, room),
+            properties=encode_txt(self._identity, name, port, room, self._version),
             server=fingerprint(self._identity.node_id).replace("-", "").lower() + ".local.",
             parsed_addresses=list(self._addresses),
             host_ttl=TTL,
             other_ttl=TTL,
         )
+        self._version += 1
         if self._info is None:
             # No probing: the name is unique by construction (see the module docstring).
             await self._zc.async_register_service(info, cooperating_responders=True)
@@ -217,34 +233,55 @@ class Discovery:
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
         if state_change is ServiceStateChange.Removed:
+            self._versions.pop(name, None)
             node_id = self._seen.pop(name, None)
             if node_id is not None:
                 self._on_event(PeerGone(node_id))
             return
+        # One resolution per name at a time, re-run if the advert changed meanwhile: two
+        # overlapping lookups could otherwise finish out of order and report a stale advert.
+        if name in self._pending:
+            self._stale.add(name)
+            return
+        self._pending.add(name)
         task = asyncio.ensure_future(self._resolve(zeroconf, name))
         self._resolving.add(task)
         task.add_done_callback(self._resolving.discard)
 
     async def _resolve(self, zeroconf: Zeroconf, name: str) -> None:
         try:
+            while True:
+                self._stale.discard(name)
+                await self._resolve_once(zeroconf, name)
+                if name not in self._stale:
+                    return
+        finally:
+            self._pending.discard(name)
+
+    async def _resolve_once(self, zeroconf: Zeroconf, name: str) -> None:
+        try:
             info = AsyncServiceInfo(SERVICE_TYPE, name)
         except BadTypeInNameException:
             return
         if not await info.async_request(zeroconf, _RESOLVE_MS) or info.port is None:
             return
-        advert = self._parse(name, info)
-        if advert is None or advert.node_id == self._identity.node_id:
+        parsed = self._parse(name, info)
+        if parsed is None:
             return
+        advert, version = parsed
+        if advert.node_id == self._identity.node_id or version < self._versions.get(name, 0):
+            return  # our own advert, or an older one still in the cache (RFC 6762 10.2)
+        self._versions[name] = version
         self._seen[name] = advert.node_id
         self._on_event(PeerSeen(advert))
 
-    def _parse(self, name: str, info: AsyncServiceInfo) -> PeerAdvert | None:
+    def _parse(self, name: str, info: AsyncServiceInfo) -> tuple[PeerAdvert, int] | None:
         properties = {
             k.decode(errors="replace"): (v or b"").decode(errors="replace")
             for k, v in info.properties.items()
         }
         try:
-            node_id, peer_name, room = decode_txt(properties, info.port or 0)
+            node_id, peer_name, room, version = decode_txt(properties, info.port or 0)
             if instance_name(node_id) != name:
                 raise AdvertError("instance name does not match the node key")
         except AdvertError as exc:
@@ -253,4 +290,4 @@ class Discovery:
                 log.warning("ignoring mDNS advert %r: %s", name[:80], exc)
             return None
         addresses = tuple(info.parsed_addresses(IPVersion.V4Only))
-        return PeerAdvert(node_id, peer_name, addresses, info.port or 0, room)
+        return PeerAdvert(node_id, peer_name, addresses, info.port or 0, room), version
