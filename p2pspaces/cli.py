@@ -13,11 +13,23 @@ from pathlib import Path
 import click
 
 from p2pspaces import __version__
+from p2pspaces.audio.devices import (
+    AudioUnavailable,
+    Sink,
+    Source,
+    SourceError,
+    default_devices,
+    list_devices,
+    open_input,
+    open_output,
+)
 from p2pspaces.browse import browse_rooms
 from p2pspaces.core.errors import IdentityError
 from p2pspaces.core.identity import load_or_create, short_fingerprint
+from p2pspaces.demo import demo_clip, run_demo
 from p2pspaces.headless import describe
 from p2pspaces.headless import run as headless_run
+from p2pspaces.net import ice
 from p2pspaces.net.ice import NoUsableAddress, choose_addresses
 from p2pspaces.node import Node
 from p2pspaces.paths import resolve_home
@@ -82,6 +94,27 @@ def _default_name() -> str:
     help="Speakers allowed beside the host and co-hosts (when hosting).",
 )
 @click.option(
+    "--input",
+    "input_spec",
+    metavar="SRC",
+    default=None,
+    help="mic[:DEVICE], file:PATH[?loop], tone[:HZ] or none (default: mic if there is one).",
+)
+@click.option(
+    "--output",
+    "output_spec",
+    metavar="DST",
+    default=None,
+    help="speaker[:DEVICE], file:PATH (a WAV of what you hear) or none (default: speaker).",
+)
+@click.option(
+    "--drop-audio",
+    type=click.FloatRange(0, 0.5),
+    default=0.0,
+    hidden=True,
+    help="Fault injection for tests: drop this fraction of incoming audio packets.",
+)
+@click.option(
     "--headless",
     is_flag=True,
     help="No UI: JSON events on stdout, JSON commands on stdin (docs/headless.md).",
@@ -94,6 +127,9 @@ def start_command(
     host_title: str | None,
     join_ref: str | None,
     max_speakers: int,
+    input_spec: str | None,
+    output_spec: str | None,
+    drop_audio: float,
     headless: bool,
     verbose: int,
 ) -> None:
@@ -101,7 +137,8 @@ def start_command(
     if host_title is not None and join_ref is not None:
         raise click.UsageError("--host and --join cannot be used together")
     _configure_logging(verbose)
-    node = _make_node(home, name or _default_name(), interface)
+    source, sink = _open_audio(input_spec, output_spec)
+    node = _make_node(home, name or _default_name(), interface, source, sink, drop_audio)
     status = asyncio.run(
         headless_run(
             node,
@@ -115,10 +152,31 @@ def start_command(
     sys.exit(status)
 
 
-def _make_node(home: Path | None, name: str, interface: str | None) -> Node:
+def _open_audio(input_spec: str | None, output_spec: str | None) -> tuple[Source, Sink]:
+    """Open the chosen input and output; without a choice, the devices if there are any."""
+    if input_spec is None or output_spec is None:
+        default_in, default_out, why = default_devices()
+        if why is not None:
+            click.echo(f"p2pspaces: {why}", err=True)
+        input_spec = input_spec or default_in
+        output_spec = output_spec or default_out
+    try:
+        return open_input(input_spec), open_output(output_spec)
+    except (SourceError, AudioUnavailable) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _make_node(
+    home: Path | None,
+    name: str,
+    interface: str | None,
+    source: Source,
+    sink: Sink,
+    drop_audio: float,
+) -> Node:
     try:
         identity = load_or_create(resolve_home(home))
-        return Node(identity, name, interface)
+        return Node(identity, name, interface, source=source, sink=sink, drop_audio=drop_audio)
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
     except NoUsableAddress as exc:
@@ -157,3 +215,52 @@ def rooms_command(interface: str | None, wait: float, as_json: bool) -> None:
         return
     for room in found:
         click.echo(describe(room))
+
+
+@main.command("devices")
+def devices_command() -> None:
+    """List the audio input and output devices PortAudio can use."""
+    try:
+        inputs, outputs = list_devices()
+    except AudioUnavailable as exc:
+        click.echo(f"No audio devices: {exc}")
+        click.echo("p2pspaces still runs: use --input file:PATH or tone, --output file:PATH.")
+        return
+    for title, devices, key in (
+        ("Inputs (--input mic:DEVICE)", inputs, "max_input_channels"),
+        ("Outputs (--output speaker:DEVICE)", outputs, "max_output_channels"),
+    ):
+        click.echo(title + ":")
+        for device in devices:
+            click.echo(f"  {device['index']:3}  {device['name']}  ({device[key]} channels)")
+        if not devices:
+            click.echo("  none")
+
+
+@main.command("demo")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("p2pspaces-demo"),
+    show_default=True,
+    help="Folder for the listeners' recordings.",
+)
+@click.option(
+    "--clip",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="An audio file for the host to speak (default: a generated voice-like clip).",
+)
+def demo_command(out_dir: Path, clip: Path | None) -> None:
+    """Run a small Space on this machine (no sound card or network needed) and check it."""
+    _configure_logging(0)
+    try:
+        samples = demo_clip(clip)
+    except SourceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        ice.choose_addresses("127.0.0.1")
+    except NoUsableAddress as exc:
+        raise click.ClickException(str(exc)) from exc
+    sys.exit(asyncio.run(run_demo(out_dir, samples, click.echo)))

@@ -179,31 +179,53 @@ def _mono(frame: av.AudioFrame) -> np.ndarray[Any, np.dtype[np.float32]]:
     return mono
 
 
-@dataclass
-class FileSource:
-    """An audio file played once (or looped), in real time."""
+class ClipSource:
+    """Samples played in real time: once, looped, or (with a gate) after the gate opens.
 
-    path: Path
-    loop: bool = False
-    label: str = "file"
+    Until ``gate`` is set it yields silence; ``started_at`` is then the index of the first clip
+    frame among all frames yielded (its pts is ``started_at * 960``).  With ``hold``, silence
+    follows the clip instead of the end of input.
+    """
 
-    def __post_init__(self) -> None:
-        samples = load_audio(self.path)
+    def __init__(
+        self,
+        samples: Pcm,
+        *,
+        loop: bool = False,
+        gate: asyncio.Event | None = None,
+        hold: bool = False,
+        label: str = "clip",
+    ) -> None:
         padded = -len(samples) % FRAME_SAMPLES
         self.samples = np.concatenate([samples, np.zeros(padded, dtype=np.int16)])
-        self.label = f"file:{self.path}"
+        self.loop = loop
+        self.gate = gate
+        self.hold = hold
+        self.label = label
+        self.started_at: int | None = None
+        self.finished = asyncio.Event()
 
     def frames(self) -> AsyncIterator[Pcm]:
         total = len(self.samples) // FRAME_SAMPLES
-        position = [0]
+        quiet = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        state = {"yielded": 0, "position": 0}
 
         def next_frame() -> Pcm | None:
-            index = position[0]
+            state["yielded"] += 1
+            if self.gate is not None and not self.gate.is_set():
+                return quiet
+            if self.started_at is None:
+                self.started_at = state["yielded"] - 1
+            index = state["position"]
             if index >= total:
-                if not self.loop:
+                self.finished.set()
+                if self.loop:
+                    index = 0
+                elif self.hold:
+                    return quiet
+                else:
                     return None
-                index = 0
-            position[0] = index + 1
+            state["position"] = index + 1
             frame: Pcm = self.samples[index * FRAME_SAMPLES : (index + 1) * FRAME_SAMPLES]
             return frame
 
@@ -211,6 +233,14 @@ class FileSource:
 
     def close(self) -> None:
         pass
+
+
+class FileSource(ClipSource):
+    """An audio file played once (or looped), in real time."""
+
+    def __init__(self, path: Path, loop: bool = False) -> None:
+        super().__init__(load_audio(path), loop=loop, label=f"file:{path}")
+        self.path = path
 
 
 class SilentSource:

@@ -35,11 +35,12 @@ LevelCallback = Callable[[bytes, bool, float], None]
 
 @dataclass
 class FrameLog:
-    """Per-frame times for latency measurement, in seconds on the node's clock: ``sent`` holds
-    (pts, time) at the speaker; ``played`` holds (peer, RTP timestamp, time) at a listener."""
+    """Per-frame times for latency measurement, in seconds on the node's clock: ``sent`` maps the
+    pts of each frame sent to when the pipeline took it; ``ticks[i]`` is when the sink took
+    frame ``i`` of the mix (see :func:`p2pspaces.audio.analysis.frame_delays`)."""
 
-    sent: list[tuple[int, float]] = field(default_factory=list)
-    played: list[tuple[bytes, int, float]] = field(default_factory=list)
+    sent: dict[int, float] = field(default_factory=dict)
+    ticks: list[float] = field(default_factory=list)
 
 
 class AudioEngine:
@@ -71,7 +72,8 @@ class AudioEngine:
         self._fault_drop = fault_drop
         self._rng = np.random.default_rng()
         self._tasks: list[asyncio.Task[None]] = []
-        self._sequence_base: dict[bytes, int] = {}
+        self._wake = asyncio.Event()
+        self._rephase_at: float | None = None
 
     def start(self) -> None:
         """Start capturing and playing."""
@@ -115,7 +117,7 @@ class AudioEngine:
                 if sending:
                     self.broadcaster.send(frame, pts)
                     if self.frame_log is not None:
-                        self.frame_log.sent.append((pts, self._clock()))
+                        self.frame_log.sent[pts] = self._clock()
                 self._meter(self.me, meter, frame if sending else silence())
         except Exception:
             log.exception("audio input %s failed; continuing without input", self.source.label)
@@ -132,22 +134,42 @@ class AudioEngine:
         stream = self.streams.get(peer)
         if stream is None:
             stream = self.streams[peer] = JitterBuffer()
-        stream.push(
+        others_active = any(s.active for p, s in self.streams.items() if p != peer)
+        started = stream.push(
             packet.sequence_number,  # type: ignore[attr-defined]
             packet.timestamp,  # type: ignore[attr-defined]
             packet.payload,  # type: ignore[attr-defined]
             self._clock() * 1000,
         )
+        if started and not others_active:
+            # Nobody else is being played, so the playout clock is free to move: put the next
+            # tick where this talkspurt becomes ready instead of up to 20 ms later.
+            self._rephase_at = stream.ready_at / 1000
+            self._wake.set()
 
     async def _playout(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         while True:
             deadline += FRAME_S
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            deadline = await self._wait_for_tick(loop, deadline)
             if loop.time() - deadline > 0.2:
                 deadline = loop.time()  # a stall: restart the schedule rather than burst
-            self.sink.write(self._tick())
+            frame = self._tick()
+            if self.frame_log is not None:
+                self.frame_log.ticks.append(self._clock())
+            self.sink.write(frame)
+
+    async def _wait_for_tick(self, loop: asyncio.AbstractEventLoop, deadline: float) -> float:
+        """Sleep until ``deadline``, or until an earlier rephased tick; return the tick time."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - loop.time()))
+        if self._rephase_at is not None:
+            deadline = max(self._rephase_at, loop.time())
+            self._rephase_at = None
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+        return deadline
 
     def _tick(self) -> Pcm:
         now_ms = self._clock() * 1000
@@ -158,8 +180,6 @@ class AudioEngine:
             self._meter(peer, meter, frame if frame is not None else silence())
             if frame is not None:
                 frames.append((frame, self.gains.get(peer, 1.0)))
-                if self.frame_log is not None and stream.last_timestamp is not None:
-                    self.frame_log.played.append((peer, stream.last_timestamp, self._clock()))
         return mix(frames)
 
     def _meter(self, member: bytes, meter: LevelMeter, frame: Pcm) -> None:

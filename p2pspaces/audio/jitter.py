@@ -8,9 +8,12 @@ aiortc's own receive path holds 16 packets, releases a frame only once 4 newer o
   interarrival jitter estimate of RFC 3550 section 6.4.1 (appendix A.8).
 * :meth:`pull`, once per 20 ms tick, returns the next frame: decoded if its packet is here;
   rebuilt from the next packet's in-band FEC, or concealed by Opus PLC, if it is missing while
-  newer packets are here (a loss: we never wait for it); concealed *without* advancing if nothing
-  newer is here (the network is late: this grows the delay by one frame); and nothing once the
-  stream has been dry for :data:`IDLE_FRAMES` (the speaker stopped).
+  newer packets are here (a loss: we never wait for it); concealed if nothing newer is here
+  either (a late packet, or the speaker stopped), keeping time so that the packet is dropped
+  as late if it turns up; and nothing once the stream has been dry for :data:`IDLE_FRAMES`.
+  Only once packets have actually arrived late does the next such gap grow the delay by one
+  frame instead (conceal without advancing): the delay adapts to real lateness, not to a
+  single hiccup.
 * The target delay is three times the jitter estimate (at least ``min_delay_ms``, at most
   ``max_delay_ms``).  A talkspurt starts playing that long after its first packet, and whenever
   more than two frames above the target are queued, the oldest are skipped, so delay cannot creep.
@@ -50,23 +53,22 @@ class JitterBuffer:
     def __init__(
         self,
         decoder: Callable[[], Decoder] = Decoder,
-        min_delay_ms: float = 0.0,
+        min_delay_ms: float = 4.0,
         max_delay_ms: float = 200.0,
     ) -> None:
         self._decoder = decoder()
         self._min_delay = min_delay_ms
         self._max_delay = max_delay_ms
-        self._packets: dict[int, tuple[int, bytes]] = {}
+        self._packets: dict[int, bytes] = {}
         self._next: int | None = None
         self._highest = -1
         self._ready_at = 0.0
         self._ext: int | None = None
         self._last_transit: float | None = None
         self._dry = 0
+        self._stretch = False
         self.jitter_ms = 0.0
         self.stats = JitterStats()
-        self.last_timestamp: int | None = None
-        """RTP timestamp of the frame :meth:`pull` last decoded from its own packet."""
 
     @property
     def target_ms(self) -> float:
@@ -78,42 +80,49 @@ class JitterBuffer:
         """Whether a talkspurt is playing."""
         return self._next is not None
 
-    def push(self, sequence: int, timestamp: int, payload: bytes, now_ms: float) -> None:
-        """File one RTP packet (16-bit sequence number, 48 kHz timestamp)."""
+    @property
+    def ready_at(self) -> float:
+        """When (ms) the current talkspurt may start playing."""
+        return self._ready_at
+
+    def push(self, sequence: int, timestamp: int, payload: bytes, now_ms: float) -> bool:
+        """File one RTP packet (16-bit sequence number, 48 kHz timestamp); True if it starts a
+        new talkspurt."""
         seq = self._unwrap(sequence)
         self.stats.received += 1
         self._update_jitter(timestamp, now_ms)
-        if self._next is None:
+        started = self._next is None
+        if started:
             self._packets.clear()
             self._next = seq
             self._highest = seq
             self._ready_at = now_ms + self.target_ms
-        elif seq < self._next:
+        elif self._next is not None and seq < self._next:
             self.stats.late += 1
-            return
-        self._packets[seq] = (timestamp, payload)
+            self._stretch = True
+            return False
+        self._packets[seq] = payload
         self._highest = max(self._highest, seq)
         while len(self._packets) > MAX_QUEUED:
             del self._packets[min(self._packets)]
+        return started
 
     def pull(self, now_ms: float) -> Pcm | None:
         """The frame to play at this tick, or None if the stream is silent."""
         if self._next is None or now_ms < self._ready_at:
             return None
         self._catch_up()
-        self.last_timestamp = None
         entry = self._packets.pop(self._next, None)
         if entry is not None:
             self._advance()
             self.stats.played += 1
-            self.last_timestamp = entry[0]
-            return self._decoder.decode(entry[1])
+            return self._decoder.decode(entry)
         if self._highest > self._next:
             following = self._packets.get(self._next + 1)
             self._advance()
             if following is not None:
                 self.stats.recovered += 1
-                return self._decoder.recover(following[1])
+                return self._decoder.recover(following)
             self.stats.concealed += 1
             return self._decoder.conceal()
         self._dry += 1
@@ -122,6 +131,10 @@ class JitterBuffer:
             self._packets.clear()
             return None
         self.stats.concealed += 1
+        if self._stretch:
+            self._stretch = False  # packets have been arriving late: grow the delay a frame
+        else:
+            self._next += 1  # keep time; if this packet turns up after all, it is late
         return self._decoder.conceal()
 
     def _advance(self) -> None:
