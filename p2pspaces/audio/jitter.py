@@ -11,12 +11,13 @@ aiortc's own receive path holds 16 packets, releases a frame only once 4 newer o
   newer packets are here (a loss: we never wait for it); concealed if nothing newer is here
   either (a late packet, or the speaker stopped), keeping time so that the packet is dropped
   as late if it turns up; and nothing once the stream has been dry for :data:`IDLE_FRAMES`.
-  Only once packets have actually arrived late does the next such gap grow the delay by one
-  frame instead (conceal without advancing): the delay adapts to real lateness, not to a
-  single hiccup.
-* The target delay is three times the jitter estimate (at least ``min_delay_ms``, at most
-  ``max_delay_ms``).  A talkspurt starts playing that long after its first packet, and whenever
-  more than two frames above the target are queued, the oldest are skipped, so delay cannot creep.
+  Only once packets have arrived late twice within :data:`LATE_WINDOW_MS` does the next such
+  gap grow the delay by one frame instead (conceal without advancing): the delay adapts to
+  real lateness, not to a single hiccup.
+* The target delay is the 95th percentile of recent arrival spread plus a margin (at least
+  ``min_delay_ms``, at most ``max_delay_ms``); the RFC 3550 jitter is kept for reporting.  A
+  talkspurt starts playing that long after its first packet, and whenever more than two
+  frames above the target are queued, the oldest are skipped, so delay cannot creep.
 
 Time comes in as ``now_ms``; nothing here reads a clock.
 """
@@ -24,13 +25,20 @@ Time comes in as ``now_ms``; nothing here reads a clock.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from p2pspaces.audio import FRAME_MS, SAMPLE_RATE
 from p2pspaces.audio.opus import Decoder, Pcm
 
 IDLE_FRAMES = 3
+LATE_WINDOW_MS = 2000.0
+HISTORY = 250
+"""Packets (5 s) over which the arrival spread is measured."""
+MARGIN_MS = 3.0
 MAX_QUEUED = 100
 _SEQ_MOD = 1 << 16
 
@@ -67,13 +75,18 @@ class JitterBuffer:
         self._last_transit: float | None = None
         self._dry = 0
         self._stretch = False
+        self._last_late = -float("inf")
         self.jitter_ms = 0.0
         self.stats = JitterStats()
+        self._transits: deque[float] = deque(maxlen=HISTORY)
+        self._spread = 0.0
 
     @property
     def target_ms(self) -> float:
-        """The delay this buffer aims for now."""
-        return min(self._max_delay, max(self._min_delay, 3 * self.jitter_ms))
+        """The delay this buffer aims for now: the 95th percentile of how late recent packets
+        were against the earliest one (as NetEq does, rather than a mean that hides spikes),
+        plus a small margin for our own scheduling."""
+        return min(self._max_delay, max(self._min_delay, self._spread + MARGIN_MS))
 
     @property
     def active(self) -> bool:
@@ -99,7 +112,10 @@ class JitterBuffer:
             self._ready_at = now_ms + self.target_ms
         elif self._next is not None and seq < self._next:
             self.stats.late += 1
-            self._stretch = True
+            # One late packet is a hiccup (treated as lost); a second within LATE_WINDOW_MS
+            # means the delay really went up, so the next gap grows the buffer by a frame.
+            self._stretch = now_ms - self._last_late < LATE_WINDOW_MS
+            self._last_late = now_ms
             return False
         self._packets[seq] = payload
         self._highest = max(self._highest, seq)
@@ -166,6 +182,13 @@ class JitterBuffer:
 
     def _update_jitter(self, timestamp: int, now_ms: float) -> None:
         transit = now_ms - timestamp * 1000 / SAMPLE_RATE
+        self._transits.append(transit)
+        if len(self._transits) % 10 == 1:
+            recent = np.fromiter(self._transits, dtype=np.float64)
+            spread = float(np.percentile(recent, 95) - recent.min())
+            self._spread = spread if spread < 1000 else 0.0  # a timestamp wrap: start afresh
+            if spread >= 1000:
+                self._transits.clear()
         if self._last_transit is not None:
             step = abs(transit - self._last_transit)
             if step < 1000:  # a new talkspurt's timestamp jump is not jitter
