@@ -53,6 +53,21 @@ def _ncc(rec: np.ndarray, src: np.ndarray, lag: int) -> tuple[float, int]:
     return (float(np.dot(a, b)) / energy if energy else 0.0), stop - start
 
 
+def chunk_correlations(recording: Pcm, source: Pcm, chunk_s: float = 1.0) -> list[float]:
+    """Align each ``chunk_s`` piece of ``source`` inside ``recording`` on its own.
+
+    Robust to a playout that grew or shrank its delay mid-way (one inserted or skipped frame
+    shifts everything after it, which a single global alignment would count as a mismatch).
+    """
+    size = int(chunk_s * SAMPLE_RATE)
+    scores = []
+    for start in range(0, len(source) - size + 1, size):
+        piece = source[start : start + size]
+        if np.abs(piece).max() > 1000:  # skip near-silent pieces: nothing to recognise
+            scores.append(align(recording, piece).correlation)
+    return scores
+
+
 def frame_delays(
     alignment: Alignment, handed: dict[int, float], first_pts: int, ticks: list[float], frames: int
 ) -> list[float]:

@@ -1,0 +1,140 @@
+"""The real device path: PortAudio capture and playback through PulseAudio null sinks.
+
+PulseAudio with two null sinks stands in for a sound card: speech played into ``mic_feed``
+comes out of its monitor as the speaker's microphone (``--input mic:pulse``); the listener
+plays to ``room_out`` (``--output speaker:pulse``), whose monitor we record and check.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from p2pspaces.audio.analysis import chunk_correlations
+from p2pspaces.audio.devices import load_audio
+
+from .lan import NodeProcess
+from .test_netns_audio import speech
+
+LOOPBACK = "127.0.0.1"
+
+
+@pytest.fixture
+def pulse(tmp_path: Path) -> Iterator[dict[str, str]]:
+    missing = [tool for tool in ("pulseaudio", "paplay", "parecord") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"PulseAudio is not installed (missing {', '.join(missing)})")
+    runtime = tmp_path / "pulse"
+    runtime.mkdir()
+    socket = runtime / "native"
+    env = {
+        **os.environ,
+        "HOME": str(runtime),
+        "XDG_RUNTIME_DIR": str(runtime),
+        "PULSE_RUNTIME_PATH": str(runtime),
+        "PULSE_SERVER": f"unix:{socket}",
+    }
+    server = subprocess.Popen(
+        [
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--use-pid-file=no",
+            f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1",
+            "--load=module-null-sink sink_name=mic_feed rate=48000",
+            "--load=module-null-sink sink_name=room_out rate=48000",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(runtime / "server.log").open("wb"),
+    )
+    deadline = time.monotonic() + 10
+    while subprocess.run(["pactl", "info"], env=env, capture_output=True, check=False).returncode:
+        if time.monotonic() > deadline or server.poll() is not None:
+            server.kill()
+            log.close()
+            pytest.fail(f"PulseAudio did not start: {(runtime / 'server.log').read_text()[-500:]}")
+        time.sleep(0.1)
+    yield env
+    server.terminate()
+    server.wait(timeout=10)
+    log.close()
+
+
+def test_microphone_to_speaker_through_real_devices(pulse: dict[str, str], tmp_path: Path) -> None:
+    source_path = speech(tmp_path / "speech.wav")
+    common = [sys.executable, "-m", "p2pspaces", "start", "--headless", "--interface", LOOPBACK]
+    host = NodeProcess(
+        [
+            "p2pspaces",
+            *common,
+            "--name",
+            "Hana",
+            "--home",
+            str(tmp_path / "h"),
+            "--host",
+            "Pulse",
+            "--input",
+            "mic:pulse",
+            "--output",
+            "none",
+        ],
+        tmp_path / "host.log",
+        env=pulse | {"PULSE_SOURCE": "mic_feed.monitor"},
+    )
+    ann = NodeProcess(
+        [
+            "p2pspaces",
+            *common,
+            "--name",
+            "Ann",
+            "--home",
+            str(tmp_path / "a"),
+            "--join",
+            "Pulse",
+            "--input",
+            "none",
+            "--output",
+            "speaker:pulse",
+        ],
+        tmp_path / "ann.log",
+        env=pulse | {"PULSE_SINK": "room_out"},
+    )
+    heard = tmp_path / "heard.wav"
+    recorder = subprocess.Popen(
+        [
+            "parecord",
+            "--device=room_out.monitor",
+            "--rate=48000",
+            "--channels=1",
+            "--file-format=wav",
+            str(heard),
+        ],
+        env=pulse,
+    )
+    try:
+        ann.wait_for("joined")
+        for _ in range(2):
+            subprocess.run(
+                ["paplay", "--device=mic_feed", str(source_path)], env=pulse, check=True, timeout=30
+            )
+        spoke = [e for e in ann.seen if e["event"] == "speaking"]
+        assert spoke and spoke[0]["name"] == "Hana"
+        time.sleep(0.5)
+    finally:
+        recorder.terminate()
+        recorder.wait(timeout=10)
+        statuses = [ann.stop(), host.stop()]
+    assert statuses == [0, 0]
+    scores = chunk_correlations(load_audio(heard), load_audio(source_path))
+    assert len(scores) >= 3
+    assert statistics.median(scores) >= 0.8, scores
