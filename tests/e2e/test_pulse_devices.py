@@ -42,6 +42,7 @@ def pulse(tmp_path: Path) -> Iterator[dict[str, str]]:
         "PULSE_RUNTIME_PATH": str(runtime),
         "PULSE_SERVER": f"unix:{socket}",
     }
+    log = (runtime / "server.log").open("wb")
     server = subprocess.Popen(
         [
             "pulseaudio",
@@ -55,7 +56,7 @@ def pulse(tmp_path: Path) -> Iterator[dict[str, str]]:
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=(runtime / "server.log").open("wb"),
+        stderr=log,
     )
     deadline = time.monotonic() + 10
     while subprocess.run(["pactl", "info"], env=env, capture_output=True, check=False).returncode:
