@@ -76,7 +76,6 @@ def test_microphone_to_speaker_through_real_devices(pulse: dict[str, str], tmp_p
     common = [sys.executable, "-m", "p2pspaces", "start", "--headless", "--interface", LOOPBACK]
     host = NodeProcess(
         [
-            "p2pspaces",
             *common,
             "--name",
             "Hana",
@@ -94,7 +93,6 @@ def test_microphone_to_speaker_through_real_devices(pulse: dict[str, str], tmp_p
     )
     ann = NodeProcess(
         [
-            "p2pspaces",
             *common,
             "--name",
             "Ann",
@@ -124,12 +122,11 @@ def test_microphone_to_speaker_through_real_devices(pulse: dict[str, str], tmp_p
     )
     try:
         ann.wait_for("joined")
-        for _ in range(2):
-            subprocess.run(
-                ["paplay", "--device=mic_feed", str(source_path)], env=pulse, check=True, timeout=30
-            )
-        spoke = [e for e in ann.seen if e["event"] == "speaking"]
-        assert spoke and spoke[0]["name"] == "Hana"
+        for round_ in range(2):
+            player = subprocess.Popen(["paplay", "--device=mic_feed", str(source_path)], env=pulse)
+            if round_ == 0:
+                assert ann.wait_for("speaking")["name"] == "Hana"
+            assert player.wait(timeout=30) == 0
         time.sleep(0.5)
     finally:
         recorder.terminate()
