@@ -23,6 +23,7 @@ from p2pspaces.audio.devices import (
     open_input,
     open_output,
 )
+from p2pspaces.audio.engine import FrameLog
 from p2pspaces.browse import browse_rooms
 from p2pspaces.core.errors import IdentityError
 from p2pspaces.core.identity import load_or_create, short_fingerprint
@@ -115,6 +116,13 @@ def _default_name() -> str:
     help="Fault injection for tests: drop this fraction of incoming audio packets.",
 )
 @click.option(
+    "--frame-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    hidden=True,
+    help="For benchmarks: write per-frame send and playout times (JSON) here on exit.",
+)
+@click.option(
     "--headless",
     is_flag=True,
     help="No UI: JSON events on stdout, JSON commands on stdin (docs/headless.md).",
@@ -130,6 +138,7 @@ def start_command(
     input_spec: str | None,
     output_spec: str | None,
     drop_audio: float,
+    frame_log: Path | None,
     headless: bool,
     verbose: int,
 ) -> None:
@@ -139,6 +148,8 @@ def start_command(
     _configure_logging(verbose)
     source, sink = _open_audio(input_spec, output_spec)
     node = _make_node(home, name or _default_name(), interface, source, sink, drop_audio)
+    if frame_log is not None:
+        node.audio.frame_log = FrameLog()
     status = asyncio.run(
         headless_run(
             node,
@@ -149,6 +160,9 @@ def start_command(
             read_stdin=headless,
         )
     )
+    if frame_log is not None and node.audio.frame_log is not None:
+        log = node.audio.frame_log
+        frame_log.write_text(json.dumps({"sent": log.sent, "ticks": log.ticks}))
     sys.exit(status)
 
 
