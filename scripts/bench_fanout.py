@@ -120,6 +120,35 @@ async def connect(farm_: Farm, track: MediaStreamTrack) -> RTCPeerConnection:
     return pc
 
 
+async def connected(pc: RTCPeerConnection) -> None:
+    """Wait until a peer connection is connected."""
+    done = asyncio.Event()
+
+    def check() -> None:
+        if pc.connectionState == "connected":
+            done.set()
+
+    pc.on("connectionstatechange", check)
+    check()
+    await asyncio.wait_for(done.wait(), 20)
+
+
+def send(to: Broadcaster | list[asyncio.Queue[av.AudioFrame]], index: int) -> None:
+    """Hand frame ``index`` to the broadcaster (encoded once) or to every raw track."""
+    frame = tone_frame(index)
+    if isinstance(to, Broadcaster):
+        to.send(frame, index * FRAME_SAMPLES)
+        return
+    for queue in to:
+        av_frame = av.AudioFrame.from_ndarray(frame.reshape(1, -1), format="s16", layout="mono")
+        av_frame.sample_rate = SAMPLE_RATE
+        av_frame.pts = index * FRAME_SAMPLES
+        av_frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(av_frame)
+
+
 async def measure(farm_: Farm, peers: int, mode: str, warmup: float, window: float) -> float:
     broadcaster = Broadcaster()
     queues: list[asyncio.Queue[av.AudioFrame]] = []
@@ -131,8 +160,8 @@ async def measure(farm_: Farm, peers: int, mode: str, warmup: float, window: flo
             queues.append(asyncio.Queue(maxsize=5))
             track = RawTrack(queues[-1])
         pcs.append(await connect(farm_, track))
-    while any(pc.connectionState != "connected" for pc in pcs):
-        await asyncio.sleep(0.05)
+    for pc in pcs:
+        await connected(pc)
     start = time.monotonic()
     cpu_start = wall_start = None
     index = 0
@@ -142,20 +171,7 @@ async def measure(farm_: Farm, peers: int, mode: str, warmup: float, window: flo
             cpu_start, wall_start = time.process_time(), now
         if wall_start is not None and now - wall_start >= window:
             break
-        frame = tone_frame(index)
-        if mode == "once":
-            broadcaster.send(frame, index * FRAME_SAMPLES)
-        else:
-            for queue in queues:
-                av_frame = av.AudioFrame.from_ndarray(
-                    frame.reshape(1, -1), format="s16", layout="mono"
-                )
-                av_frame.sample_rate = SAMPLE_RATE
-                av_frame.pts = index * FRAME_SAMPLES
-                av_frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-                if queue.full():
-                    queue.get_nowait()
-                queue.put_nowait(av_frame)
+        send(broadcaster if mode == "once" else queues, index)
         index += 1
         await asyncio.sleep(max(0.0, start + index * FRAME_S - time.monotonic()))
     assert cpu_start is not None and wall_start is not None
