@@ -156,12 +156,10 @@ class ChallengeResponse(Message):
     signature: bytes = spec(Bytes(SIGNATURE_SIZE, SIGNATURE_SIZE))
 
 
-@record
 @dataclass(frozen=True, slots=True)
-class Offer(Message):
-    """An SDP offer bound to both node keys and the DTLS fingerprint it contains."""
+class _Description(Message):
+    """An SDP description bound to both node keys and every DTLS fingerprint it contains."""
 
-    TYPE = "offer"
     sender: NodeId = spec(_KEY)
     receiver: NodeId = spec(_KEY)
     nonce: bytes = spec(_NONCE)
@@ -171,15 +169,18 @@ class Offer(Message):
 
 @record
 @dataclass(frozen=True, slots=True)
-class Answer(Message):
+class Offer(_Description):
+    """An SDP offer; ``nonce`` is fresh."""
+
+    TYPE = "offer"
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Answer(_Description):
     """An SDP answer; ``nonce`` echoes the offer's."""
 
     TYPE = "answer"
-    sender: NodeId = spec(_KEY)
-    receiver: NodeId = spec(_KEY)
-    nonce: bytes = spec(_NONCE)
-    sdp: str = spec(Text(SDP_MAX, controls="\r\n"))
-    dtls_fingerprint: str = spec(Text(1000, min_chars=1))
 
 
 @record
