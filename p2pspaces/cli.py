@@ -157,7 +157,7 @@ def start_command(
             host_title=host_title,
             join_ref=join_ref,
             max_speakers=max_speakers,
-            read_stdin=headless,
+            read_stdin=True,
         )
     )
     if frame_log is not None and node.audio.frame_log is not None:

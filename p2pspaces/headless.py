@@ -35,7 +35,10 @@ def printable(text: str) -> str:
 
 
 def _ready(event: Ready) -> str:
-    return f"ready: {printable(event.name)} ({short_fingerprint(event.node)}), port {event.port}"
+    return (
+        f"ready: {printable(event.name)} ({short_fingerprint(event.node)}), port {event.port}. "
+        "Type a line to chat, /help for commands."
+    )
 
 
 def _room_found(event: RoomFound) -> str:
@@ -88,6 +91,9 @@ def resolve_member(node: Node, ref: str) -> NodeId:
         raise BadCommand("not in a room")
     candidates = set(replica.state.members) | replica.state.blocked
     wanted = ref.strip().lower()
+    named = [k for k, m in replica.state.members.items() if m.name.lower() == wanted]
+    if len(named) == 1:
+        return named[0]
     matches = [
         key
         for key in candidates
@@ -187,12 +193,58 @@ async def _read_commands(node: Node, done: asyncio.Event) -> None:
         await _one_line(node, line, done)
 
 
+# Typed commands for people at a terminal (not headless): "/name [args]"; other text is chat.
+TYPED: dict[str, tuple[str, bool]] = {
+    "hand": ("raise_hand", False),
+    "lower": ("lower_hand", False),
+    "invite": ("invite_speaker", True),
+    "yes": ("accept_invite", False),
+    "no": ("decline_invite", False),
+    "accept": ("accept_hand", True),
+    "listener": ("make_listener", False),
+    "mute": ("mute", False),
+    "unmute": ("unmute", False),
+    "remove": ("remove", True),
+    "block": ("block", True),
+    "cohost": ("add_cohost", True),
+    "uncohost": ("remove_cohost", False),
+    "end": ("end", False),
+}
+TYPED_HELP = (
+    "commands: /hand /lower /invite NAME /yes /no /accept NAME /listener [NAME] /mute [NAME] "
+    "/unmute /remove NAME /block NAME /cohost NAME /uncohost [NAME] /title TEXT /record on|off "
+    "/end /leave /join ROOM /host TITLE /state /quit; anything else is sent as chat"
+)
+
+
+def typed_command(text: str) -> dict[str, Any]:
+    """Turn a line typed at the terminal into a command object."""
+    if not text.startswith("/"):
+        return {"cmd": "chat", "text": text}
+    word, _, rest = text[1:].partition(" ")
+    rest = rest.strip()
+    if word in ("quit", "leave", "state"):
+        return {"cmd": word}
+    if word in ("join", "host"):
+        return {"cmd": word, "room" if word == "join" else "title": rest}
+    if word == "title":
+        return {"cmd": "request", "action": "set_title", "text": rest}
+    if word == "record":
+        return {"cmd": "request", "action": "set_recording", "flag": rest == "on"}
+    if word not in TYPED:
+        raise BadCommand(TYPED_HELP)
+    action, needs_target = TYPED[word]
+    if needs_target and not rest:
+        raise BadCommand(f"/{word} needs a member's name or id")
+    return {"cmd": "request", "action": action} | ({"target": rest} if rest else {})
+
+
 async def _one_line(node: Node, line: bytes, done: asyncio.Event) -> None:
     text = line.decode(errors="replace").strip()
     if not text:
         return
     try:
-        command = json.loads(text)
+        command = json.loads(text) if text.startswith("{") else typed_command(text)
         if not isinstance(command, dict):
             raise BadCommand("a command is a JSON object")
         if command.get("cmd") == "quit":

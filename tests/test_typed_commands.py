@@ -1,0 +1,73 @@
+"""Commands typed at the terminal (the readable, non-headless mode)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from p2pspaces.headless import BadCommand, typed_command
+
+
+@pytest.mark.parametrize(
+    ("line", "command"),
+    [
+        ("hello there", {"cmd": "chat", "text": "hello there"}),
+        ("/hand", {"cmd": "request", "action": "raise_hand"}),
+        ("/accept Ann", {"cmd": "request", "action": "accept_hand", "target": "Ann"}),
+        ("/mute", {"cmd": "request", "action": "mute"}),
+        ("/mute sam", {"cmd": "request", "action": "mute", "target": "sam"}),
+        ("/title Friday talks", {"cmd": "request", "action": "set_title", "text": "Friday talks"}),
+        ("/record on", {"cmd": "request", "action": "set_recording", "flag": True}),
+        ("/join Friday", {"cmd": "join", "room": "Friday"}),
+        ("/quit", {"cmd": "quit"}),
+    ],
+)
+def test_typed_lines_become_commands(line: str, command: dict[str, object]) -> None:
+    assert typed_command(line) == command
+
+
+def test_unknown_or_incomplete_commands_explain_themselves() -> None:
+    with pytest.raises(BadCommand, match="commands: /hand"):
+        typed_command("/dance")
+    with pytest.raises(BadCommand, match="/accept needs a member's name or id"):
+        typed_command("/accept")
+
+
+def test_a_host_at_a_terminal_chats_and_quits(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "p2pspaces",
+            "start",
+            "--interface",
+            "127.0.0.1",
+            "--home",
+            str(tmp_path),
+            "--name",
+            "Hana",
+            "--host",
+            "Terminal",
+            "--input",
+            "none",
+            "--output",
+            "none",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    time.sleep(1.5)
+    proc.stdin.write("good morning\n/dance\n/quit\n")
+    proc.stdin.flush()
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "Type a line to chat" in out
+    assert "<Hana " in out and "> good morning" in out
+    assert "error (bad_command): commands: /hand" in out
+    assert "ended:" in out
