@@ -230,3 +230,23 @@ class Quiet(Event):
             "name": self.name,
             "fingerprint": short_fingerprint(self.member),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorityChanged(Event):
+    """Another node is the room's authority now (a takeover, a handover or a reclaim)."""
+
+    NAME = "authority"
+    room: bytes
+    epoch: int
+    authority: bytes
+    name: str
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "room": self.room.hex(),
+            "epoch": self.epoch,
+            "authority": self.authority.hex(),
+            "name": self.name,
+            "fingerprint": short_fingerprint(self.authority),
+        }

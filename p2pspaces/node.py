@@ -30,6 +30,7 @@ from p2pspaces.core.ledger import Replica
 from p2pspaces.core.room import SPEAKING_ROLES, Role
 from p2pspaces.core.wire import Action, ActionKind, RoomId
 from p2pspaces.events import (
+    AuthorityChanged,
     ChatReceived,
     Ended,
     ErrorEvent,
@@ -47,10 +48,12 @@ from p2pspaces.net import ice
 from p2pspaces.net.discovery import Discovery, DiscoveryEvent, PeerAdvert, PeerGone, RoomAdvert
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
+from p2pspaces.takeover import Succession
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+SUCCESSION_TICK_S = 0.2
 PEER_TIMEOUT_S = 5.0
 JOIN_TIMEOUT_S = 15.0
 RECONNECT_MAX_S = 8.0
@@ -106,6 +109,7 @@ class Node:
         self.audio.allowed = self._may_speak
         self.mesh.media = self.audio
         self._dialing: set[NodeId] = set()
+        self.succession = Succession(self, clock)
         self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
         self._discovery = Discovery(
             identity, self._on_discovery, interface, self.addresses, self._now_ms()
@@ -135,6 +139,7 @@ class Node:
         await self._discovery.start()
         await self._discovery.advertise(self.name, self.port, None)
         self._spawn(self._ticker())
+        self._spawn(self._succession_ticker())
         self._spawn(self._advert_updater())
         self.audio.start()
         self._emit(Ready(self.node_id, self.name, self.port, self.addresses))
@@ -194,6 +199,7 @@ class Node:
         except ValueError as exc:
             raise CommandError(f"cannot host: {exc}") from None
         self.replica = Replica.from_genesis(genesis)
+        self.succession.reset()
         self._emit(Joined(self.replica.room_id, title, host=True))
         self._state_changed()
         return self.replica.room_id
@@ -320,7 +326,7 @@ class Node:
         if isinstance(event, PeerGone):
             advert = self._adverts.pop(event.node_id, None)
             if advert is not None and advert.room is not None:
-                self._room_gone(RoomId(advert.room.room_id))
+                self._room_gone(RoomId(advert.room.room_id), event.node_id)
             return
         advert = event.advert
         old = self._adverts.get(advert.node_id)
@@ -330,7 +336,7 @@ class Node:
             and old.room is not None
             and (advert.room is None or old.room.room_id != advert.room.room_id)
         ):
-            self._room_gone(RoomId(old.room.room_id))
+            self._room_gone(RoomId(old.room.room_id), advert.node_id)
         if advert.room is not None:
             changed = old is not None and old.room is not None
             if changed and old == advert:
@@ -350,8 +356,12 @@ class Node:
                 )
             )
 
-    def _room_gone(self, room_id: RoomId) -> None:
-        if self.rooms.pop(room_id, None) is not None:
+    def _room_gone(self, room_id: RoomId, node_id: NodeId) -> None:
+        """A node stopped advertising a room; it is gone unless another node (a co-host that
+        took over) advertises it now."""
+        listing = self.rooms.get(room_id)
+        if listing is not None and listing.advert.node_id == node_id:
+            del self.rooms[room_id]
             self._emit(RoomLost(room_id))
 
     async def _advert_updater(self) -> None:
@@ -405,6 +415,7 @@ class Node:
 
     def on_message(self, link: Link, data: bytes) -> None:
         """Dispatch one control message; a bad one is logged and dropped."""
+        self.succession.heard(link.peer_id)
         try:
             message = wire.decode(data)
             if isinstance(message, wire.Signed):
@@ -430,6 +441,12 @@ class Node:
             self._on_heartbeat(link, envelope, inner)
         elif isinstance(inner, wire.Chat):
             self._on_chat(link, envelope, inner, data)
+        elif isinstance(inner, wire.Takeover):
+            self.succession.on_claim(link, data)
+        elif isinstance(inner, wire.VoteRequest):
+            self.succession.on_vote_request(link, data)
+        elif isinstance(inner, wire.Vote):
+            self.succession.on_vote(envelope, inner, data)
         else:
             raise PeerError(f"unexpected signed {inner.TYPE}")
 
@@ -531,8 +548,15 @@ class Node:
         if self.replica is not None and fresh.state.epoch < self.replica.state.epoch:
             raise Refused("snapshot from an older epoch")
         first = self.replica is None
+        newer_epoch = (
+            not first and self.replica is not None and fresh.state.epoch > self.replica.state.epoch
+        )
         self.replica = fresh
         self._joining = None
+        if first:
+            self.succession.reset()
+        elif newer_epoch:
+            self.authority_changed()
         if first:
             self._emit(Joined(fresh.room_id, fresh.state.title, host=False))
             if self._snapshot_waiter is not None and not self._snapshot_waiter.done():
@@ -619,6 +643,36 @@ class Node:
                 state = replica.state
                 beat = wire.Heartbeat(state.room_id, state.epoch, state.seq, replica.hash())
                 self.mesh.broadcast(wire.seal_bytes(self.identity, beat))
+
+    async def _succession_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(SUCCESSION_TICK_S)
+            try:
+                self.succession.tick()
+            except PeerError as exc:
+                log.warning("takeover attempt failed: %s", exc.reason)
+
+    def authority_changed(self) -> None:
+        """Another node (or this one) holds the room now: tell, re-advertise, tidy the roster."""
+        replica = self._require_room()
+        state = replica.state
+        self.succession.reset()
+        who = state.members.get(state.authority)
+        name = who.name if who else short_fingerprint(state.authority)
+        self._emit(AuthorityChanged(state.room_id, state.epoch, state.authority, name))
+        self._state_changed()
+        if not self.is_authority:
+            return
+        # The authority we replaced is gone: take it off the roster now rather than when its
+        # link times out (it may have timed out already, before we were in charge).
+        gone = [
+            member
+            for member in state.authority_set()
+            if member in state.members and member != self.node_id and member not in self.mesh.links
+        ]
+        for member in gone:
+            with contextlib.suppress(Refused):
+                self._issue(self.node_id, Action(ActionKind.DROP, member))
 
     def _state_changed(self) -> None:
         if self.replica is not None:

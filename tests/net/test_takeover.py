@@ -1,0 +1,112 @@
+"""A room survives its host: a co-host takes over, members follow, speakers keep talking."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from p2pspaces.audio import FRAME_SAMPLES
+from p2pspaces.audio.devices import ToneSource, WavSink, load_audio
+from p2pspaces.audio.engine import FrameLog
+from p2pspaces.audio.level import rms_dbfs
+from p2pspaces.core.identity import Identity
+from p2pspaces.core.room import Member, Role
+from p2pspaces.core.wire import Action, ActionKind
+from p2pspaces.events import AuthorityChanged, Speaking, StateChanged
+from p2pspaces.node import Node
+
+from .conftest import LOOPBACK, next_event
+
+_NOBODY = Member("nobody")
+
+
+def _silence(node: Node) -> None:
+    """Make a node vanish as a crashed laptop would: it sends nothing more, on any link."""
+    for link in node.mesh.links.values():
+        link.channel.send = lambda data: None  # type: ignore[method-assign]
+    node.audio.may_send = lambda: False
+    node.mesh.broadcast = lambda data: None  # type: ignore[method-assign]
+
+
+def _longest_gap_ms(recording: np.ndarray, start: int) -> int:
+    frames = recording[start : len(recording) // FRAME_SAMPLES * FRAME_SAMPLES]
+    quiet = [rms_dbfs(f) < -50 for f in frames.reshape(-1, FRAME_SAMPLES)]
+    longest = run = 0
+    for is_quiet in quiet:
+        run = run + 1 if is_quiet else 0
+        longest = max(longest, run)
+    return longest * 20
+
+
+def _role(event: StateChanged, node: Node) -> Role | None:
+    member = event.state.members.get(node.node_id)
+    return member.role if member is not None else None
+
+
+async def _promote(host: Node, member: Node, cohost: bool) -> None:
+    await host.request(Action(ActionKind.INVITE_SPEAKER, member.node_id))
+    await next_event(
+        member, StateChanged, lambda e: e.state.members.get(member.node_id, _NOBODY).invited
+    )
+    await member.request(Action(ActionKind.ACCEPT_INVITE))
+    await next_event(host, StateChanged, lambda e: _role(e, member) == Role.SPEAKER)
+    if cohost:
+        await host.request(Action(ActionKind.ADD_COHOST, member.node_id))
+        await next_event(member, StateChanged, lambda e: member.node_id in e.state.cohosts)
+
+
+async def test_a_cohost_takes_over_when_the_host_goes_silent(
+    make_node: Callable[..., Any], tmp_path: Path
+) -> None:
+    host, cora = await make_node("Hana"), await make_node("Cora")
+    sam = Node(Identity.generate(), "Sam", LOOPBACK, source=ToneSource(500))
+    lee = Node(Identity.generate(), "Lee", LOOPBACK, sink=WavSink(tmp_path / "lee.wav"))
+    lee.audio.frame_log = log = FrameLog()  # its ticks count the frames written
+    for node in (sam, lee):
+        await node.start()
+    try:
+        room = await host.host("Survives")
+        for node in (cora, sam, lee):
+            await node.join(room.hex())
+        await _promote(host, cora, cohost=True)
+        await _promote(host, sam, cohost=False)
+        await next_event(lee, Speaking, lambda e: e.member == sam.node_id)
+        await asyncio.sleep(1.0)
+        before = lee.replica.state
+        loop = asyncio.get_running_loop()
+        killed_at = loop.time()
+        frame_at_kill = len(log.ticks)
+        _silence(host)
+        changed = await next_event(lee, AuthorityChanged, within=10)
+        took = loop.time() - killed_at
+        assert changed.authority == cora.node_id and changed.epoch == 1
+        assert took < 5.0
+        assert cora.is_authority
+        after = lee.replica.state
+        # The room is the same room: roster, roles and blocks carried over.
+        assert {k: m.role for k, m in after.members.items()} == {
+            k: m.role for k, m in before.members.items()
+        }
+        # The new authority serves requests.
+        await lee.request(Action(ActionKind.RAISE_HAND))
+        raised = await next_event(
+            lee, StateChanged, lambda e: e.state.members[lee.node_id].hand > 0
+        )
+        assert raised.state.authority == cora.node_id
+        # ...and drops the silent host once its link times out.
+        await next_event(
+            lee, StateChanged, lambda e: host.node_id not in e.state.members, within=10
+        )
+        frame_at_end = len(log.ticks)
+    finally:
+        await lee.stop()
+        await sam.stop()
+    # Sam's voice, in Lee's recording from a second before the host died until the end: no gap.
+    recording = load_audio(tmp_path / "lee.wav")
+    window = recording[(frame_at_kill - 50) * FRAME_SAMPLES : frame_at_end * FRAME_SAMPLES]
+    assert len(window) > 5 * 48000
+    assert _longest_gap_ms(window, 0) <= 200
