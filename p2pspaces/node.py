@@ -55,6 +55,9 @@ log = logging.getLogger(__name__)
 HEARTBEAT_S = 1.0
 SUCCESSION_TICK_S = 0.2
 PEER_TIMEOUT_S = 5.0
+REJOIN_GRACE_S = 3.0
+PENALTY_S = 30.0
+"""How long a peer dropped for breaking the message caps is kept out."""
 JOIN_TIMEOUT_S = 15.0
 RECONNECT_MAX_S = 8.0
 FLUSH_S = 0.5
@@ -392,6 +395,8 @@ class Node:
             return "not in a room"
         if peer_id in replica.state.blocked:
             return "blocked from this room"
+        if self.mesh.misbehaved(peer_id, PENALTY_S):
+            return f"dropped for flooding; try again in {PENALTY_S:.0f} s"
         if not self.is_authority and peer_id not in replica.state.members:
             return "not a member of this room"
         return None
@@ -403,12 +408,16 @@ class Node:
             link.send(wire.seal_bytes(self.identity, wire.Request(self._joining, 0, action)))
 
     def on_link_down(self, peer_id: NodeId, reason: str) -> None:
-        """A member whose link died is dropped from the roster by the authority."""
+        """A member whose link died is dropped from the roster by the authority, unless it
+        comes back within a grace period (a Wi-Fi hiccup must not cost a speaker the stage)."""
         replica = self.replica
         if replica is None or self._stopped:
             return
         if self.is_authority and peer_id in replica.state.members:
-            self._issue(self.node_id, Action(ActionKind.DROP, peer_id))
+            if self.mesh.misbehaved(peer_id, PENALTY_S):
+                self._issue(self.node_id, Action(ActionKind.DROP, peer_id))
+            else:
+                self._spawn(self._drop_unless_back(peer_id))
         elif peer_id == replica.state.authority:
             self._emit(ErrorEvent("authority_lost", f"lost the room's authority: {reason}"))
             self._spawn(self._reconnect(replica.room_id))
@@ -491,6 +500,18 @@ class Node:
             if peer not in state.members and peer != state.authority:
                 self._drop_soon(peer, "no longer a member")
         self._applied(action)
+
+    async def _drop_unless_back(self, peer: NodeId) -> None:
+        await asyncio.sleep(REJOIN_GRACE_S)
+        replica = self.replica
+        if (
+            replica is not None
+            and self.is_authority
+            and peer in replica.state.members
+            and peer not in self.mesh.links
+        ):
+            with contextlib.suppress(Refused):
+                self._issue(self.node_id, Action(ActionKind.DROP, peer))
 
     def _drop_soon(self, peer: NodeId, reason: str) -> None:
         """Drop a link once what was just sent to it (an update, a refusal) has gone out."""

@@ -214,6 +214,7 @@ class Mesh:
         self._handler = handler
         self.links: dict[NodeId, Link] = {}
         self.media: Media | None = None
+        self._offences: dict[NodeId, float] = {}
         self._closing: set[asyncio.Task[Any]] = set()
 
     async def connect(self, host: str, port: int) -> Link:
@@ -262,14 +263,24 @@ class Mesh:
         if self.links.get(link.peer_id) is not link:
             return
         if not isinstance(data, bytes):
-            self.drop(link.peer_id, "sent a text message on the control channel")
+            self._penalize(link.peer_id, "sent a text message on the control channel")
         elif len(data) > MESSAGE_MAX:
-            self.drop(link.peer_id, f"sent a {len(data)}-byte message (cap {MESSAGE_MAX})")
+            self._penalize(link.peer_id, f"sent a {len(data)}-byte message (cap {MESSAGE_MAX})")
         elif not link.bucket.take(self._clock()):
-            self.drop(link.peer_id, f"sent more than {MESSAGE_RATE:.0f} messages a second")
+            self._penalize(link.peer_id, f"sent more than {MESSAGE_RATE:.0f} messages a second")
         else:
             link.last_seen = self._clock()
             self._handler.on_message(link, data)
+
+    def _penalize(self, peer_id: NodeId, reason: str) -> None:
+        """Drop a peer that broke the caps, and remember when (see :meth:`misbehaved`)."""
+        self._offences[peer_id] = self._clock()
+        self.drop(peer_id, reason)
+
+    def misbehaved(self, peer_id: NodeId, within: float) -> bool:
+        """Whether ``peer_id`` was dropped for breaking the caps in the last ``within`` s."""
+        when = self._offences.get(peer_id)
+        return when is not None and self._clock() - when < within
 
     def send(self, peer_id: NodeId, data: bytes) -> bool:
         """Send to one peer; False if there is no link."""

@@ -9,10 +9,19 @@ import pytest
 from .lan import Lan, netns_unavailable
 
 
-@pytest.fixture
-def lan3() -> Iterator[Lan]:
+def _lan(size: int) -> Iterator[Lan]:
     reason = netns_unavailable()
     if reason is not None:
         pytest.skip(f"end-to-end tests need network namespaces: {reason}")
-    with Lan(3) as lan:
+    with Lan(size) as lan:
         yield lan
+
+
+@pytest.fixture
+def lan3() -> Iterator[Lan]:
+    yield from _lan(3)
+
+
+@pytest.fixture
+def lan4() -> Iterator[Lan]:
+    yield from _lan(4)

@@ -31,6 +31,11 @@ def _silence(node: Node) -> None:
     node.audio.may_send = lambda: False
     node.mesh.broadcast = lambda data: None  # type: ignore[method-assign]
 
+    async def unplugged(host: str, port: int) -> None:
+        raise OSError("unplugged")
+
+    node.mesh.connect = unplugged  # type: ignore[method-assign,assignment]
+
 
 def _longest_gap_ms(recording: np.ndarray, start: int) -> int:
     frames = recording[start : len(recording) // FRAME_SAMPLES * FRAME_SAMPLES]
