@@ -189,8 +189,17 @@ def _make_node(
     drop_audio: float,
 ) -> Node:
     try:
-        identity = load_or_create(resolve_home(home))
-        return Node(identity, name, interface, source=source, sink=sink, drop_audio=drop_audio)
+        folder = resolve_home(home)
+        identity = load_or_create(folder)
+        return Node(
+            identity,
+            name,
+            interface,
+            source=source,
+            sink=sink,
+            drop_audio=drop_audio,
+            record_dir=folder / "recordings",
+        )
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
     except NoUsableAddress as exc:

@@ -250,3 +250,36 @@ class AuthorityChanged(Event):
             "name": self.name,
             "fingerprint": short_fingerprint(self.authority),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionReceived(Event):
+    """An emoji reaction, relayed by the authority and signed by its author."""
+
+    NAME = "reaction"
+    room: bytes
+    author: bytes
+    name: str
+    emoji: str
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "room": self.room.hex(),
+            "from": self.author.hex(),
+            "name": self.name,
+            "fingerprint": short_fingerprint(self.author),
+            "emoji": self.emoji,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Recording(Event):
+    """This node (the room's authority) started or stopped writing the room's audio."""
+
+    NAME = "recording"
+    room: bytes
+    on: bool
+    path: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"room": self.room.hex(), "on": self.on, "path": self.path}

@@ -19,7 +19,15 @@ from typing import Any, TextIO
 
 from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
 from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.events import ChatReceived, ErrorEvent, Event, Ready, RoomFound, StateChanged
+from p2pspaces.events import (
+    ChatReceived,
+    ErrorEvent,
+    Event,
+    ReactionReceived,
+    Ready,
+    RoomFound,
+    StateChanged,
+)
 from p2pspaces.node import CommandError, Node
 
 MAX_COMMAND = 64 * 1024
@@ -63,6 +71,10 @@ def _chat(event: ChatReceived) -> str:
     return f"<{printable(event.name)} {short_fingerprint(event.author)}> {printable(event.text)}"
 
 
+def _reaction(event: ReactionReceived) -> str:
+    return f"<{printable(event.name)} {short_fingerprint(event.author)}> reacts {event.emoji}"
+
+
 def _error(event: ErrorEvent) -> str:
     return f"error ({event.code}): {printable(event.reason)}"
 
@@ -72,6 +84,7 @@ _READABLE: dict[type[Event], Callable[[Any], str]] = {
     RoomFound: _room_found,
     StateChanged: _state,
     ChatReceived: _chat,
+    ReactionReceived: _reaction,
     ErrorEvent: _error,
 }
 
@@ -127,6 +140,8 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
         await node.leave()
     elif name == "chat":
         await node.chat(_text(command, "text"))
+    elif name == "react":
+        await node.react(_text(command, "emoji"))
     elif name == "request":
         await node.request(_action(node, command))
     elif name == "state":
@@ -210,10 +225,12 @@ TYPED: dict[str, tuple[str, bool]] = {
     "uncohost": ("remove_cohost", False),
     "end": ("end", False),
 }
+WITH_ARGUMENT = {"join": "room", "host": "title", "react": "emoji"}
 TYPED_HELP = (
     "commands: /hand /lower /invite NAME /yes /no /accept NAME /listener [NAME] /mute [NAME] "
     "/unmute /remove NAME /block NAME /cohost NAME /uncohost [NAME] /title TEXT /record on|off "
-    "/end /leave /join ROOM /host TITLE /state /quit; anything else is sent as chat"
+    "/end /react clap|heart|laugh|hundred|raised|thinking|fire|wave /leave /join ROOM "
+    "/host TITLE /state /quit; anything else is sent as chat"
 )
 
 
@@ -225,8 +242,8 @@ def typed_command(text: str) -> dict[str, Any]:
     rest = rest.strip()
     if word in ("quit", "leave", "state"):
         return {"cmd": word}
-    if word in ("join", "host"):
-        return {"cmd": word, "room" if word == "join" else "title": rest}
+    if word in WITH_ARGUMENT:
+        return {"cmd": word, WITH_ARGUMENT[word]: rest}
     if word == "title":
         return {"cmd": "request", "action": "set_title", "text": rest}
     if word == "record":

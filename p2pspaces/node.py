@@ -19,9 +19,10 @@ import os
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
+from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source, SourceError, WavSink
 from p2pspaces.audio.engine import AudioEngine
 from p2pspaces.core import room, wire
 from p2pspaces.core.errors import OutOfSync, PeerError, Refused
@@ -31,7 +32,6 @@ from p2pspaces.core.room import SPEAKING_ROLES, Role
 from p2pspaces.core.wire import Action, ActionKind, RoomId
 from p2pspaces.events import (
     AuthorityChanged,
-    ChatReceived,
     Ended,
     ErrorEvent,
     Event,
@@ -39,6 +39,7 @@ from p2pspaces.events import (
     Left,
     Quiet,
     Ready,
+    Recording,
     RoomFound,
     RoomLost,
     Speaking,
@@ -49,6 +50,8 @@ from p2pspaces.net.discovery import Discovery, DiscoveryEvent, PeerAdvert, PeerG
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.takeover import Succession
+from p2pspaces.talk import CommandError as TalkError
+from p2pspaces.talk import Talk
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,7 @@ class Node:
         source: Source | None = None,
         sink: Sink | None = None,
         drop_audio: float = 0.0,
+        record_dir: Path = Path("p2pspaces-recordings"),
     ) -> None:
         self.identity = identity
         self.name = name
@@ -112,7 +116,10 @@ class Node:
         self.audio.allowed = self._may_speak
         self.mesh.media = self.audio
         self._dialing: set[NodeId] = set()
+        self._record_dir = record_dir
+        self._recording_room = RoomId(b"")
         self.succession = Succession(self, clock)
+        self.talk = Talk(self, clock)
         self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
         self._discovery = Discovery(
             identity, self._on_discovery, interface, self.addresses, self._now_ms()
@@ -120,7 +127,6 @@ class Node:
         self._tasks: set[asyncio.Task[None]] = set()
         self._snapshot_waiter: asyncio.Future[None] | None = None
         self._req_id = 0
-        self._chat_id = 0
         self._advertised: RoomAdvert | None = None
         self._advert_dirty = asyncio.Event()
         self._joining: RoomId | None = None
@@ -273,16 +279,39 @@ class Node:
 
     async def chat(self, text: str) -> None:
         """Send a chat line to the room."""
-        replica = self._require_room()
-        self._chat_id += 1
         try:
-            data = wire.seal_bytes(self.identity, wire.Chat(replica.room_id, self._chat_id, text))
+            data = self.talk.say(text)
         except ValueError as exc:
             raise CommandError(f"cannot send that chat line: {exc}") from None
+        self._send_talk(data)
+
+    async def react(self, emoji: str) -> None:
+        """Send an emoji reaction (one of the fixed set, or its name)."""
+        try:
+            data = self.talk.react(emoji)
+        except TalkError as exc:
+            raise CommandError(str(exc)) from None
+        self._send_talk(data)
+
+    def _send_talk(self, data: bytes) -> None:
         if self.is_authority:
-            self._relay_chat(self.node_id, data)
+            _, message = wire.open_signed_bytes(data, wire.Message, self.node_id)
+            if isinstance(message, wire.Chat | wire.Reaction):
+                self.talk.relay(self.node_id, data, message)
         else:
             self._send_to_authority(data)
+
+    def room_id_or_fail(self) -> RoomId:
+        """The room this node is in, or :class:`CommandError`."""
+        return self._require_room().room_id
+
+    def emit(self, event: Event) -> None:
+        """Queue an event for the front end."""
+        self._emit(event)
+
+    def refuse(self, actor: NodeId, code: str, reason: str, req_id: int = 0) -> None:
+        """Tell ``actor`` (or ourselves) that something was refused."""
+        self._refuse(actor, code, reason, req_id)
 
     async def leave(self) -> None:
         """Leave the room (as authority: hand over to a co-host, or end the room)."""
@@ -319,6 +348,7 @@ class Node:
     def _close_room(self) -> None:
         self.replica = None
         self._joining = None
+        self._keep_recording()
         for peer in list(self.mesh.links):
             self.mesh.drop(peer, "left the room")
         self._advert_dirty.set()
@@ -448,8 +478,8 @@ class Node:
             self._on_snapshot(link, data)
         elif isinstance(inner, wire.Heartbeat):
             self._on_heartbeat(link, envelope, inner)
-        elif isinstance(inner, wire.Chat):
-            self._on_chat(link, envelope, inner, data)
+        elif isinstance(inner, wire.Chat | wire.Reaction):
+            self.talk.received(link, envelope, inner, data)
         elif isinstance(inner, wire.Takeover):
             self.succession.on_claim(link, data)
         elif isinstance(inner, wire.VoteRequest):
@@ -532,16 +562,6 @@ class Node:
         else:
             self.mesh.send(actor, wire.encode(wire.Error(code, reason[: wire.REASON_MAX], req_id)))
 
-    def _relay_chat(self, author: NodeId, data: bytes) -> None:
-        replica = self._require_room()
-        member = replica.state.members.get(author)
-        if member is None:
-            self._refuse(author, "refused", "only members may chat", 0)
-            return
-        _, chat = wire.open_signed_bytes(data, wire.Chat, author)
-        self.mesh.broadcast(data)
-        self._emit(ChatReceived(replica.room_id, author, member.name, chat.text))
-
     # --- member side ---------------------------------------------------------------------
 
     def _on_update(self, link: Link, data: bytes) -> None:
@@ -619,21 +639,6 @@ class Node:
             log.warning("state hash differs from the authority's; asking for a snapshot")
             link.send(wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
 
-    def _on_chat(self, link: Link, envelope: wire.Signed, chat: wire.Chat, data: bytes) -> None:
-        replica = self.replica
-        if replica is None or chat.room_id != replica.room_id:
-            raise PeerError("chat for another room")
-        if self.is_authority:
-            if envelope.signer != link.peer_id:
-                raise PeerError("chat relayed to the authority by someone else")
-            self._relay_chat(link.peer_id, data)
-            return
-        if link.peer_id != replica.state.authority:
-            raise PeerError("chat not relayed by the authority")
-        member = replica.state.members.get(envelope.signer)
-        name = member.name if member else short_fingerprint(envelope.signer)
-        self._emit(ChatReceived(replica.room_id, envelope.signer, name, chat.text))
-
     async def _reconnect(self, room_id: RoomId) -> None:
         """Retry a lost authority with backoff while its room is still advertised."""
         delay = 0.25
@@ -664,6 +669,27 @@ class Node:
                 state = replica.state
                 beat = wire.Heartbeat(state.room_id, state.epoch, state.seq, replica.hash())
                 self.mesh.broadcast(wire.seal_bytes(self.identity, beat))
+
+    def _keep_recording(self) -> None:
+        """While the signed state says "recording", the authority's node writes the room."""
+        replica = self.replica
+        wanted = replica is not None and self.is_authority and replica.state.recording
+        recorder = self.audio.recorder
+        if wanted and recorder is None and replica is not None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            safe = "".join(c if c.isalnum() else "-" for c in replica.state.title)[:40]
+            path = self._record_dir / f"{safe}-{stamp}.wav"
+            try:
+                self.audio.recorder = WavSink(path)
+            except SourceError as exc:
+                self._emit(ErrorEvent("recording_failed", str(exc)))
+                return
+            self._recording_room = replica.room_id
+            self._emit(Recording(replica.room_id, True, str(path)))
+        elif not wanted and isinstance(recorder, WavSink):
+            recorder.close()
+            self.audio.recorder = None
+            self._emit(Recording(self._recording_room, False, str(recorder.path)))
 
     async def _succession_ticker(self) -> None:
         while True:
@@ -699,6 +725,7 @@ class Node:
         if self.replica is not None:
             self._emit(StateChanged(self.replica.state))
             self._ensure_links()
+        self._keep_recording()
         self._advert_dirty.set()
 
     # --- audio ---------------------------------------------------------------------------

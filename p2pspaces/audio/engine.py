@@ -72,6 +72,9 @@ class AudioEngine:
         self._fault_drop = fault_drop
         self._rng = np.random.default_rng()
         self._tasks: list[asyncio.Task[None]] = []
+        self.recorder: Sink | None = None
+        """Where the whole room's audio goes while the host records: the mix plus own voice."""
+        self._own: Pcm | None = None
         self._wake = asyncio.Event()
         self._rephase_at: float | None = None
 
@@ -91,6 +94,9 @@ class AudioEngine:
                 await task
         self.source.close()
         self.sink.close()
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
 
     # --- sending -------------------------------------------------------------------------
 
@@ -116,6 +122,7 @@ class AudioEngine:
                 sending = self.may_send()
                 if sending:
                     self.broadcaster.send(frame, pts)
+                    self._own = frame
                     if self.frame_log is not None:
                         self.frame_log.sent[pts] = self._clock()
                 self._meter(self.me, meter, frame if sending else silence())
@@ -159,6 +166,9 @@ class AudioEngine:
             if self.frame_log is not None:
                 self.frame_log.ticks.append(self._clock())
             self.sink.write(frame)
+            own, self._own = self._own, None
+            if self.recorder is not None:
+                self.recorder.write(frame if own is None else mix([(frame, 1.0), (own, 1.0)]))
 
     async def _wait_for_tick(self, loop: asyncio.AbstractEventLoop, deadline: float) -> float:
         """Sleep until ``deadline``, or until an earlier rephased tick; return the tick time."""

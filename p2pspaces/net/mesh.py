@@ -233,6 +233,8 @@ class Mesh:
     async def _establish(self, session: Session, *, inbound: bool) -> Link:
         reason = self._handler.admit(session.peer_id) if inbound else None
         if reason is not None:
+            # Say why before hanging up: a blocked member's app can tell its user.
+            await session.send(wire.encode(wire.Error("refused", reason[: wire.REASON_MAX])))
             raise PeerError(f"{signaling.describe(session)} refused: {reason}")
         pc, channel = await negotiate(session, self.media)
         try:

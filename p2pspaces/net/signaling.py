@@ -59,9 +59,13 @@ class Session:
         await write_frame(self.writer, data)
 
     async def receive_signed(self, cls: type[R]) -> R:
-        """Read one envelope signed by the peer and holding a ``cls``."""
+        """Read one envelope signed by the peer and holding a ``cls`` (or its refusal)."""
         data = await read_frame(self.reader)
-        return wire.open_signed_bytes(data, cls, self.peer_id)[1]
+        message = wire.decode(data)
+        if isinstance(message, wire.Error):
+            raise PeerError(f"refused by the peer: {message.reason}")
+        envelope = wire.expect(message, wire.Signed)
+        return wire.expect(wire.open_signed(envelope, self.peer_id), cls)
 
     def close(self) -> None:
         """Close the connection."""
@@ -70,12 +74,15 @@ class Session:
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes:
     """Read one frame within :data:`READ_TIMEOUT`, refusing an oversize one before reading it."""
-    async with asyncio.timeout(READ_TIMEOUT):
-        header = await reader.readexactly(_HEADER.size)
-        (size,) = _HEADER.unpack(header)
-        if size > FRAME_MAX:
-            raise WireError(f"frame of {size} bytes exceeds the {FRAME_MAX}-byte cap")
-        return await reader.readexactly(size)
+    try:
+        async with asyncio.timeout(READ_TIMEOUT):
+            header = await reader.readexactly(_HEADER.size)
+            (size,) = _HEADER.unpack(header)
+            if size > FRAME_MAX:
+                raise WireError(f"frame of {size} bytes exceeds the {FRAME_MAX}-byte cap")
+            return await reader.readexactly(size)
+    except asyncio.IncompleteReadError:
+        raise PeerError("the connection was closed mid-handshake") from None
 
 
 async def write_frame(writer: asyncio.StreamWriter, data: bytes) -> None:
