@@ -57,8 +57,10 @@ async def action_latency(members: int, actions: int) -> None:
     for node in nodes[1:]:
         await node.join(room.hex())
     seen: list[dict[int, float]] = [{} for _ in nodes[1:]]
+    news = asyncio.Event()
     watchers = [
-        asyncio.ensure_future(applied_times(n, s)) for n, s in zip(nodes[1:], seen, strict=True)
+        asyncio.ensure_future(applied_times(n, s, news))
+        for n, s in zip(nodes[1:], seen, strict=True)
     ]
     await asyncio.sleep(2.0)
     results = []
