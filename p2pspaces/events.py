@@ -129,6 +129,7 @@ class StateChanged(Event):
             "members": members,
             "cohosts": [c.hex() for c in state.cohosts],
             "hands": [h.hex() for h in state.hand_queue()],
+            "blocked": sorted(b.hex() for b in state.blocked),
             "recording": state.recording,
             "ended": state.ended,
         }

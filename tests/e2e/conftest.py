@@ -25,3 +25,8 @@ def lan3() -> Iterator[Lan]:
 @pytest.fixture
 def lan4() -> Iterator[Lan]:
     yield from _lan(4)
+
+
+@pytest.fixture
+def lan7() -> Iterator[Lan]:
+    yield from _lan(7)
