@@ -284,3 +284,25 @@ class Recording(Event):
 
     def fields(self) -> dict[str, Any]:
         return {"room": self.room.hex(), "on": self.on, "path": self.path}
+
+
+@dataclass(frozen=True, slots=True)
+class Converged(Event):
+    """A partition healed and this node's branch lost: it now holds the winning branch's state
+    (``undone`` of its own changes were undone; ``blocks_kept`` blocks will be made again)."""
+
+    NAME = "converged"
+    room: bytes
+    epoch: int
+    authority: bytes
+    undone: int
+    blocks_kept: int
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "room": self.room.hex(),
+            "epoch": self.epoch,
+            "authority": self.authority.hex(),
+            "undone": self.undone,
+            "blocks_kept": self.blocks_kept,
+        }

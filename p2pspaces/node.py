@@ -49,7 +49,7 @@ from p2pspaces.net import ice
 from p2pspaces.net.discovery import Discovery, DiscoveryEvent, PeerAdvert, PeerGone, RoomAdvert
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
-from p2pspaces.takeover import Succession
+from p2pspaces.takeover import Reunion, Succession
 from p2pspaces.talk import CommandError as TalkError
 from p2pspaces.talk import Talk
 
@@ -59,6 +59,7 @@ HEARTBEAT_S = 1.0
 SUCCESSION_TICK_S = 0.2
 PEER_TIMEOUT_S = 5.0
 REJOIN_GRACE_S = 3.0
+REANNOUNCE_S = 5.0
 PENALTY_S = 30.0
 """How long a peer dropped for breaking the message caps is kept out."""
 JOIN_TIMEOUT_S = 15.0
@@ -120,6 +121,7 @@ class Node:
         self._recording_room = RoomId(b"")
         self.succession = Succession(self, clock)
         self.talk = Talk(self, clock)
+        self.reunion = Reunion(self)
         self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
         self._discovery = Discovery(
             identity, self._on_discovery, interface, self.addresses, self._now_ms()
@@ -301,6 +303,13 @@ class Node:
         else:
             self._send_to_authority(data)
 
+    def request_now(self, action: Action) -> None:
+        """As the authority: issue our own action at once (refusals become error events)."""
+        try:
+            self._issue(self.node_id, action)
+        except Refused as exc:
+            self._emit(ErrorEvent("refused", exc.reason))
+
     def room_id_or_fail(self) -> RoomId:
         """The room this node is in, or :class:`CommandError`."""
         return self._require_room().room_id
@@ -376,6 +385,7 @@ class Node:
                 return
             room_id = RoomId(advert.room.room_id)
             self.rooms[room_id] = RoomListing(advert, advert.room)
+            self._meet_rival(advert)
             info = advert.room
             self._emit(
                 RoomFound(
@@ -389,6 +399,21 @@ class Node:
                 )
             )
 
+    def _meet_rival(self, advert: PeerAdvert) -> None:
+        """Another node advertises our room while we hold it (a partition healed): link to it,
+        so that heartbeats tell which branch has the higher epoch."""
+        replica = self.replica
+        if (
+            replica is not None
+            and self.is_authority
+            and advert.room is not None
+            and advert.room.room_id == replica.room_id
+            and advert.node_id not in self.mesh.links
+            and advert.node_id not in self._dialing
+        ):
+            self._dialing.add(advert.node_id)
+            self._spawn(self._dial(advert.node_id, advert))
+
     def _room_gone(self, room_id: RoomId, node_id: NodeId) -> None:
         """A node stopped advertising a room; it is gone unless another node (a co-host that
         took over) advertises it now."""
@@ -398,12 +423,18 @@ class Node:
             self._emit(RoomLost(room_id))
 
     async def _advert_updater(self) -> None:
-        """Keep the mDNS advert in step with the room, at most once a second."""
+        """Keep the mDNS advert in step with the room, at most once a second.
+
+        A room's authority also re-announces every :data:`REANNOUNCE_S` seconds: after a
+        partition heals, the other side's caches may have expired our records, and browsers
+        back off their own queries, so without this the two halves could stay strangers.
+        """
         while True:
-            await self._advert_dirty.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advert_dirty.wait(), REANNOUNCE_S)
             self._advert_dirty.clear()
             wanted = self._room_advert()
-            if wanted != self._advertised:
+            if wanted != self._advertised or wanted is not None:
                 self._advertised = wanted
                 await self._discovery.advertise(self.name, self.port, wanted)
             await asyncio.sleep(1.0)
@@ -589,9 +620,10 @@ class Node:
         if self.replica is not None and fresh.state.epoch < self.replica.state.epoch:
             raise Refused("snapshot from an older epoch")
         first = self.replica is None
-        newer_epoch = (
-            not first and self.replica is not None and fresh.state.epoch > self.replica.state.epoch
-        )
+        old = self.replica.state if self.replica is not None else None
+        newer_epoch = old is not None and fresh.state.epoch > old.epoch
+        if old is not None and newer_epoch and old.authority == self.node_id:
+            self.reunion.superseded(old, fresh.state)
         self.replica = fresh
         self._joining = None
         if first:
@@ -609,6 +641,7 @@ class Node:
         replica = self._require_room()
         state = replica.state
         self._state_changed()
+        self.reunion.after_change(state)
         if state.ended:
             left = action is not None and action.kind is ActionKind.LEAVE
             reason = (
@@ -621,6 +654,8 @@ class Node:
                 self._spawn(self._close_after_flush())
             else:
                 self._close_room()
+        elif self.reunion.rejoining and self.node_id not in state.members:
+            return  # superseded after a partition: our join request is on its way
         elif self.node_id not in state.members and not self._leaving:
             how = "blocked" if self.node_id in state.blocked else "removed"
             self._emit(Left(state.room_id, f"{how} from the room"))
@@ -634,9 +669,12 @@ class Node:
         replica = self.replica
         if replica is None or envelope.signer != link.peer_id:
             return
+        self.reunion.heartbeat(link, beat)
         is_authority = link.peer_id == replica.state.authority
-        if is_authority and beat.seq == replica.state.seq and beat.state_hash != replica.hash():
-            log.warning("state hash differs from the authority's; asking for a snapshot")
+        behind = beat.epoch == replica.state.epoch and beat.seq > replica.state.seq
+        forked = beat.seq == replica.state.seq and beat.state_hash != replica.hash()
+        if is_authority and (behind or forked):
+            log.warning("out of step with the authority's heartbeat; asking for a snapshot")
             link.send(wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
 
     async def _reconnect(self, room_id: RoomId) -> None:
@@ -709,6 +747,9 @@ class Node:
         self._emit(AuthorityChanged(state.room_id, state.epoch, state.authority, name))
         self._state_changed()
         if not self.is_authority:
+            advert = self._adverts.get(state.authority)
+            if state.authority not in self.mesh.links and advert is not None:
+                self._spawn(self._dial(state.authority, advert))
             return
         # The authority we replaced is gone: take it off the roster now rather than when its
         # link times out (it may have timed out already, before we were in charge).

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 from p2pspaces.core import succession, wire
 from p2pspaces.core.errors import OutOfSync, PeerError, Refused
 from p2pspaces.core.identity import NodeId, short_fingerprint
+from p2pspaces.core.room import RoomState
 from p2pspaces.core.succession import VoteBook
+from p2pspaces.events import Converged
 from p2pspaces.net.mesh import Link
 
 if TYPE_CHECKING:
@@ -134,6 +136,7 @@ class Succession:
             return
         claim = succession.verify_claim(replica.state, data)
         claimant = claim.takeover.claimant
+        was_authority = node.is_authority
         try:
             replica.accept_takeover(claim)
         except OutOfSync:
@@ -147,4 +150,63 @@ class Succession:
             short_fingerprint(claimant),
             claim.takeover.epoch,
         )
+        if was_authority:  # our members are linked to us, perhaps not to the claimant
+            for peer in list(node.mesh.links):
+                if peer != claimant:
+                    node.mesh.send(peer, data)
         node.authority_changed()
+
+
+class Reunion:
+    """After a partition heals: the branch with the higher epoch wins (DESIGN.md section 3).
+
+    An authority that meets its room advertised by another node links to it; heartbeats carry
+    epochs, and the side with the lower epoch asks the other for its snapshot.  A superseded
+    authority adopts that state (its own changes made while apart are undone, and it says so),
+    rejoins, and, if it is the room's host, reclaims the room with the next epoch and blocks again
+    every key it had blocked alone: blocks from both branches are kept.
+    """
+
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self.pending_blocks: set[NodeId] = set()
+        self.rejoining = False
+
+    def heartbeat(self, link: Link, beat: wire.Heartbeat) -> None:
+        """A heartbeat from the room at a higher epoch than ours, while we think we hold it:
+        ask for its state (only an authority answers)."""
+        replica = self._node.replica
+        if replica is None or beat.room_id != replica.room_id or not self._node.is_authority:
+            return
+        if beat.epoch > replica.state.epoch:
+            link.send(wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
+
+    def superseded(self, old: RoomState, fresh: RoomState) -> None:
+        """We were the authority of an older epoch; the room went on without us."""
+        node = self._node
+        self.pending_blocks = set(old.blocked - fresh.blocked)
+        undone = max(0, old.seq - fresh.seq)
+        node.emit(
+            Converged(fresh.room_id, fresh.epoch, fresh.authority, undone, len(self.pending_blocks))
+        )
+        self.rejoining = True
+        if node.node_id not in fresh.members:
+            join = wire.Request(fresh.room_id, 0, wire.Action(wire.ActionKind.JOIN, text=node.name))
+            node.mesh.send(fresh.authority, wire.seal_bytes(node.identity, join))
+
+    def after_change(self, state: RoomState) -> None:
+        """Once back in the room: the host reclaims it, then blocks again what it blocked."""
+        node = self._node
+        if not self.rejoining or node.node_id not in state.members:
+            return
+        self.rejoining = False
+        if state.host != node.node_id or node.replica is None:
+            return
+        data = succession.make_claim(state, node.identity)
+        claim = succession.verify_claim(state, data)
+        node.replica.accept_takeover(claim)
+        node.mesh.broadcast(data)
+        node.authority_changed()
+        for key in self.pending_blocks:
+            node.request_now(wire.Action(wire.ActionKind.BLOCK, key))
+        self.pending_blocks.clear()

@@ -57,3 +57,82 @@ def test_a_member_cut_off_and_back_converges(lan3: Lan, tmp_path: Path) -> None:
     finally:
         statuses = [node.stop() for node in reversed(nodes)]
     assert statuses == [0, 0, 0]
+
+
+@pytest.mark.parametrize("apart", [0.0, 10.0], ids=["links-survive", "links-drop"])
+def test_a_host_cut_off_rejoins_the_winning_branch_and_keeps_its_blocks(
+    lan3: Lan, tmp_path: Path, apart: float
+) -> None:
+    def start(index: int, name: str, *extra: str) -> NodeProcess:
+        argv = lan3.command(
+            index,
+            "start",
+            "--headless",
+            "--name",
+            name,
+            "--home",
+            str(tmp_path / name),
+            "--input",
+            "none",
+            "--output",
+            "none",
+            *extra,
+        )
+        return NodeProcess(argv, tmp_path / f"{name}.log")
+
+    host = start(0, "Hana", "--host", "Split")
+    cora = start(1, "Cora", "--join", "Split")
+    ann = start(2, "Ann", "--join", "Split")
+    nodes = [host, cora, ann]
+    stranger = "ab" * 32
+    try:
+        ids = {n: p.wait_for("ready")["node"] for n, p in (("host", host), ("cora", cora))}
+        for node in (cora, ann):
+            node.wait_for("joined")
+        host.send(cmd="request", action="invite_speaker", target=ids["cora"])
+        cora.wait_for("state", lambda e: any(m["invited"] for m in e["members"]))
+        cora.send(cmd="request", action="accept_invite")
+        host.wait_for("state", lambda e: any(m["role"] == "speaker" for m in e["members"]))
+        host.send(cmd="request", action="add_cohost", target=ids["cora"])
+        ann.wait_for("state", lambda e: e["cohosts"] == [ids["cora"]])
+        time.sleep(1.0)
+        lan3.set_link(0, up=False)  # the host's side of the room is cut off
+        assert ann.wait_for("authority", within=15)["authority"] == ids["cora"]
+        host.send(cmd="request", action="block", target=stranger)  # made alone, while apart
+        host.wait_for("state", lambda e: stranger in e["blocked"])
+        time.sleep(apart)  # long enough, every link on both sides times out
+        lan3.set_link(0, up=True)
+        # The branch with the higher epoch wins; the host rejoins, reclaims, keeps its block.
+        merged = host.wait_for("converged", within=60)
+        assert merged["authority"] == ids["cora"] and merged["blocks_kept"] == 1
+        final = host.wait_for(
+            "state",
+            lambda e: (
+                e["authority"] == ids["host"]
+                and stranger in e["blocked"]
+                and len(e["members"]) == 3
+            ),
+            within=30,
+        )
+        for node in (cora, ann):
+            try:
+                mine = node.wait_for("state", lambda e: e["seq"] == final["seq"], within=30)
+            except AssertionError:
+                summary = [
+                    (
+                        e["event"],
+                        e.get("epoch"),
+                        e.get("seq"),
+                        e.get("authority", "")[:6],
+                        len(e.get("members", [])),
+                        e.get("code"),
+                        e.get("reason"),
+                    )
+                    for e in node.seen[-12:]
+                ]
+                raise AssertionError((final["seq"], summary)) from None
+            assert mine["hash"] == final["hash"]
+        assert final["epoch"] == 2
+    finally:
+        statuses = [node.stop() for node in reversed(nodes)]
+    assert statuses == [0, 0, 0]
