@@ -111,9 +111,11 @@ def test_a_whole_space(lan7: Lan, tmp_path: Path) -> None:
         space.settle(lambda e: any(m["name"] == "Sam" and m["invited"] for m in e["members"]))
         space.ask("Sam", "accept_invite")
         space.settle(lambda e: space.roles(e)["Sam"] == "speaker")
-        for name in ("Sue", "Liv"):
+        for name in ("Sue", "Liv", "Max"):
             space.ask(name, "raise_hand")
             state = space.settle(lambda e, n=name: space.ids[n] in e["hands"])
+        space.ask("Max", "lower_hand")
+        state = space.settle(lambda e: space.ids["Max"] not in e["hands"])
         assert state["hands"] == [space.ids["Sue"], space.ids["Liv"]]  # in raising order
         space.ask("Cora", "accept_hand", "Sue")
         space.settle(lambda e: space.roles(e)["Sue"] == "speaker")
@@ -172,6 +174,10 @@ def test_a_whole_space(lan7: Lan, tmp_path: Path) -> None:
         # Co-host out and back in; then the host ends the Space for everyone.
         space.ask("Hana", "remove_cohost", "Cora")
         space.settle(lambda e: e["cohosts"] == [])
+        nodes["Max"].send(cmd="leave")
+        assert nodes["Max"].wait_for("left")["reason"] == "left"
+        space.present.discard("Max")
+        space.settle(lambda e: "Max" not in space.roles(e))
         space.ask("Hana", "end")
         for name in space.present:
             assert nodes[name].wait_for("ended")["room"] == state["room"]

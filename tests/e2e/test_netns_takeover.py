@@ -40,7 +40,7 @@ def test_killing_the_host_hands_the_room_to_its_cohost(lan4: Lan, tmp_path: Path
         lan4, 0, tmp_path, "Hana", "--host", "Resilient", "--input", "none", "--output", "none"
     )
     cora = _node(
-        lan4, 1, tmp_path, "Cora", "--join", "Resilient", "--input", "none", "--output", "none"
+        lan4, 1, tmp_path, "Cora", "--join", "Resilient", "--input", "tone:700", "--output", "none"
     )
     sam = _node(
         lan4, 2, tmp_path, "Sam", "--join", "Resilient", "--input", "tone:500", "--output", "none"
@@ -77,7 +77,7 @@ def test_killing_the_host_hands_the_room_to_its_cohost(lan4: Lan, tmp_path: Path
         host.wait_for("state", lambda e: sum(m["role"] == "speaker" for m in e["members"]) == 2)
         host.send(cmd="request", action="add_cohost", target=ids["cora"])
         lee.wait_for("state", lambda e: e["cohosts"] == [ids["cora"]])
-        lee.wait_for("speaking", lambda e: e["name"] == "Sam")
+        lee.wait_for("speaking", lambda e: e["name"] == "Sam")  # two speakers talk: Sam, Cora
         time.sleep(1.5)
         killed_at = time.monotonic()
         host.proc.send_signal(signal.SIGKILL)
@@ -109,3 +109,13 @@ def test_killing_the_host_hands_the_room_to_its_cohost(lan4: Lan, tmp_path: Path
     window = recording[first * FRAME_SAMPLES : last * FRAME_SAMPLES]
     assert len(window) > 3 * SAMPLE_RATE
     assert _longest_quiet_ms(window) <= 200
+    # Both voices are there after the takeover, not only one of them.
+    after_kill = window[-2 * SAMPLE_RATE :].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(after_kill))
+    freqs = np.fft.rfftfreq(len(after_kill), 1 / SAMPLE_RATE)
+    for hz in (500, 700):
+        band = (freqs > hz - 20) & (freqs < hz + 20)
+        assert spectrum[band].sum() / spectrum.sum() > 0.1, (
+            hz,
+            [e.get("name") for e in lee.seen if e["event"] == "speaking"],
+        )
