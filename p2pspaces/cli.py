@@ -199,6 +199,7 @@ def _make_node(
             sink=sink,
             drop_audio=drop_audio,
             record_dir=folder / "recordings",
+            state_dir=folder,
         )
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -60,6 +61,7 @@ SUCCESSION_TICK_S = 0.2
 PEER_TIMEOUT_S = 5.0
 REJOIN_GRACE_S = 3.0
 REANNOUNCE_S = 5.0
+RESUME_WAIT_S = 3.0
 PENALTY_S = 30.0
 """How long a peer dropped for breaking the message caps is kept out."""
 JOIN_TIMEOUT_S = 15.0
@@ -93,6 +95,7 @@ class Node:
         sink: Sink | None = None,
         drop_audio: float = 0.0,
         record_dir: Path = Path("p2pspaces-recordings"),
+        state_dir: Path | None = None,
     ) -> None:
         self.identity = identity
         self.name = name
@@ -118,6 +121,7 @@ class Node:
         self.mesh.media = self.audio
         self._dialing: set[NodeId] = set()
         self._record_dir = record_dir
+        self._state_dir = state_dir
         self._recording_room = RoomId(b"")
         self.succession = Succession(self, clock)
         self.talk = Talk(self, clock)
@@ -195,9 +199,13 @@ class Node:
         return self.replica is not None and self.replica.state.authority == self.node_id
 
     async def host(self, title: str, max_speakers: int = room.DEFAULT_MAX_SPEAKERS) -> RoomId:
-        """Create a room with ``title`` and advertise it."""
+        """Create a room with ``title`` and advertise it; or, if this host's last room of that
+        title is still live under a co-host (we crashed), rejoin it and reclaim it."""
         if self.replica is not None:
             raise CommandError("already in a room; leave it first")
+        resumed = await self._resume(title)
+        if resumed is not None:
+            return resumed
         try:
             genesis = room.genesis_record(
                 self.identity,
@@ -211,9 +219,46 @@ class Node:
             raise CommandError(f"cannot host: {exc}") from None
         self.replica = Replica.from_genesis(genesis)
         self.succession.reset()
+        self._remember_room(title)
         self._emit(Joined(self.replica.room_id, title, host=True))
         self._state_changed()
         return self.replica.room_id
+
+    # A host keeps the id of the room it hosts on disk, so that after a crash it can come back
+    # and reclaim the room its co-host kept going (DESIGN.md section 3).
+    def _room_file(self) -> Path | None:
+        return self._state_dir / "hosting.json" if self._state_dir is not None else None
+
+    def _remember_room(self, title: str) -> None:
+        path = self._room_file()
+        replica = self.replica
+        if path is None or replica is None:
+            return
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"room": replica.room_id.hex(), "title": title}))
+
+    def _forget_room(self) -> None:
+        path = self._room_file()
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+    async def _resume(self, title: str) -> RoomId | None:
+        path = self._room_file()
+        try:
+            saved = json.loads(path.read_text()) if path is not None else None
+        except (OSError, ValueError):
+            saved = None
+        if not isinstance(saved, dict) or saved.get("title") != title:
+            return None
+        try:
+            listing = await self._await_room(str(saved.get("room", "")), RESUME_WAIT_S)
+        except CommandError:
+            return None  # not live any more: host a new room
+        log.warning("rejoining and reclaiming our room %r, kept going while we were away", title)
+        self.reunion.rejoining = True
+        return await self._join(listing)
 
     def find_room(self, ref: str) -> RoomListing:
         """The room named by ``ref``: a room id, a unique id prefix, or an exact title."""
@@ -232,16 +277,18 @@ class Node:
         """Join the room named by ``ref``, waiting up to ``wait`` s for it to be discovered."""
         if self.replica is not None:
             raise CommandError("already in a room; leave it first")
+        return await self._join(await self._await_room(ref, wait))
+
+    async def _await_room(self, ref: str, wait: float) -> RoomListing:
+        """The room named by ``ref``, waiting up to ``wait`` s for discovery to find it."""
         deadline = self._clock() + wait
         while True:
             try:
-                listing = self.find_room(ref)
-                break
+                return self.find_room(ref)
             except CommandError:
                 if self._clock() >= deadline:
                     raise
                 await asyncio.sleep(0.05)
-        return await self._join(listing)
 
     async def _join(self, listing: RoomListing) -> RoomId:
         advert = listing.advert
@@ -333,6 +380,7 @@ class Node:
         finally:
             self._leaving = False
         self._close_room()
+        self._forget_room()
         self._emit(Left(room_id, "left"))
 
     def _require_room(self) -> Replica:
@@ -650,6 +698,7 @@ class Node:
                 else "the host ended the Space"
             )
             self._emit(Ended(state.room_id, reason))
+            self._forget_room()
             if self.is_authority:
                 self._spawn(self._close_after_flush())
             else:

@@ -98,10 +98,28 @@ def test_killing_the_host_hands_the_room_to_its_cohost(lan4: Lan, tmp_path: Path
         assert {s["hash"] for s in states} == {after["hash"]}
         time.sleep(1.0)
         ended_at = time.monotonic()
+        # The host's laptop comes back: the same command, the same home. It finds its room still
+        # live under Cora, rejoins it and reclaims it with the next epoch.
+        crashed = host
+        crashed.stop()
+        host = _node(
+            lan4, 0, tmp_path, "Hana", "--host", "Resilient", "--input", "none", "--output", "none"
+        )
+        back = lee.wait_for("authority", lambda e: e["authority"] == ids["host"], within=30)
+        assert back["epoch"] == 2
+        final = lee.wait_for(
+            "state",
+            lambda e: (
+                e["epoch"] == 2
+                and any(m["name"] == "Hana" and m["role"] == "host" for m in e["members"])
+            ),
+        )
+        assert final["cohosts"] == [ids["cora"]]
     finally:
         statuses = [node.stop() for node in reversed(others)]
-        host.stop()
+        host_status = host.stop()
     assert statuses == [0, 0, 0]
+    assert host_status == 0
     ticks = json.loads((tmp_path / "lee.json").read_text())["ticks"]
     first = next(i for i, t in enumerate(ticks) if t >= killed_at - 1.0)
     last = next(i for i, t in enumerate(ticks) if t >= ended_at)
