@@ -13,6 +13,16 @@ from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.core.room import RoomState, state_hash
 
 
+def _who(room: bytes, member: bytes, name: str, key: str = "from") -> dict[str, Any]:
+    """The fields that say which member of which room an event is about."""
+    return {
+        "room": room.hex(),
+        key: member.hex(),
+        "name": name,
+        "fingerprint": short_fingerprint(member),
+    }
+
+
 class Event:
     """Base of every node event; ``NAME`` is the JSON ``event`` field."""
 
@@ -146,13 +156,7 @@ class ChatReceived(Event):
     text: str
 
     def fields(self) -> dict[str, Any]:
-        return {
-            "room": self.room.hex(),
-            "from": self.author.hex(),
-            "name": self.name,
-            "fingerprint": short_fingerprint(self.author),
-            "text": self.text,
-        }
+        return _who(self.room, self.author, self.name) | {"text": self.text}
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,12 +210,8 @@ class Speaking(Event):
     level_db: float
 
     def fields(self) -> dict[str, Any]:
-        return {
-            "room": self.room.hex(),
-            "member": self.member.hex(),
-            "name": self.name,
-            "fingerprint": short_fingerprint(self.member),
-            "level_db": round(self.level_db, 1),
+        return _who(self.room, self.member, self.name, "member") | {
+            "level_db": round(self.level_db, 1)
         }
 
 
@@ -225,12 +225,7 @@ class Quiet(Event):
     name: str
 
     def fields(self) -> dict[str, Any]:
-        return {
-            "room": self.room.hex(),
-            "member": self.member.hex(),
-            "name": self.name,
-            "fingerprint": short_fingerprint(self.member),
-        }
+        return _who(self.room, self.member, self.name, "member")
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,13 +259,7 @@ class ReactionReceived(Event):
     emoji: str
 
     def fields(self) -> dict[str, Any]:
-        return {
-            "room": self.room.hex(),
-            "from": self.author.hex(),
-            "name": self.name,
-            "fingerprint": short_fingerprint(self.author),
-            "emoji": self.emoji,
-        }
+        return _who(self.room, self.author, self.name) | {"emoji": self.emoji}
 
 
 @dataclass(frozen=True, slots=True)

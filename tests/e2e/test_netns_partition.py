@@ -12,27 +12,28 @@ from .lan import Lan, NodeProcess
 pytestmark = pytest.mark.netns
 
 
-def test_a_member_cut_off_and_back_converges(lan3: Lan, tmp_path: Path) -> None:
-    def start(index: int, name: str, *extra: str) -> NodeProcess:
-        argv = lan3.command(
-            index,
-            "start",
-            "--headless",
-            "--name",
-            name,
-            "--home",
-            str(tmp_path / name),
-            "--input",
-            "none",
-            "--output",
-            "none",
-            *extra,
-        )
-        return NodeProcess(argv, tmp_path / f"{name}.log")
+def _start(lan: Lan, tmp_path: Path, index: int, name: str, *extra: str) -> NodeProcess:
+    argv = lan.command(
+        index,
+        "start",
+        "--headless",
+        "--name",
+        name,
+        "--home",
+        str(tmp_path / name),
+        "--input",
+        "none",
+        "--output",
+        "none",
+        *extra,
+    )
+    return NodeProcess(argv, tmp_path / f"{name}.log")
 
-    host = start(0, "Hana", "--host", "Flaky Wi-Fi")
-    ann = start(1, "Ann", "--join", "Flaky Wi-Fi")
-    bob = start(2, "Bob", "--join", "Flaky Wi-Fi")
+
+def test_a_member_cut_off_and_back_converges(lan3: Lan, tmp_path: Path) -> None:
+    host = _start(lan3, tmp_path, 0, "Hana", "--host", "Flaky Wi-Fi")
+    ann = _start(lan3, tmp_path, 1, "Ann", "--join", "Flaky Wi-Fi")
+    bob = _start(lan3, tmp_path, 2, "Bob", "--join", "Flaky Wi-Fi")
     nodes = [host, ann, bob]
     try:
         for node in (ann, bob):
@@ -63,26 +64,9 @@ def test_a_member_cut_off_and_back_converges(lan3: Lan, tmp_path: Path) -> None:
 def test_a_host_cut_off_rejoins_the_winning_branch_and_keeps_its_blocks(
     lan3: Lan, tmp_path: Path, apart: float
 ) -> None:
-    def start(index: int, name: str, *extra: str) -> NodeProcess:
-        argv = lan3.command(
-            index,
-            "start",
-            "--headless",
-            "--name",
-            name,
-            "--home",
-            str(tmp_path / name),
-            "--input",
-            "none",
-            "--output",
-            "none",
-            *extra,
-        )
-        return NodeProcess(argv, tmp_path / f"{name}.log")
-
-    host = start(0, "Hana", "--host", "Split")
-    cora = start(1, "Cora", "--join", "Split")
-    ann = start(2, "Ann", "--join", "Split")
+    host = _start(lan3, tmp_path, 0, "Hana", "--host", "Split")
+    cora = _start(lan3, tmp_path, 1, "Cora", "--join", "Split")
+    ann = _start(lan3, tmp_path, 2, "Ann", "--join", "Split")
     nodes = [host, cora, ann]
     stranger = "ab" * 32
     try:
