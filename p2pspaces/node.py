@@ -238,11 +238,14 @@ class Node:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps({"room": replica.room_id.hex(), "title": title}))
 
-    def _forget_room(self) -> None:
+    def _forget_room(self, room_id: RoomId) -> None:
+        """Forget the hosted room once it is left or ended (and only that room)."""
         path = self._room_file()
-        if path is not None:
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
+        if path is None:
+            return
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text()).get("room") == room_id.hex():
+                path.unlink()
 
     async def _resume(self, title: str) -> RoomId | None:
         path = self._room_file()
@@ -380,7 +383,7 @@ class Node:
         finally:
             self._leaving = False
         self._close_room()
-        self._forget_room()
+        self._forget_room(room_id)
         self._emit(Left(room_id, "left"))
 
     def _require_room(self) -> Replica:
@@ -698,7 +701,7 @@ class Node:
                 else "the host ended the Space"
             )
             self._emit(Ended(state.room_id, reason))
-            self._forget_room()
+            self._forget_room(state.room_id)
             if self.is_authority:
                 self._spawn(self._close_after_flush())
             else:

@@ -144,3 +144,16 @@ async def test_the_host_records_the_room_while_the_flag_is_on(
 
 def test_reactions_are_a_fixed_set() -> None:
     assert {e.name.lower() for e in wire.Emoji} >= {"clap", "heart", "fire"}
+
+
+async def test_a_host_remembers_its_room_until_it_ends(tmp_path: Path) -> None:
+    host = Node(Identity.generate(), "Hana", LOOPBACK, state_dir=tmp_path)
+    await host.start()
+    try:
+        room = await host.host("Remembered")
+        saved = (tmp_path / "hosting.json").read_text()
+        assert room.hex() in saved and "Remembered" in saved
+        await host.leave()  # no co-host: the room ends, and is forgotten
+        assert not (tmp_path / "hosting.json").exists()
+    finally:
+        await host.stop()
