@@ -26,7 +26,7 @@ from typing import Any
 from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source, SourceError, WavSink
 from p2pspaces.audio.engine import AudioEngine
 from p2pspaces.core import room, wire
-from p2pspaces.core.errors import OutOfSync, PeerError, Refused
+from p2pspaces.core.errors import Equivocation, OutOfSync, PeerError, Refused
 from p2pspaces.core.identity import Identity, NodeId, short_fingerprint
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.room import SPEAKING_ROLES, Role
@@ -120,6 +120,7 @@ class Node:
         self.audio.allowed = self._may_speak
         self.mesh.media = self.audio
         self._dialing: set[NodeId] = set()
+        self.equivocations: list[tuple[bytes, bytes]] = []
         self._record_dir = record_dir
         self._state_dir = state_dir
         self._recording_room = RoomId(b"")
@@ -547,6 +548,12 @@ class Node:
                 self._send_snapshot(link.peer_id)
             else:
                 raise PeerError(f"unexpected {message.TYPE}")
+        except Equivocation as exc:
+            # Proof that the authority signed two different changes for one (epoch, seq): keep
+            # both signed envelopes, warn the user, and refuse the second.
+            self.equivocations.append((exc.first, exc.second))
+            log.error("the room's authority equivocated: %s", exc.reason)
+            self._emit(ErrorEvent("equivocation", exc.reason))
         except PeerError as exc:
             log.warning("refused a message from %s: %s", link.label, exc.reason)
 

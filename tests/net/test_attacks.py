@@ -16,7 +16,7 @@ from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 from p2pspaces.core import wire
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind, Offer
-from p2pspaces.events import ChatReceived, RoomFound, StateChanged
+from p2pspaces.events import ChatReceived, ErrorEvent, RoomFound, StateChanged
 from p2pspaces.net import discovery, signaling
 from p2pspaces.net.mesh import _new_connection, sdp_fingerprints
 from p2pspaces.node import Node
@@ -196,3 +196,27 @@ async def test_a_data_channel_flood_drops_only_the_flooder(
     assert ann.node_id in gone.state.members
     assert "messages a second" in caplog.text
     await _still_serving(host, ann, "after the flood")
+
+
+async def test_an_authority_that_equivocates_is_caught_with_proof(
+    make_node: Callable[..., Any],
+) -> None:
+    host, ann = await _room_with_member(make_node)
+    await host.request(Action(ActionKind.SET_TITLE, text="Agreed title"))
+    await next_event(ann, StateChanged, lambda e: e.state.title == "Agreed title")
+    state = host.replica.state
+    # A second, different update for the seq Ann already applied, validly signed by the host.
+    other = wire.Update(
+        state.room_id,
+        state.epoch,
+        state.seq,
+        b"h" * 32,
+        host.node_id,
+        Action(ActionKind.SET_TITLE, text="Something else"),
+    )
+    host.mesh.send(ann.node_id, wire.seal_bytes(host.identity, other))
+    alarm = await next_event(ann, ErrorEvent, lambda e: e.code == "equivocation")
+    assert f"seq {state.seq}" in alarm.reason
+    first, second = ann.equivocations[0]
+    assert first != second
+    assert ann.replica.state.title == "Agreed title"
