@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source, SourceError, WavSink
+from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
 from p2pspaces.audio.engine import AudioEngine
 from p2pspaces.core import room, wire
 from p2pspaces.core.errors import Equivocation, OutOfSync, PeerError, Refused
@@ -40,12 +39,12 @@ from p2pspaces.events import (
     Left,
     Quiet,
     Ready,
-    Recording,
     RoomFound,
     RoomLost,
     Speaking,
     StateChanged,
 )
+from p2pspaces.keeping import HostedRoom, RoomRecorder
 from p2pspaces.net import ice
 from p2pspaces.net.discovery import Discovery, DiscoveryEvent, PeerAdvert, PeerGone, RoomAdvert
 from p2pspaces.net.mesh import Link, Mesh
@@ -121,9 +120,8 @@ class Node:
         self.mesh.media = self.audio
         self._dialing: set[NodeId] = set()
         self.equivocations: list[tuple[bytes, bytes]] = []
-        self._record_dir = record_dir
-        self._state_dir = state_dir
-        self._recording_room = RoomId(b"")
+        self.hosted = HostedRoom(state_dir)
+        self.recorder = RoomRecorder(self.audio, record_dir)
         self.succession = Succession(self, clock)
         self.talk = Talk(self, clock)
         self.reunion = Reunion(self)
@@ -220,44 +218,19 @@ class Node:
             raise CommandError(f"cannot host: {exc}") from None
         self.replica = Replica.from_genesis(genesis)
         self.succession.reset()
-        self._remember_room(title)
+        self.hosted.remember(self.replica.room_id, title)
         self._emit(Joined(self.replica.room_id, title, host=True))
         self._state_changed()
         return self.replica.room_id
 
-    # A host keeps the id of the room it hosts on disk, so that after a crash it can come back
-    # and reclaim the room its co-host kept going (DESIGN.md section 3).
-    def _room_file(self) -> Path | None:
-        return self._state_dir / "hosting.json" if self._state_dir is not None else None
-
-    def _remember_room(self, title: str) -> None:
-        path = self._room_file()
-        replica = self.replica
-        if path is None or replica is None:
-            return
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"room": replica.room_id.hex(), "title": title}))
-
-    def _forget_room(self, room_id: RoomId) -> None:
-        """Forget the hosted room once it is left or ended (and only that room)."""
-        path = self._room_file()
-        if path is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(path.read_text()).get("room") == room_id.hex():
-                path.unlink()
-
     async def _resume(self, title: str) -> RoomId | None:
-        path = self._room_file()
-        try:
-            saved = json.loads(path.read_text()) if path is not None else None
-        except (OSError, ValueError):
-            saved = None
-        if not isinstance(saved, dict) or saved.get("title") != title:
+        """If we hosted a room of this title and it is still live (we crashed and a co-host
+        kept it going), rejoin and reclaim it."""
+        saved = self.hosted.room_titled(title)
+        if saved is None:
             return None
         try:
-            listing = await self._await_room(str(saved.get("room", "")), RESUME_WAIT_S)
+            listing = await self._await_room(saved, RESUME_WAIT_S)
         except CommandError:
             return None  # not live any more: host a new room
         log.warning("rejoining and reclaiming our room %r, kept going while we were away", title)
@@ -384,7 +357,7 @@ class Node:
         finally:
             self._leaving = False
         self._close_room()
-        self._forget_room(room_id)
+        self.hosted.forget(room_id)
         self._emit(Left(room_id, "left"))
 
     def _require_room(self) -> Replica:
@@ -708,7 +681,7 @@ class Node:
                 else "the host ended the Space"
             )
             self._emit(Ended(state.room_id, reason))
-            self._forget_room(state.room_id)
+            self.hosted.forget(state.room_id)
             if self.is_authority:
                 self._spawn(self._close_after_flush())
             else:
@@ -768,25 +741,10 @@ class Node:
                 self.mesh.broadcast(wire.seal_bytes(self.identity, beat))
 
     def _keep_recording(self) -> None:
-        """While the signed state says "recording", the authority's node writes the room."""
         replica = self.replica
-        wanted = replica is not None and self.is_authority and replica.state.recording
-        recorder = self.audio.recorder
-        if wanted and recorder is None and replica is not None:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            safe = "".join(c if c.isalnum() else "-" for c in replica.state.title)[:40]
-            path = self._record_dir / f"{safe}-{stamp}.wav"
-            try:
-                self.audio.recorder = WavSink(path)
-            except SourceError as exc:
-                self._emit(ErrorEvent("recording_failed", str(exc)))
-                return
-            self._recording_room = replica.room_id
-            self._emit(Recording(replica.room_id, True, str(path)))
-        elif not wanted and isinstance(recorder, WavSink):
-            recorder.close()
-            self.audio.recorder = None
-            self._emit(Recording(self._recording_room, False, str(recorder.path)))
+        event = self.recorder.follow(replica.state if replica else None, self.is_authority)
+        if event is not None:
+            self._emit(event)
 
     async def _succession_ticker(self) -> None:
         while True:
