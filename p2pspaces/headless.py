@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from p2pspaces.core.errors import CommandError
 from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.events import (
@@ -28,7 +29,7 @@ from p2pspaces.events import (
     RoomFound,
     StateChanged,
 )
-from p2pspaces.node import CommandError, Node
+from p2pspaces.node import Node
 
 MAX_COMMAND = 64 * 1024
 

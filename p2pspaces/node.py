@@ -25,7 +25,7 @@ from typing import Any
 from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
 from p2pspaces.audio.engine import AudioEngine
 from p2pspaces.core import room, wire
-from p2pspaces.core.errors import Equivocation, OutOfSync, PeerError, Refused
+from p2pspaces.core.errors import CommandError, Equivocation, OutOfSync, PeerError, Refused
 from p2pspaces.core.identity import Identity, NodeId, short_fingerprint
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.room import SPEAKING_ROLES, Role
@@ -50,7 +50,6 @@ from p2pspaces.net.discovery import Discovery, DiscoveryEvent, PeerAdvert, PeerG
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.takeover import Reunion, Succession
-from p2pspaces.talk import CommandError as TalkError
 from p2pspaces.talk import Talk
 
 log = logging.getLogger(__name__)
@@ -66,10 +65,6 @@ PENALTY_S = 30.0
 JOIN_TIMEOUT_S = 15.0
 RECONNECT_MAX_S = 8.0
 FLUSH_S = 0.5
-
-
-class CommandError(Exception):
-    """A command that cannot be carried out now (not in a room, no such room...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,11 +308,7 @@ class Node:
 
     async def react(self, emoji: str) -> None:
         """Send an emoji reaction (one of the fixed set, or its name)."""
-        try:
-            data = self.talk.react(emoji)
-        except TalkError as exc:
-            raise CommandError(str(exc)) from None
-        self._send_talk(data)
+        self._send_talk(self.talk.react(emoji))
 
     def _send_talk(self, data: bytes) -> None:
         if self.is_authority:

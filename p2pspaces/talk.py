@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from p2pspaces.core import wire
-from p2pspaces.core.errors import PeerError
+from p2pspaces.core.errors import CommandError, PeerError
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.events import ChatReceived, ReactionReceived
 from p2pspaces.net.limits import BucketsByKey
@@ -26,10 +26,6 @@ CHAT_RATE = 1.0
 CHAT_BURST = 5.0
 REACTION_RATE = 3.0
 REACTION_BURST = 10.0
-
-
-class CommandError(Exception):
-    """A chat line or reaction that cannot be sent (too long, not in a room...)."""
 
 
 class Talk:

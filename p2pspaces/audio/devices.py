@@ -105,6 +105,24 @@ def _find_device(spec: str, kind: str) -> int | None:
     raise SourceError(f"no single {kind} device matches {spec!r} (devices: {names})")
 
 
+def _open_stream(kind: Any, device: int | None, callback: Any, what: str) -> Any:
+    """Open and start a PortAudio stream of 20 ms, 48 kHz mono int16 blocks."""
+    try:
+        stream = kind(
+            samplerate=SAMPLE_RATE,
+            channels=1,
+            dtype="int16",
+            blocksize=FRAME_SAMPLES,
+            device=device,
+            callback=callback,
+            latency="low",
+        )
+        stream.start()
+    except sounddevice().PortAudioError as exc:
+        raise SourceError(f"cannot open {what}: {exc}") from None
+    return stream
+
+
 # --- sources -------------------------------------------------------------------------------
 
 
@@ -277,19 +295,7 @@ class MicSource:
         def callback(indata: Any, frames: int, time: Any, status: Any) -> None:
             loop.call_soon_threadsafe(deliver, indata[:, 0].copy())
 
-        try:
-            self._stream = sd.InputStream(
-                samplerate=SAMPLE_RATE,
-                channels=1,
-                dtype="int16",
-                blocksize=FRAME_SAMPLES,
-                device=self._device,
-                callback=callback,
-                latency="low",
-            )
-            self._stream.start()
-        except sd.PortAudioError as exc:
-            raise SourceError(f"cannot open the microphone: {exc}") from None
+        self._stream = _open_stream(sd.InputStream, self._device, callback, "the microphone")
         while True:
             yield await queue.get()
 
@@ -340,19 +346,7 @@ class SpeakerSink:
             else:
                 outdata[:, 0] = frame
 
-        try:
-            self._stream = sd.OutputStream(
-                samplerate=SAMPLE_RATE,
-                channels=1,
-                dtype="int16",
-                blocksize=FRAME_SAMPLES,
-                device=index,
-                callback=callback,
-                latency="low",
-            )
-            self._stream.start()
-        except sd.PortAudioError as exc:
-            raise SourceError(f"cannot open the speaker: {exc}") from None
+        self._stream = _open_stream(sd.OutputStream, index, callback, "the speaker")
 
     def write(self, frame: Pcm) -> None:
         self._queue.append(frame)

@@ -12,6 +12,11 @@ class P2PSpacesError(Exception):
     """Base of every error p2pspaces raises on purpose."""
 
 
+class CommandError(P2PSpacesError):
+    """A command from our own front end that cannot be carried out now (not in a room, no
+    such room, a chat line too long...); the message says why."""
+
+
 class IdentityError(P2PSpacesError):
     """The node's key file is missing, unreadable or corrupt."""
 

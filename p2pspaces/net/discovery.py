@@ -37,6 +37,7 @@ TTL = 15
 DOMAIN_ADVERT = b"p2pspaces/1 mdns advert\x00"
 _TXT_MAX = 250
 _RESOLVE_MS = 3000
+_WARNED_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +287,8 @@ class Discovery:
                 raise AdvertError("instance name does not match the node key")
         except AdvertError as exc:
             if name not in self._warned:
+                if len(self._warned) >= _WARNED_MAX:
+                    self._warned.clear()  # a flood of bad adverts cannot grow memory
                 self._warned.add(name)
                 log.warning("ignoring mDNS advert %r: %s", name[:80], exc)
             return None

@@ -47,6 +47,9 @@ MESSAGE_MAX = 256 * 1024
 MESSAGE_RATE = 100.0
 MESSAGE_BURST = 400.0
 OPEN_TIMEOUT = 10.0
+OFFENCES_MAX = 1024
+PENALTY_MAX_S = 60.0
+"""Offences older than this are forgotten when the record is full."""
 
 
 class Media(Protocol):
@@ -276,7 +279,10 @@ class Mesh:
 
     def _penalize(self, peer_id: NodeId, reason: str) -> None:
         """Drop a peer that broke the caps, and remember when (see :meth:`misbehaved`)."""
-        self._offences[peer_id] = self._clock()
+        now = self._clock()
+        if len(self._offences) >= OFFENCES_MAX:  # keys are free to make: bound what we keep
+            self._offences = {p: t for p, t in self._offences.items() if now - t < PENALTY_MAX_S}
+        self._offences[peer_id] = now
         self.drop(peer_id, reason)
 
     def misbehaved(self, peer_id: NodeId, within: float) -> bool:

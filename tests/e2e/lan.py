@@ -100,6 +100,14 @@ class Lan:
                 ["ip", "netns", "del", namespace], capture_output=True, timeout=20, check=False
             )
 
+    def headless(self, index: int, tmp_path: Path, name: str, *extra: str) -> NodeProcess:
+        """``p2pspaces start --headless`` as ``name`` on host ``index`` (home and log in
+        ``tmp_path``)."""
+        argv = self.command(
+            index, "start", "--headless", "--name", name, "--home", str(tmp_path / name), *extra
+        )
+        return NodeProcess(argv, tmp_path / f"{name}.log")
+
     def command(self, index: int, *args: str) -> list[str]:
         """A p2pspaces command line to run inside host ``index``."""
         return ["ip", "netns", "exec", self.hosts[index], sys.executable, "-m", "p2pspaces", *args]

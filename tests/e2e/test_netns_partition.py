@@ -7,33 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from .lan import Lan, NodeProcess
+from .lan import Lan
 
 pytestmark = pytest.mark.netns
-
-
-def _start(lan: Lan, tmp_path: Path, index: int, name: str, *extra: str) -> NodeProcess:
-    argv = lan.command(
-        index,
-        "start",
-        "--headless",
-        "--name",
-        name,
-        "--home",
-        str(tmp_path / name),
-        "--input",
-        "none",
-        "--output",
-        "none",
-        *extra,
-    )
-    return NodeProcess(argv, tmp_path / f"{name}.log")
+QUIET = ("--input", "none", "--output", "none")
 
 
 def test_a_member_cut_off_and_back_converges(lan3: Lan, tmp_path: Path) -> None:
-    host = _start(lan3, tmp_path, 0, "Hana", "--host", "Flaky Wi-Fi")
-    ann = _start(lan3, tmp_path, 1, "Ann", "--join", "Flaky Wi-Fi")
-    bob = _start(lan3, tmp_path, 2, "Bob", "--join", "Flaky Wi-Fi")
+    host = lan3.headless(0, tmp_path, "Hana", *QUIET, "--host", "Flaky Wi-Fi")
+    ann = lan3.headless(1, tmp_path, "Ann", *QUIET, "--join", "Flaky Wi-Fi")
+    bob = lan3.headless(2, tmp_path, "Bob", *QUIET, "--join", "Flaky Wi-Fi")
     nodes = [host, ann, bob]
     try:
         for node in (ann, bob):
@@ -64,9 +47,9 @@ def test_a_member_cut_off_and_back_converges(lan3: Lan, tmp_path: Path) -> None:
 def test_a_host_cut_off_rejoins_the_winning_branch_and_keeps_its_blocks(
     lan3: Lan, tmp_path: Path, apart: float
 ) -> None:
-    host = _start(lan3, tmp_path, 0, "Hana", "--host", "Split")
-    cora = _start(lan3, tmp_path, 1, "Cora", "--join", "Split")
-    ann = _start(lan3, tmp_path, 2, "Ann", "--join", "Split")
+    host = lan3.headless(0, tmp_path, "Hana", *QUIET, "--host", "Split")
+    cora = lan3.headless(1, tmp_path, "Cora", *QUIET, "--join", "Split")
+    ann = lan3.headless(2, tmp_path, "Ann", *QUIET, "--join", "Split")
     nodes = [host, cora, ann]
     stranger = "ab" * 32
     try:

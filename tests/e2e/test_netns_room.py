@@ -8,20 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from .lan import Lan, NodeProcess
+from .lan import Lan
 
 pytestmark = pytest.mark.netns
 
 
-def _start(lan: Lan, index: int, tmp_path: Path, name: str, *extra: str) -> NodeProcess:
-    argv = lan.command(
-        index, "start", "--headless", "--name", name, "--home", str(tmp_path / name), *extra
-    )
-    return NodeProcess(argv, tmp_path / f"{name}.log")
-
-
 def test_rooms_are_found_and_joined_across_namespaces(lan3: Lan, tmp_path: Path) -> None:
-    host = _start(lan3, 0, tmp_path, "Hana", "--interface", lan3.address(0), "--host", "Netns room")
+    host = lan3.headless(
+        0, tmp_path, "Hana", "--interface", lan3.address(0), "--host", "Netns room"
+    )
     nodes = [host]
     try:
         host_ready = host.wait_for("ready")
@@ -40,8 +35,8 @@ def test_rooms_are_found_and_joined_across_namespaces(lan3: Lan, tmp_path: Path)
         room_id = rooms[0]["room"]
 
         # No --interface: each node picks its namespace's own LAN address by itself.
-        ann = _start(lan3, 1, tmp_path, "Ann", "--join", "Netns room")
-        bob = _start(lan3, 2, tmp_path, "Bob", "--join", room_id[:10])
+        ann = lan3.headless(1, tmp_path, "Ann", "--join", "Netns room")
+        bob = lan3.headless(2, tmp_path, "Bob", "--join", room_id[:10])
         nodes += [ann, bob]
         for member in (ann, bob):
             assert member.wait_for("joined")["room"] == room_id

@@ -14,16 +14,9 @@ from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.devices import load_audio
 from p2pspaces.audio.level import rms_dbfs
 
-from .lan import Lan, NodeProcess
+from .lan import Lan
 
 pytestmark = pytest.mark.netns
-
-
-def _node(lan: Lan, index: int, tmp_path: Path, name: str, *extra: str) -> NodeProcess:
-    argv = lan.command(
-        index, "start", "--headless", "--name", name, "--home", str(tmp_path / name), *extra
-    )
-    return NodeProcess(argv, tmp_path / f"{name}.log")
 
 
 def _longest_quiet_ms(samples: np.ndarray) -> int:
@@ -36,17 +29,16 @@ def _longest_quiet_ms(samples: np.ndarray) -> int:
 
 
 def test_killing_the_host_hands_the_room_to_its_cohost(lan4: Lan, tmp_path: Path) -> None:
-    host = _node(
-        lan4, 0, tmp_path, "Hana", "--host", "Resilient", "--input", "none", "--output", "none"
+    host = lan4.headless(
+        0, tmp_path, "Hana", "--host", "Resilient", "--input", "none", "--output", "none"
     )
-    cora = _node(
-        lan4, 1, tmp_path, "Cora", "--join", "Resilient", "--input", "tone:700", "--output", "none"
+    cora = lan4.headless(
+        1, tmp_path, "Cora", "--join", "Resilient", "--input", "tone:700", "--output", "none"
     )
-    sam = _node(
-        lan4, 2, tmp_path, "Sam", "--join", "Resilient", "--input", "tone:500", "--output", "none"
+    sam = lan4.headless(
+        2, tmp_path, "Sam", "--join", "Resilient", "--input", "tone:500", "--output", "none"
     )
-    lee = _node(
-        lan4,
+    lee = lan4.headless(
         3,
         tmp_path,
         "Lee",
@@ -102,8 +94,8 @@ def test_killing_the_host_hands_the_room_to_its_cohost(lan4: Lan, tmp_path: Path
         # live under Cora, rejoins it and reclaims it with the next epoch.
         crashed = host
         crashed.stop()
-        host = _node(
-            lan4, 0, tmp_path, "Hana", "--host", "Resilient", "--input", "none", "--output", "none"
+        host = lan4.headless(
+            0, tmp_path, "Hana", "--host", "Resilient", "--input", "none", "--output", "none"
         )
         back = lee.wait_for("authority", lambda e: e["authority"] == ids["host"], within=30)
         assert back["epoch"] == 2

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from p2pspaces.core import wire
+from p2pspaces.core.errors import CommandError
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.room import Role
 from p2pspaces.core.wire import Action, ActionKind
@@ -22,7 +23,7 @@ from p2pspaces.events import (
     Recording,
     StateChanged,
 )
-from p2pspaces.node import CommandError, Node
+from p2pspaces.node import Node
 
 from .conftest import LOOPBACK, next_event
 
