@@ -1,5 +1,5 @@
 """Allow ``python -m p2pspaces``."""
 
-from p2pspaces.cli import main
+from p2pspaces.app.cli import main
 
 main()

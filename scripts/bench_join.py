@@ -28,8 +28,8 @@ from pathlib import Path
 
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from p2pspaces.core.events import Event, RoomFound
 from p2pspaces.core.identity import Identity
-from p2pspaces.events import Event, RoomFound
 from p2pspaces.net import ice
 from p2pspaces.net.mesh import Link
 from p2pspaces.node import Node

@@ -35,10 +35,10 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 
+from p2pspaces.app.demo import speech_like_clip
 from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.analysis import align, frame_delays
 from p2pspaces.audio.devices import load_audio
-from p2pspaces.demo import speech_like_clip
 from p2pspaces.net import ice
 
 LOOPBACK = "127.0.0.1"

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from p2pspaces.core.events import StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.events import StateChanged
 from p2pspaces.node import Node
 
 LOOPBACK = "127.0.0.1"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pspaces.headless import BadCommand, typed_command
+from p2pspaces.app.console import BadCommand, typed_command
 
 
 @pytest.mark.parametrize(

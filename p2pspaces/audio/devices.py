@@ -314,9 +314,12 @@ class WavSink:
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = wave.open(str(path), "wb")  # noqa: SIM115 - closed in close()
+            # Opened here, not by wave.open(path): a Wave_write whose open fails is left half
+            # built, and its __del__ then prints a traceback after our clear error.
+            self._handle = path.open("wb")
         except OSError as exc:
             raise SourceError(f"cannot write {path}: {exc.strerror}") from None
+        self._file = wave.open(self._handle, "wb")  # noqa: SIM115 - closed in close()
         self._file.setnchannels(1)
         self._file.setsampwidth(2)
         self._file.setframerate(SAMPLE_RATE)
@@ -328,6 +331,7 @@ class WavSink:
 
     def close(self) -> None:
         self._file.close()
+        self._handle.close()
 
 
 class SpeakerSink:

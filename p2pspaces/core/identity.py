@@ -1,4 +1,5 @@
-"""Node identities: an Ed25519 key pair on disk, signatures and human fingerprints.
+"""Node identities: an Ed25519 key pair, signatures and human fingerprints (the key file on
+disk is :mod:`p2pspaces.node.home`'s).
 
 The raw 32-byte public key is the node's id on the wire.  People see a fingerprint: base32 of
 SHA-256 of that key, in groups of four (like a Syncthing device id), with a two-group short form
@@ -10,21 +11,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import NewType
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from p2pspaces.core.errors import IdentityError
-
 NodeId = NewType("NodeId", bytes)
 """The raw 32-byte Ed25519 public key of a node."""
 
-KEY_FILE = "identity.key"
 NODE_ID_SIZE = 32
 SIGNATURE_SIZE = 64
 _GROUP = 4
@@ -85,54 +81,3 @@ class Identity:
     def fingerprint(self) -> str:
         """The full human fingerprint."""
         return fingerprint(self.node_id)
-
-
-def load_or_create(home: Path) -> Identity:
-    """Load the identity kept in ``home``, creating the folder and a new key on first use.
-
-    A key file that exists but cannot be read or parsed raises :class:`IdentityError` naming
-    it; it is never overwritten.
-    """
-    path = home / KEY_FILE
-    if path.exists():
-        return _load(path)
-    try:
-        home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        raise IdentityError(f"cannot create the home folder {home}: {exc.strerror}") from exc
-    identity = Identity.generate()
-    _store(path, identity)
-    return identity
-
-
-def _load(path: Path) -> Identity:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise IdentityError(f"cannot read the key file {path}: {exc.strerror}") from exc
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise IdentityError(
-            f"the key file {path} is corrupt (not an unencrypted PEM Ed25519 key); "
-            "move it away to make a new identity"
-        ) from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise IdentityError(f"the key file {path} does not hold an Ed25519 key")
-    return Identity(key)
-
-
-def _store(path: Path, identity: Identity) -> None:
-    pem = identity.private_key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    try:
-        # O_EXCL: if another process made the key between our check and now, we fail loudly
-        # rather than overwrite an identity that may already be in use.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-    except OSError as exc:
-        raise IdentityError(f"cannot write the key file {path}: {exc.strerror}") from exc

@@ -106,6 +106,8 @@ class VoteBook:
 
     def __init__(self) -> None:
         self._granted: dict[int, NodeId] = {}
+        self._own: set[int] = set()
+        """Epochs where our only vote is for ourselves and we have not claimed yet."""
 
     def consider(
         self,
@@ -130,14 +132,37 @@ class VoteBook:
         if not lease_expired(last_heard_ms, now_ms, lease_ms):
             raise Refused("the authority is alive")
         chosen = self._granted.setdefault(request.epoch, request.candidate)
-        if chosen != request.candidate:
+        if chosen != request.candidate and not self._give_way(state, request, voter.node_id):
             raise Refused(f"already voted in epoch {request.epoch}")
         vote = Vote(state.room_id, request.epoch, request.candidate, voter.node_id)
         return wire.seal_bytes(voter, vote)
 
     def vote_for_self(self, epoch: int, node: NodeId) -> bool:
         """Record a candidate's own vote; False if it already voted for someone else."""
-        return self._granted.setdefault(epoch, node) == node
+        if self._granted.setdefault(epoch, node) != node:
+            return False
+        self._own.add(epoch)
+        return True
+
+    def voted_for(self, epoch: int) -> NodeId | None:
+        """Whom this node's one vote of ``epoch`` went to."""
+        return self._granted.get(epoch)
+
+    def seal(self, epoch: int) -> None:
+        """We claimed ``epoch``: our self-vote can no longer be given away."""
+        self._own.discard(epoch)
+
+    def _give_way(self, state: RoomState, request: VoteRequest, me: NodeId) -> bool:
+        """Two co-hosts that ran at once have each voted only for themselves: the one ranked
+        lower gives its vote to the other (it has not claimed, and will not), so a split vote
+        cannot leave the room without an authority for good."""
+        epoch = request.epoch
+        mine, theirs = rank(state, me), rank(state, request.candidate)
+        if epoch not in self._own or mine is None or theirs is None or theirs >= mine:
+            return False
+        self._own.discard(epoch)
+        self._granted[epoch] = request.candidate
+        return True
 
 
 def make_claim(state: RoomState, claimant: Identity, votes: tuple[bytes, ...] = ()) -> bytes:

@@ -35,9 +35,10 @@ from aiortc.mediastreams import MediaStreamTrack
 from p2pspaces.core import wire
 from p2pspaces.core.errors import PeerError, WireError
 from p2pspaces.core.identity import Identity, NodeId, short_fingerprint
+from p2pspaces.core.limits import TokenBucket
+from p2pspaces.core.member import FLOODING
 from p2pspaces.core.wire import Answer, Offer
 from p2pspaces.net import signaling
-from p2pspaces.net.limits import TokenBucket
 from p2pspaces.net.signaling import Session
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ MESSAGE_RATE = 100.0
 MESSAGE_BURST = 400.0
 OPEN_TIMEOUT = 10.0
 OFFENCES_MAX = 1024
+FLUSH_NOTICE_S = 0.3
+"""How long a dropped flooder's link stays open for the notice saying why."""
 PENALTY_MAX_S = 60.0
 """Offences older than this are forgotten when the record is full."""
 
@@ -91,6 +94,7 @@ class Link:
     channel: RTCDataChannel
     last_seen: float
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(MESSAGE_RATE, MESSAGE_BURST))
+    flush_before_close: bool = False
 
     @property
     def label(self) -> str:
@@ -209,9 +213,16 @@ class Mesh:
     """The set of live links of one node."""
 
     def __init__(
-        self, identity: Identity, name: str, clock: Callable[[], float], handler: MeshHandler
+        self,
+        identity: Identity,
+        name: str,
+        clock: Callable[[], float],
+        handler: MeshHandler,
+        *,
+        penalty_s: float = 30.0,
     ) -> None:
         self.identity = identity
+        self._penalty_s = penalty_s
         self.name = name
         self._clock = clock
         self._handler = handler
@@ -278,11 +289,17 @@ class Mesh:
             self._handler.on_message(link, data)
 
     def _penalize(self, peer_id: NodeId, reason: str) -> None:
-        """Drop a peer that broke the caps, and remember when (see :meth:`misbehaved`)."""
+        """Drop a peer that broke the caps, tell it why and for how long, and remember when
+        (see :meth:`misbehaved`)."""
         now = self._clock()
         if len(self._offences) >= OFFENCES_MAX:  # keys are free to make: bound what we keep
             self._offences = {p: t for p, t in self._offences.items() if now - t < PENALTY_MAX_S}
         self._offences[peer_id] = now
+        link = self.links.get(peer_id)
+        if link is not None:
+            notice = f"{reason}; you can come back in {self._penalty_s:.0f} s"
+            link.send(wire.encode(wire.Error(FLOODING, notice[: wire.REASON_MAX])))
+            link.flush_before_close = True
         self.drop(peer_id, reason)
 
     def misbehaved(self, peer_id: NodeId, within: float) -> bool:
@@ -326,9 +343,15 @@ class Mesh:
         self._handler.on_link_down(link.peer_id, reason)
 
     def _forget(self, link: Link) -> None:
-        task = asyncio.ensure_future(link.pc.close())
+        task = asyncio.ensure_future(self._close(link))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close(link: Link) -> None:
+        if link.flush_before_close:  # let the notice of why it was dropped reach the peer
+            await asyncio.sleep(FLUSH_NOTICE_S)
+        await link.pc.close()
 
     async def close(self) -> None:
         """Close every link."""

@@ -26,8 +26,8 @@ from p2pspaces.core import wire
 from p2pspaces.core.codec import R
 from p2pspaces.core.errors import PeerError, WireError
 from p2pspaces.core.identity import Identity, NodeId, short_fingerprint, verify
+from p2pspaces.core.limits import BucketsByKey
 from p2pspaces.core.wire import ChallengeResponse, Hello
-from p2pspaces.net.limits import BucketsByKey
 
 log = logging.getLogger(__name__)
 

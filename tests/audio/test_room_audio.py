@@ -14,9 +14,9 @@ from p2pspaces.audio import SAMPLE_RATE
 from p2pspaces.audio.analysis import align
 from p2pspaces.audio.devices import ClipSource, ToneSource, WavSink, load_audio
 from p2pspaces.audio.level import rms_dbfs
+from p2pspaces.core.events import Speaking, StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.events import Speaking, StateChanged
 from p2pspaces.node import Node
 
 from ..net.conftest import LOOPBACK, next_event

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from p2pspaces.core.errors import IdentityError
-from p2pspaces.core.identity import KEY_FILE, fingerprint, load_or_create, short_fingerprint, verify
+from p2pspaces.core.identity import fingerprint, short_fingerprint, verify
+from p2pspaces.node.home import KEY_FILE, load_or_create
 
 
 def test_identity_is_made_once_and_kept(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""End-to-end fixtures: a LAN of network namespaces (skipped only where they cannot be made)."""
+"""End-to-end fixtures: a LAN of network namespaces (skipped only where they cannot be made,
+and never under CI)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from ..needs import unavailable
 from .lan import Lan, netns_unavailable
 
 
 def _lan(size: int) -> Iterator[Lan]:
     reason = netns_unavailable()
     if reason is not None:
-        pytest.skip(f"end-to-end tests need network namespaces: {reason}")
+        unavailable(f"end-to-end tests need network namespaces: {reason}")
     with Lan(size) as lan:
         yield lan
 

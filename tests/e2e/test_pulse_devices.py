@@ -21,6 +21,7 @@ import pytest
 from p2pspaces.audio.analysis import chunk_correlations
 from p2pspaces.audio.devices import load_audio
 
+from ..needs import unavailable
 from .lan import NodeProcess
 from .test_netns_audio import speech
 
@@ -31,7 +32,7 @@ LOOPBACK = "127.0.0.1"
 def pulse(tmp_path: Path) -> Iterator[dict[str, str]]:
     missing = [tool for tool in ("pulseaudio", "paplay", "parecord") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"PulseAudio is not installed (missing {', '.join(missing)})")
+        unavailable(f"PulseAudio is not installed (missing {', '.join(missing)})")
     runtime = tmp_path / "pulse"
     runtime.mkdir()
     socket = runtime / "native"

@@ -8,8 +8,9 @@ from typing import TypeVar
 
 import pytest
 
+from p2pspaces.core.events import Event
 from p2pspaces.core.identity import Identity
-from p2pspaces.events import Event
+from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.node import Node
 
 E = TypeVar("E", bound=Event)
@@ -31,8 +32,8 @@ async def next_event(
 async def make_node() -> AsyncIterator[Callable[..., asyncio.Future[Node]]]:
     nodes: list[Node] = []
 
-    async def make(name: str) -> Node:
-        node = Node(Identity.generate(), name, interface=LOOPBACK)
+    async def make(name: str, timing: Timing = DEFAULT_TIMING) -> Node:
+        node = Node(Identity.generate(), name, interface=LOOPBACK, timing=timing)
         await node.start()
         nodes.append(node)
         return node

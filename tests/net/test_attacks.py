@@ -14,9 +14,9 @@ import pytest
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from p2pspaces.core import wire
+from p2pspaces.core.events import ChatReceived, ErrorEvent, RoomFound, StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind, Offer
-from p2pspaces.events import ChatReceived, ErrorEvent, RoomFound, StateChanged
 from p2pspaces.net import discovery, signaling
 from p2pspaces.net.mesh import _new_connection, sdp_fingerprints
 from p2pspaces.node import Node

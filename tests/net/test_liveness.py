@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from p2pspaces import node as node_module
+from p2pspaces.core.events import ErrorEvent, Joined, RoomFound, RoomLost, StateChanged
+from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.events import ErrorEvent, Joined, RoomFound, RoomLost, StateChanged
 
 from .conftest import LOOPBACK, next_event
 
@@ -22,8 +22,10 @@ from .conftest import LOOPBACK, next_event
 async def test_a_silent_member_is_dropped_from_the_roster(
     make_node: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(node_module, "PEER_TIMEOUT_S", 2.0)
-    host, ann, zed = await make_node("Hana"), await make_node("Ann"), await make_node("Zed")
+    fast = Timing(peer_timeout_s=2.0)
+    host = await make_node("Hana", timing=fast)
+    ann = await make_node("Ann", timing=fast)
+    zed = await make_node("Zed", timing=fast)
     room_id = await host.host("Quiet ones leave")
     await ann.join(room_id.hex())
     await zed.join(room_id.hex())
@@ -52,7 +54,7 @@ async def test_a_member_whose_link_breaks_reconnects_and_keeps_its_place(
     host.mesh.drop(ann.node_id, "test: cable pulled")
     lost = await next_event(ann, ErrorEvent, lambda e: e.code == "authority_lost")
     assert "control channel closed" in lost.reason or "connection" in lost.reason
-    await asyncio.sleep(node_module.REJOIN_GRACE_S + 1.0)
+    await asyncio.sleep(DEFAULT_TIMING.grace_s + 1.0)
     assert ann.node_id in host.mesh.links
     # Back within the grace period: still a member with the same role, nothing was undone.
     assert host.replica.state.members[ann.node_id] == before.members[ann.node_id]

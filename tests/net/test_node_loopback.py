@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from p2pspaces.core.room import Role
-from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.events import (
+from p2pspaces.core.events import (
     ChatReceived,
     Ended,
     ErrorEvent,
@@ -17,6 +15,8 @@ from p2pspaces.events import (
     RoomLost,
     StateChanged,
 )
+from p2pspaces.core.room import Role
+from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 
 from .conftest import next_event

@@ -12,10 +12,7 @@ import pytest
 
 from p2pspaces.core import wire
 from p2pspaces.core.errors import CommandError
-from p2pspaces.core.identity import Identity
-from p2pspaces.core.room import Role
-from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.events import (
+from p2pspaces.core.events import (
     ChatReceived,
     ErrorEvent,
     Left,
@@ -23,6 +20,9 @@ from p2pspaces.events import (
     Recording,
     StateChanged,
 )
+from p2pspaces.core.identity import Identity
+from p2pspaces.core.room import Role
+from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 
 from .conftest import LOOPBACK, next_event

@@ -13,10 +13,10 @@ from p2pspaces.audio import FRAME_SAMPLES
 from p2pspaces.audio.devices import ToneSource, WavSink, load_audio
 from p2pspaces.audio.engine import FrameLog
 from p2pspaces.audio.level import rms_dbfs
+from p2pspaces.core.events import AuthorityChanged, Speaking, StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.room import Member, Role
 from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.events import AuthorityChanged, Speaking, StateChanged
 from p2pspaces.node import Node
 
 from .conftest import LOOPBACK, next_event

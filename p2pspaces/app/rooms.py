@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from p2pspaces.core.events import RoomFound
 from p2pspaces.core.identity import Identity
-from p2pspaces.events import RoomFound
 from p2pspaces.net.discovery import Discovery, DiscoveryEvent, PeerGone, PeerSeen
 
 

@@ -22,8 +22,8 @@ from p2pspaces.audio.analysis import align, frame_delays, seconds
 from p2pspaces.audio.devices import ClipSource, WavSink, load_audio
 from p2pspaces.audio.engine import FrameLog
 from p2pspaces.audio.opus import Pcm
+from p2pspaces.core.events import Event, Quiet, RoomFound, Speaking
 from p2pspaces.core.identity import Identity
-from p2pspaces.events import Event, Quiet, RoomFound, Speaking
 from p2pspaces.node import Node
 
 LOOPBACK = "127.0.0.1"

@@ -13,6 +13,10 @@ from pathlib import Path
 import click
 
 from p2pspaces import __version__
+from p2pspaces.app.console import describe
+from p2pspaces.app.console import run as headless_run
+from p2pspaces.app.demo import demo_clip, run_demo
+from p2pspaces.app.rooms import browse_rooms
 from p2pspaces.audio.devices import (
     AudioUnavailable,
     Sink,
@@ -24,16 +28,12 @@ from p2pspaces.audio.devices import (
     open_output,
 )
 from p2pspaces.audio.engine import FrameLog
-from p2pspaces.browse import browse_rooms
 from p2pspaces.core.errors import IdentityError
-from p2pspaces.core.identity import load_or_create, short_fingerprint
-from p2pspaces.demo import demo_clip, run_demo
-from p2pspaces.headless import describe
-from p2pspaces.headless import run as headless_run
+from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.net import ice
 from p2pspaces.net.ice import NoUsableAddress, choose_addresses
 from p2pspaces.node import Node
-from p2pspaces.paths import resolve_home
+from p2pspaces.node.home import load_or_create, resolve_home
 
 HOME_OPTION = click.option(
     "--home",

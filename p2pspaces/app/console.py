@@ -18,17 +18,19 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from p2pspaces.core.errors import CommandError
-from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
-from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.events import (
+from p2pspaces.core.events import (
     ChatReceived,
     ErrorEvent,
     Event,
+    Notice,
     ReactionReceived,
     Ready,
     RoomFound,
     StateChanged,
 )
+from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
+from p2pspaces.core.room import RoomState
+from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 
 MAX_COMMAND = 64 * 1024
@@ -62,8 +64,9 @@ def _room_found(event: RoomFound) -> str:
 def _state(event: StateChanged) -> str:
     state = event.state
     people = ", ".join(
-        f"{printable(m.name)} ({m.role.name.lower()}{', muted' if m.muted else ''})"
-        for m in state.members.values()
+        f"{printable(m.name)} [{short_fingerprint(key)}] ({m.role.name.lower()}"
+        f"{', muted' if m.muted else ''}{', hand up' if m.hand else ''})"
+        for key, m in state.members.items()
     )
     return f"room {printable(state.title)!r} epoch {state.epoch} seq {state.seq}: {people}"
 
@@ -80,7 +83,12 @@ def _error(event: ErrorEvent) -> str:
     return f"error ({event.code}): {printable(event.reason)}"
 
 
+def _notice(event: Notice) -> str:
+    return event.text
+
+
 _READABLE: dict[type[Event], Callable[[Any], str]] = {
+    Notice: _notice,
     Ready: _ready,
     RoomFound: _room_found,
     StateChanged: _state,
@@ -98,16 +106,20 @@ def describe(event: Event) -> str:
     return f"{event.NAME}: " + printable(json.dumps(event.fields(), ensure_ascii=False))
 
 
-def resolve_member(node: Node, ref: str) -> NodeId:
-    """A member's key from a hex id, a hex prefix, or a (short) fingerprint."""
-    replica = node.replica
-    if replica is None:
-        raise BadCommand("not in a room")
-    candidates = set(replica.state.members) | replica.state.blocked
+def resolve_member(state: RoomState, ref: str) -> NodeId:
+    """A member's key from a name, a hex id or prefix, or a (short) fingerprint."""
+    members = state.members
+    candidates = set(members) | state.blocked
     wanted = ref.strip().lower()
-    named = [k for k, m in replica.state.members.items() if m.name.lower() == wanted]
+    named = [k for k, m in members.items() if m.name.lower() == wanted]
     if len(named) == 1:
         return named[0]
+    if len(named) > 1:
+        listed = ", ".join(f"{printable(members[k].name)} {short_fingerprint(k)}" for k in named)
+        raise BadCommand(
+            f"{len(named)} members are named {printable(ref)!r}: {listed}; "
+            "give the short fingerprint instead of the name"
+        )
     matches = [
         key
         for key in candidates
@@ -117,7 +129,9 @@ def resolve_member(node: Node, ref: str) -> NodeId:
         return matches[0]
     if len(wanted) == 64 and not matches:
         return NodeId(bytes.fromhex(wanted))  # e.g. blocking a key that is not a member
-    raise BadCommand(f"{len(matches)} members match {ref!r}; give a longer id")
+    if not matches:
+        raise BadCommand(f"nobody in the room matches {printable(ref)!r}")
+    raise BadCommand(f"{len(matches)} members match {printable(ref)!r}; give a longer id")
 
 
 def _text(command: dict[str, Any], key: str, default: str | None = None) -> str:
@@ -145,6 +159,8 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
         await node.react(_text(command, "emoji"))
     elif name == "request":
         await node.request(_action(node, command))
+    elif name == "help":
+        node.events.put_nowait(Notice(TYPED_HELP))
     elif name == "state":
         if node.replica is None:
             raise BadCommand("not in a room")
@@ -160,7 +176,13 @@ def _action(node: Node, command: dict[str, Any]) -> Action:
         known = ", ".join(k.value for k in ActionKind)
         raise BadCommand(f"unknown action; one of: {known}") from None
     target = command.get("target")
-    key = resolve_member(node, target) if isinstance(target, str) else None
+    if isinstance(target, str) and node.replica is None:
+        raise BadCommand("not in a room")
+    key = (
+        resolve_member(node.replica.state, target)
+        if isinstance(target, str) and node.replica
+        else None
+    )
     try:
         return Action(kind, key, _text(command, "text", ""), bool(command.get("flag", False)))
     except ValueError as exc:
@@ -231,7 +253,7 @@ TYPED_HELP = (
     "commands: /hand /lower /invite NAME /yes /no /accept NAME /listener [NAME] /mute [NAME] "
     "/unmute /remove NAME /block NAME /cohost NAME /uncohost [NAME] /title TEXT /record on|off "
     "/end /react clap|heart|laugh|hundred|raised|thinking|fire|wave /leave /join ROOM "
-    "/host TITLE /state /quit; anything else is sent as chat"
+    "/host TITLE /state /help /quit; anything else is sent as chat"
 )
 
 
@@ -241,7 +263,7 @@ def typed_command(text: str) -> dict[str, Any]:
         return {"cmd": "chat", "text": text}
     word, _, rest = text[1:].partition(" ")
     rest = rest.strip()
-    if word in ("quit", "leave", "state"):
+    if word in ("quit", "leave", "state", "help"):
         return {"cmd": word}
     if word in WITH_ARGUMENT:
         return {"cmd": word, WITH_ARGUMENT[word]: rest}
@@ -289,6 +311,16 @@ def as_json_line(event: Event) -> str:
     return json.dumps(event.as_json(), ensure_ascii=False, separators=(",", ":"))
 
 
+async def _start(
+    node: Node, host_title: str | None, join_ref: str | None, max_speakers: int
+) -> None:
+    await node.start()
+    if host_title is not None:
+        await node.host(host_title, max_speakers)
+    elif join_ref is not None:
+        await node.join(join_ref)
+
+
 async def run(
     node: Node,
     *,
@@ -298,7 +330,12 @@ async def run(
     max_speakers: int,
     read_stdin: bool,
 ) -> int:
-    """Run ``node`` until SIGINT, SIGTERM, ``quit`` or the end of its room; return the exit code."""
+    """Run ``node`` until SIGINT, SIGTERM or ``quit``; return the exit code.
+
+    The node outlives its room: after the room ends, or after ``leave``, removal or a block,
+    it stays up (back in the lobby) so that a script can host or join again; docs/headless.md
+    says so.  A signal while the first host or join is still waiting stops it at once.
+    """
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -308,14 +345,19 @@ async def run(
     tasks = [printer]
     status = 0
     try:
-        await node.start()
-        if host_title is not None:
-            await node.host(host_title, max_speakers)
-        elif join_ref is not None:
-            await node.join(join_ref)
-        if read_stdin:
-            tasks.append(asyncio.ensure_future(_read_commands(node, done)))
-        await done.wait()
+        starting = asyncio.ensure_future(_start(node, host_title, join_ref, max_speakers))
+        stopping = asyncio.ensure_future(done.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        else:
+            starting.result()
+            if read_stdin:
+                tasks.append(asyncio.ensure_future(_read_commands(node, done)))
+            await stopping
+        stopping.cancel()
     except CommandError as exc:
         node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
         status = 1

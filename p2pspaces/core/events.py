@@ -295,3 +295,14 @@ class Converged(Event):
             "undone": self.undone,
             "blocks_kept": self.blocks_kept,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Event):
+    """Something for the user to read that is neither an error nor room news (help text)."""
+
+    NAME = "notice"
+    text: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"text": self.text}

@@ -1,0 +1,177 @@
+"""The authority's half of a room session: requests in, signed updates out.
+
+A member's signed request is checked against the per-member rate limit, then the pure rules
+(``Replica.issue`` authorises, applies and signs); the update goes to every member linked to us
+(the ones an update removes included, so they learn it), a joiner gets the snapshot instead.  A
+member whose link breaks keeps its place for :attr:`Timing.grace_s` (a Wi-Fi hiccup must not
+cost a speaker the stage); a peer that links but never joins is hung up after
+:attr:`Timing.pending_join_s`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from p2pspaces.core import lifecycle, wire
+from p2pspaces.core.context import Hooks, SessionContext
+from p2pspaces.core.errors import PeerError, Refused
+from p2pspaces.core.identity import NodeId
+from p2pspaces.core.limits import BucketsByKey
+from p2pspaces.core.wire import Action, ActionKind
+
+REQUEST_RATE = 2.0
+REQUEST_BURST = 10.0
+"""Requests a member may make: a burst of ten, then two a second (each costs every member an
+update).  Joins count too: a join by a member already in the room costs a snapshot."""
+RESYNC_RATE = 1.0
+RESYNC_BURST = 3.0
+PENDING_MAX = 1024
+"""Linked peers that have not joined yet; the oldest is hung up beyond this."""
+
+_REMOVES_TARGET = frozenset({ActionKind.REMOVE, ActionKind.BLOCK, ActionKind.DROP})
+
+
+class AuthorityRole:
+    """What a node does while it is its room's authority."""
+
+    def __init__(self, ctx: SessionContext, hooks: Hooks) -> None:
+        self._ctx = ctx
+        self._hooks = hooks
+        self._requests = BucketsByKey(REQUEST_RATE, REQUEST_BURST)
+        self._resyncs = BucketsByKey(RESYNC_RATE, RESYNC_BURST)
+        self.grace: dict[NodeId, float] = {}
+        """Members whose link broke, and when they are dropped unless back."""
+        self.pending: dict[NodeId, float] = {}
+        """Linked peers that are not members yet, and when they are hung up."""
+
+    # --- requests ----------------------------------------------------------------------
+
+    def on_request(
+        self, peer: NodeId, envelope: wire.Signed, request: wire.Request, data: bytes, now: float
+    ) -> None:
+        """A member's signed request arrived on its own link."""
+        if envelope.signer != peer:
+            raise PeerError("request signed by someone other than the link's peer")
+        if not self._ctx.is_authority:
+            if lifecycle.in_room(self._ctx.phase):
+                raise PeerError("request sent to a node that is not the authority")
+            return  # a leave that crossed our own end or departure
+        if not self._requests.take(peer, now):
+            reason = (
+                f"too fast: at most {REQUEST_BURST:.0f} requests at once, "
+                f"then {REQUEST_RATE:.0f} a second"
+            )
+            self._ctx.refuse(peer, "rate_limited", reason, request.req_id)
+            return
+        self.handle(peer, request, now)
+
+    def handle(self, actor: NodeId, request: wire.Request, now: float) -> None:
+        """Carry out ``actor``'s request (our own included); refusals go back to the actor."""
+        replica = self._ctx.room()
+        if request.room_id != replica.room_id:
+            self._ctx.refuse(actor, "wrong_room", "not this room", request.req_id)
+            return
+        kind = request.action.kind
+        if kind is ActionKind.JOIN and actor in replica.state.members:
+            self.pending.pop(actor, None)
+            self.send_snapshot(actor)  # a member reconnecting: give it the current state
+            return
+        try:
+            self.issue(actor, request.action, now)
+        except Refused as exc:
+            self._ctx.refuse(actor, "refused", exc.reason, request.req_id)
+            if kind is ActionKind.JOIN:
+                self._ctx.hangup(actor, f"join refused: {exc.reason}")
+
+    def issue(self, actor: NodeId, action: Action, now: float) -> None:
+        """Authorise, apply, sign and send one change (raises :class:`Refused`)."""
+        ctx = self._ctx
+        replica = ctx.room()
+        before = replica.state
+        update = replica.issue(ctx.identity, actor, action)
+        after = replica.state
+        told = set(before.members) | set(after.members) | set(before.authority_set())
+        if action.kind is ActionKind.JOIN:
+            self.pending.pop(actor, None)
+            self.send_snapshot(actor)
+            told.discard(actor)
+        for peer in sorted(told & ctx.links):
+            ctx.send(peer, update)
+        for gone in self._removed(actor, action):
+            if gone not in after.members and gone != after.authority:
+                ctx.hangup(gone, "no longer a member")
+                self.grace.pop(gone, None)
+        self._hooks.applied(action, now)
+
+    def try_issue(self, action: Action, now: float) -> None:
+        """Issue our own action if the rules allow it now (used for housekeeping)."""
+        with contextlib.suppress(Refused):
+            self.issue(self._ctx.me, action, now)
+
+    def send_snapshot(self, peer: NodeId) -> None:
+        """Send ``peer`` the signed snapshot of the current state."""
+        replica = self._ctx.room()
+        self._ctx.send(peer, replica.snapshot(self._ctx.identity))
+
+    def on_resync(self, peer: NodeId, now: float) -> None:
+        """A member is out of step and asks for the state."""
+        if not self._ctx.is_authority:
+            raise PeerError("resync sent to a node that is not the authority")
+        if self._resyncs.take(peer, now):
+            self.send_snapshot(peer)
+
+    @staticmethod
+    def _removed(actor: NodeId, action: Action) -> tuple[NodeId, ...]:
+        if action.kind is ActionKind.LEAVE:
+            return (actor,)
+        if action.kind in _REMOVES_TARGET and action.target is not None:
+            return (action.target,)
+        return ()
+
+    # --- links -------------------------------------------------------------------------
+
+    def link_up(self, peer: NodeId, now: float) -> None:
+        """A peer linked to us: a member is back in time; anyone else must join soon."""
+        self.grace.pop(peer, None)
+        state = self._ctx.room().state
+        if peer in state.members or peer in state.authority_set():
+            return
+        if len(self.pending) >= PENDING_MAX:
+            oldest = min(self.pending, key=self.pending.__getitem__)
+            self.pending.pop(oldest)
+            self._ctx.hangup(oldest, "too many peers waiting to join", flush=False)
+        self.pending[peer] = now + self._ctx.timing.pending_join_s
+
+    def link_down(self, peer: NodeId, now: float, *, misbehaved: bool) -> None:
+        """A member's link broke: drop it at once if it flooded us, else after the grace."""
+        self.pending.pop(peer, None)
+        if peer not in self._ctx.room().state.members:
+            return
+        if misbehaved:
+            self.try_issue(Action(ActionKind.DROP, peer), now)
+        else:
+            self.grace[peer] = now + self._ctx.timing.grace_s
+
+    def next_timer(self) -> float | None:
+        """When a grace period or a joining wait runs out next."""
+        deadlines = [*self.grace.values(), *self.pending.values()]
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: float) -> None:
+        """Drop members that did not come back; hang up peers that never joined."""
+        for peer, when in list(self.grace.items()):
+            if when <= now:
+                del self.grace[peer]
+                state = self._ctx.room().state
+                if peer in state.members and peer not in self._ctx.links:
+                    self.try_issue(Action(ActionKind.DROP, peer), now)
+        for peer, when in list(self.pending.items()):
+            if when <= now:
+                del self.pending[peer]
+                if peer not in self._ctx.room().state.members:
+                    self._ctx.hangup(peer, "did not join in time")
+
+    def reset(self) -> None:
+        """Forget the timers of the last room or term."""
+        self.grace.clear()
+        self.pending.clear()

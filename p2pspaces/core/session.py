@@ -1,0 +1,496 @@
+"""One node's whole part in a room, sans I/O: the aioquic/h11 shape (STYLE.md).
+
+A :class:`RoomSession` is fed bytes from peers (:meth:`~RoomSession.receive`), local commands
+(:meth:`~RoomSession.host`, :meth:`~RoomSession.join`, :meth:`~RoomSession.request`...), link
+changes (:meth:`~RoomSession.link_up`, :meth:`~RoomSession.link_down`) and timer expiry
+(:meth:`~RoomSession.handle_timer`), each with ``now`` in seconds from the shell's clock.  It never
+reads a clock, sleeps or touches a socket; the shell drains what it decided:
+:meth:`~RoomSession.pop_outputs` (messages to send, links to close),
+:meth:`~RoomSession.pop_events` (for front ends), :meth:`~RoomSession.next_timer` (when to call
+back), and :meth:`~RoomSession.links_wanted` (which peers to dial).
+
+The parts: :class:`~p2pspaces.core.authority.AuthorityRole` and
+:class:`~p2pspaces.core.member.MemberRole` are the two halves, :mod:`~p2pspaces.core.takeover`
+holds succession and reunion, :mod:`~p2pspaces.core.talk` the chat relay; the life cycle is
+:mod:`~p2pspaces.core.lifecycle`.  A bad message from a peer raises a :class:`PeerError` inside,
+is logged with its reason here, and changes nothing; a command that cannot be carried out raises
+:class:`CommandError` to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from p2pspaces.core import lifecycle, room, wire
+from p2pspaces.core.authority import AuthorityRole
+from p2pspaces.core.context import Output, SessionContext
+from p2pspaces.core.errors import CommandError, Equivocation, PeerError
+from p2pspaces.core.events import (
+    AuthorityChanged,
+    Ended,
+    ErrorEvent,
+    Event,
+    Joined,
+    Left,
+    StateChanged,
+)
+from p2pspaces.core.identity import Identity, NodeId
+from p2pspaces.core.ledger import Replica
+from p2pspaces.core.lifecycle import Phase
+from p2pspaces.core.member import FLOODING, MemberRole
+from p2pspaces.core.room import SPEAKING_ROLES, RoomState
+from p2pspaces.core.settings import DEFAULT_TIMING, Timing
+from p2pspaces.core.takeover import Reunion, Succession
+from p2pspaces.core.talk import ChatRelay
+from p2pspaces.core.wire import Action, ActionKind, RoomId
+
+log = logging.getLogger("p2pspaces.session")
+
+EQUIVOCATIONS_MAX = 16
+"""Proofs of a two-faced authority kept (one per conflicting pair of updates)."""
+
+Handler = Callable[[NodeId, wire.Signed, Any, bytes, float], None]
+
+__all__ = ["EQUIVOCATIONS_MAX", "FLOODING", "Phase", "RoomSession"]
+
+
+class RoomSession:
+    """One node's part in one room at a time: fed inputs with ``now``, drained of outputs."""
+
+    def __init__(
+        self, identity: Identity, name: str, timing: Timing = DEFAULT_TIMING, *, jitter_s: float = 0
+    ) -> None:
+        """``jitter_s`` (drawn once by the shell) spreads co-hosts' takeover turns."""
+        self._ctx = ctx = SessionContext(identity, name, timing)
+        self.authority = AuthorityRole(ctx, self)
+        self.talk = ChatRelay(ctx)
+        self.succession = Succession(ctx, self, jitter_s)
+        self.reunion = Reunion(ctx, self, self.authority)
+        self.member = MemberRole(ctx, self, self.reunion)
+        self.equivocations: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+        self._heartbeat_at: float | None = None
+        self._req_id = 0
+        self._leaving: RoomId | None = None
+        self._signed: dict[type[wire.Message], Handler] = {
+            wire.Request: self.authority.on_request,
+            wire.Update: self.member.on_update,
+            wire.Snapshot: self.member.on_snapshot,
+            wire.Heartbeat: self.member.on_heartbeat,
+            wire.Chat: self.talk.on_talk,
+            wire.Reaction: self.talk.on_talk,
+            wire.Takeover: self.succession.on_claim,
+            wire.VoteRequest: self.succession.on_vote_request,
+            wire.Vote: self.succession.on_vote,
+        }
+
+    # --- what the shell reads ------------------------------------------------------------
+
+    @property
+    def me(self) -> NodeId:
+        """This node's key."""
+        return self._ctx.me
+
+    @property
+    def name(self) -> str:
+        """This node's display name."""
+        return self._ctx.name
+
+    @property
+    def timing(self) -> Timing:
+        """The session's timers."""
+        return self._ctx.timing
+
+    @property
+    def phase(self) -> Phase:
+        """Where this node is in its room's life cycle."""
+        return self._ctx.phase
+
+    @property
+    def replica(self) -> Replica | None:
+        """The replica of the room this node holds (None when idle or joining)."""
+        return self._ctx.replica
+
+    @property
+    def state(self) -> RoomState | None:
+        """The room state this node holds, if any."""
+        return self._ctx.state
+
+    @property
+    def is_authority(self) -> bool:
+        """Whether this node is its room's authority."""
+        return self._ctx.is_authority and lifecycle.in_room(self._ctx.phase)
+
+    @property
+    def links(self) -> frozenset[NodeId]:
+        """The peers this session knows it has links with."""
+        return frozenset(self._ctx.links)
+
+    def pop_outputs(self) -> list[Output]:
+        """What to send and which links to close, in order; the queue is emptied."""
+        outputs = list(self._ctx.outputs)
+        self._ctx.outputs.clear()
+        return outputs
+
+    def pop_events(self) -> list[Event]:
+        """The events for front ends, in order; the queue is emptied."""
+        events = list(self._ctx.events)
+        self._ctx.events.clear()
+        return events
+
+    def name_of(self, node: bytes) -> str:
+        """A member's display name, else the short fingerprint of its key."""
+        return self._ctx.name_of(node)
+
+    def may_speak(self, node: bytes) -> bool:
+        """Whether audio from ``node`` is to be played (or ours sent)."""
+        state = self.state
+        return state is not None and lifecycle.in_room(self.phase) and state.may_speak(node)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def host(
+        self, title: str, max_speakers: int, *, created_ms: int, nonce: bytes, now: float
+    ) -> RoomId:
+        """Create a room (the shell supplies the wall-clock ``created_ms`` and a fresh nonce)."""
+        self._check_may_start()
+        ctx = self._ctx
+        try:
+            genesis = room.genesis_record(
+                ctx.identity,
+                ctx.name,
+                title,
+                created_ms=created_ms,
+                nonce=nonce,
+                max_speakers=max_speakers,
+            )
+        except ValueError as exc:
+            raise CommandError(f"cannot host: {exc}") from None
+        ctx.replica = Replica.from_genesis(genesis)
+        ctx.enter(Phase.AUTHORITY)
+        self._start_room(now)
+        ctx.emit(Joined(ctx.replica.room_id, title, host=True))
+        self.applied(None, now)
+        return ctx.replica.room_id
+
+    def join(
+        self, room_id: RoomId, authority: NodeId, now: float, *, reclaim: bool = False
+    ) -> None:
+        """Start joining ``room_id`` through its ``authority`` (the shell dials it); with
+        ``reclaim``, this is the host back after a crash, and it reclaims the room once in."""
+        self._check_may_start()
+        if authority == self.me:
+            raise CommandError("that room is advertised by this node itself")
+        ctx = self._ctx
+        ctx.replica = None
+        self.member.begin(room_id, authority)
+        ctx.enter(Phase.REJOINING if reclaim else Phase.JOINING)
+        self._start_room(now)
+        if authority in ctx.links:
+            self.member.link_up(authority)
+
+    def abandon_join(self, reason: str) -> None:
+        """The shell gave up joining (no answer in time, dialing failed)."""
+        if self.phase is Phase.JOINING or (self.phase is Phase.REJOINING and self.replica is None):
+            self.member.fail(reason)
+
+    def request(self, action: Action, now: float) -> int:
+        """Ask the authority for ``action``; returns the request id a refusal will carry."""
+        ctx = self._ctx
+        replica = ctx.room()
+        self._req_id += 1
+        request = wire.Request(replica.room_id, self._req_id, action)
+        if self.is_authority:
+            self.authority.handle(ctx.me, request, now)
+        elif not ctx.send(replica.state.authority, wire.seal_bytes(ctx.identity, request)):
+            raise CommandError("not connected to the room's authority; try again in a moment")
+        return self._req_id
+
+    def chat(self, text: str, now: float) -> None:
+        """Send a chat line to the room."""
+        self.talk.say(text, now)
+
+    def react(self, emoji: str, now: float) -> None:
+        """Send an emoji reaction (one of the fixed set, or its name)."""
+        self.talk.react(emoji, now)
+
+    def leave(self, now: float) -> None:
+        """Start leaving (as authority: hand over to a co-host, or end the room); the shell
+        flushes the links, then calls :meth:`finish_leaving`."""
+        ctx = self._ctx
+        if ctx.phase is Phase.JOINING:
+            self.member.fail("left before the join completed")
+            return
+        replica = ctx.room()
+        was_authority = self.is_authority
+        self._leaving = replica.room_id
+        ctx.enter(Phase.LEAVING)
+        leave = Action(ActionKind.LEAVE)
+        if was_authority:
+            self.authority.try_issue(leave, now)
+        else:
+            request = wire.Request(replica.room_id, 0, leave)
+            ctx.send(replica.state.authority, wire.seal_bytes(ctx.identity, request))
+
+    def finish_leaving(self) -> None:
+        """The leave has been flushed: close the room's links and say so."""
+        ctx = self._ctx
+        room_id, self._leaving = self._leaving, None
+        if room_id is None:
+            return
+        self._close_links("left the room")
+        ctx.replica = None
+        self._heartbeat_at = None
+        ctx.enter(Phase.IDLE)
+        ctx.emit(Left(room_id, "left"))
+
+    # --- the network ---------------------------------------------------------------------
+
+    def admit(self, peer: NodeId) -> str | None:
+        """A reason to refuse a peer's incoming link, or None: anyone not blocked may reach
+        the authority (to join); a member accepts only fellow members."""
+        state = self.state
+        if state is None or not lifecycle.in_room(self.phase):
+            return "not in a room"
+        if peer in state.blocked:
+            return "blocked from this room"
+        if not self.is_authority and peer not in state.members and peer != state.host:
+            return "not a member of this room"
+        return None
+
+    def link_up(self, peer: NodeId, now: float) -> None:
+        """A peer's control channel is open."""
+        ctx = self._ctx
+        ctx.links.add(peer)
+        if self.is_authority:
+            self.authority.link_up(peer, now)
+        else:
+            self.member.link_up(peer)
+
+    def link_down(self, peer: NodeId, reason: str, now: float, *, misbehaved: bool = False) -> None:
+        """A peer's link is gone (``misbehaved``: we dropped it for breaking the caps)."""
+        ctx = self._ctx
+        ctx.links.discard(peer)
+        if self.is_authority:
+            self.authority.link_down(peer, now, misbehaved=misbehaved)
+        else:
+            self.member.link_down(peer, reason)
+
+    def receive(self, peer: NodeId, data: bytes, now: float) -> None:
+        """One control message from ``peer`` (size and rate already checked by the shell)."""
+        self.succession.heard(peer, now)
+        try:
+            message = wire.decode(data)
+            if isinstance(message, wire.Signed):
+                inner = wire.open_signed(message)
+                handler = self._signed.get(type(inner))
+                if handler is None:
+                    raise PeerError(f"unexpected signed {inner.TYPE}")
+                handler(peer, message, inner, data, now)
+            elif isinstance(message, wire.Error):
+                self.member.on_error(peer, message, now)
+            elif isinstance(message, wire.Resync):
+                self.authority.on_resync(peer, now)
+            else:
+                raise PeerError(f"unexpected {message.TYPE}")
+        except Equivocation as exc:
+            self._keep_proof(exc)
+        except PeerError as exc:
+            log.warning("refused a message from %s: %s", self._ctx.name_of(peer), exc.reason)
+        except CommandError as exc:  # a message for a room we are no longer in
+            log.info("ignored a message from %s: %s", self._ctx.name_of(peer), exc)
+
+    def links_wanted(self) -> frozenset[NodeId]:
+        """The peers this node should hold links with now.
+
+        The control plane is a star around the authority; the audio plane links every voice
+        (and the authority) with every member; listeners need no links to each other
+        (DESIGN.md section 4).
+        """
+        authority = self.member.authority()
+        if self.phase is Phase.JOINING or (self.phase is Phase.REJOINING and self.replica is None):
+            return frozenset({authority} if authority is not None else ())
+        state = self.state
+        if state is None or not lifecycle.in_room(self.phase):
+            return frozenset()
+        voices = {n for n, m in state.members.items() if m.role in SPEAKING_ROLES}
+        voices.add(state.authority)
+        if self._ctx.redirect is not None:
+            voices.add(self._ctx.redirect)
+        if self.me in voices:
+            return frozenset(set(state.members) - {self.me})
+        return frozenset(voices - {self.me})
+
+    def should_dial(self, peer: NodeId) -> bool:
+        """Whether this node dials ``peer`` itself: members dial their authority; between two
+        other peers the smaller key dials, so two nodes never both do."""
+        if peer in (self.member.authority(), self._ctx.redirect):
+            return True
+        state = self.state
+        if state is None or self.me == state.authority:
+            return False  # members dial the authority, never the other way round
+        return peer != state.authority and self.me < peer
+
+    def wants_rival(self, room_id: bytes, peer: NodeId) -> bool:
+        """Another node advertises our room while we hold it (a partition healed): link to
+        it, so that heartbeats show which branch has the higher epoch."""
+        state = self.state
+        return (
+            self.is_authority and state is not None and state.room_id == room_id and peer != self.me
+        )
+
+    # --- timers --------------------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        """When :meth:`handle_timer` should be called next (None: no timer)."""
+        due = [
+            t
+            for t in (
+                self._heartbeat_at,
+                self.succession.next_timer(),
+                self.authority.next_timer() if self.is_authority else None,
+            )
+            if t is not None
+        ]
+        return min(due) if due else None
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever is due: heartbeats, a takeover turn, grace drops."""
+        if self._heartbeat_at is not None and now >= self._heartbeat_at:
+            self._heartbeat(now)
+        if self.phase is Phase.MEMBER:
+            try:
+                self.succession.on_timer(now)
+            except PeerError as exc:
+                log.warning("takeover attempt failed: %s", exc.reason)
+        if self.is_authority:
+            self.authority.on_timer(now)
+
+    def _heartbeat(self, now: float) -> None:
+        replica = self.replica
+        if lifecycle.may_start(self.phase):
+            self._heartbeat_at = None
+            return
+        self._heartbeat_at = now + self.timing.heartbeat_s
+        if replica is None or not lifecycle.in_room(self.phase):
+            return  # still joining: beats start once we hold the room
+        state = replica.state
+        beat = wire.Heartbeat(state.room_id, state.epoch, state.seq, replica.hash())
+        self._ctx.send_all(wire.seal_bytes(self._ctx.identity, beat))
+
+    # --- what the parts report (Hooks) ---------------------------------------------------
+
+    def applied(self, action: Action | None, now: float) -> None:
+        """A new state is in place: report it; end or leave the room if it says so."""
+        ctx = self._ctx
+        replica = ctx.replica
+        if replica is None:
+            return
+        state = replica.state
+        ctx.emit(StateChanged(state))
+        self.reunion.after_change(state, now)
+        if state.ended:
+            self._ended(state, action)
+        elif ctx.phase is Phase.REJOINING and ctx.me not in state.members:
+            return  # superseded after a partition: our join request is on its way
+        elif ctx.me not in state.members and ctx.phase is not Phase.LEAVING:
+            if state.host == ctx.me and ctx.me not in state.blocked:
+                # Nobody may remove the host: it was dropped as silent (a takeover, a lost
+                # link).  It is alive, so it rejoins and reclaims its room.
+                self.reunion.come_back(state)
+                return
+            how = "blocked" if ctx.me in state.blocked else "removed"
+            self._out(Left(state.room_id, f"{how} from the room"))
+
+    def authority_changed(self, now: float, previous: NodeId | None, *, took_over: bool) -> None:
+        """Another node (or this one) holds the room now: tell, and tidy the roster.
+
+        ``previous`` is None for the first state of a join.  After a takeover of our own, the
+        silent authority we replaced is dropped from the roster at once (it has been silent
+        past its lease; if it comes back, it rejoins and, as host, reclaims).
+        """
+        ctx = self._ctx
+        state = ctx.room().state if ctx.phase is not Phase.LEAVING else ctx.state
+        if state is None:
+            return
+        self.succession.reset(now)
+        self.authority.reset()
+        ctx.redirect = None
+        if ctx.phase in (Phase.MEMBER, Phase.AUTHORITY):  # rejoining: see Reunion.after_change
+            ctx.enter(Phase.AUTHORITY if state.authority == ctx.me else Phase.MEMBER)
+        if previous is None:
+            return
+        ctx.emit(
+            AuthorityChanged(
+                state.room_id, state.epoch, state.authority, ctx.name_of(state.authority)
+            )
+        )
+        ctx.emit(StateChanged(state))
+        if state.authority != ctx.me or ctx.phase is not Phase.AUTHORITY:
+            return
+        for peer in sorted(ctx.links):
+            self.authority.link_up(peer, now)  # members keep their places; others must join
+        gone = {m for m in state.authority_set() if m not in ctx.links} - {ctx.me}
+        if took_over and previous != ctx.me:
+            gone.add(previous)
+            ctx.hangup(previous, "took over from it: silent past its lease", flush=False)
+        for member in sorted(gone):
+            if member in state.members:
+                self.authority.try_issue(Action(ActionKind.DROP, member), now)
+
+    def evicted(self, reason: str) -> None:
+        """The authority dropped us for flooding: we are out, and say for how long."""
+        state = self.state
+        if state is not None:
+            self._out(Left(state.room_id, f"dropped by the room for flooding: {reason}"))
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _check_may_start(self) -> None:
+        if not lifecycle.may_start(self.phase):
+            raise CommandError("already in a room; leave it first")
+
+    def _start_room(self, now: float) -> None:
+        self._heartbeat_at = now + self.timing.heartbeat_s
+        self.succession.reset(now)
+        self.authority.reset()
+        self.reunion.pending_blocks.clear()
+        self._ctx.claim = self._ctx.redirect = None
+
+    def _ended(self, state: RoomState, action: Action | None) -> None:
+        ctx = self._ctx
+        left = action is not None and action.kind is ActionKind.LEAVE
+        reason = (
+            "the host left and no co-host could take over" if left else "the host ended the Space"
+        )
+        ctx.emit(Ended(state.room_id, reason))
+        self._close_links("the room ended")
+        self._heartbeat_at = None
+        ctx.enter(Phase.ENDED)
+
+    def _out(self, event: Left) -> None:
+        """We are no longer in the room (removed, blocked, dropped)."""
+        ctx = self._ctx
+        ctx.emit(event)
+        self._close_links("left the room")
+        ctx.replica = None
+        self._heartbeat_at = None
+        ctx.enter(Phase.IDLE)
+
+    def _close_links(self, reason: str) -> None:
+        for peer in sorted(self._ctx.links):
+            self._ctx.hangup(peer, reason)
+
+    def _keep_proof(self, exc: Equivocation) -> None:
+        """Proof that the authority signed two different changes for one (epoch, seq): keep
+        both signed envelopes (once per pair, however many relays bring it), warn the user."""
+        pair = (min(exc.first, exc.second), max(exc.first, exc.second))
+        if pair in self.equivocations:
+            return
+        self.equivocations[pair] = None
+        while len(self.equivocations) > EQUIVOCATIONS_MAX:
+            self.equivocations.popitem(last=False)
+        log.error("the room's authority equivocated: %s", exc.reason)
+        self._ctx.emit(ErrorEvent("equivocation", exc.reason))

@@ -1,0 +1,115 @@
+"""Chat and emoji reactions: signed by their author, relayed in order by the authority.
+
+Neither is room state.  A member signs a line (or a reaction) and sends it to the authority,
+which checks that the author is a member, applies a per-member rate limit, and relays the
+author's own signed bytes to every member; members accept them only from the authority and check
+the author's signature, so nobody can put words in someone else's mouth.  Removed and blocked
+members are not members, so they cannot chat or react.
+"""
+
+from __future__ import annotations
+
+from p2pspaces.core import wire
+from p2pspaces.core.context import SessionContext
+from p2pspaces.core.errors import CommandError, PeerError
+from p2pspaces.core.events import ChatReceived, ReactionReceived
+from p2pspaces.core.identity import NodeId
+from p2pspaces.core.limits import BucketsByKey
+
+CHAT_RATE = 1.0
+CHAT_BURST = 5.0
+REACTION_RATE = 3.0
+REACTION_BURST = 10.0
+
+
+class ChatRelay:
+    """One node's chat and reactions: signing its own, relaying (as authority) or showing."""
+
+    def __init__(self, ctx: SessionContext) -> None:
+        self._ctx = ctx
+        self._counter = 0
+        self._limits = {
+            wire.Chat.TYPE: BucketsByKey(CHAT_RATE, CHAT_BURST),
+            wire.Reaction.TYPE: BucketsByKey(REACTION_RATE, REACTION_BURST),
+        }
+
+    def say(self, text: str, now: float) -> None:
+        """Sign a chat line and send it to the room."""
+        room = self._ctx.room().room_id
+        self._counter += 1
+        try:
+            message = wire.Chat(room, self._counter, text)
+        except ValueError as exc:
+            raise CommandError(f"cannot send that chat line: {exc}") from None
+        self._send(message, now)
+
+    def react(self, emoji: str, now: float) -> None:
+        """Sign a reaction (an emoji of the fixed set, or its name: clap, heart...)."""
+        room = self._ctx.room().room_id
+        self._send(wire.Reaction(room, emoji_named(emoji)), now)
+
+    def _send(self, message: wire.Chat | wire.Reaction, now: float) -> None:
+        ctx = self._ctx
+        data = wire.seal_bytes(ctx.identity, message)
+        if ctx.is_authority:
+            self.relay(ctx.me, data, message, now)
+        elif not ctx.send(ctx.room().state.authority, data):
+            raise CommandError("not connected to the room's authority; try again in a moment")
+
+    def relay(
+        self, author: NodeId, data: bytes, message: wire.Chat | wire.Reaction, now: float
+    ) -> None:
+        """As the authority: check, rate-limit and relay an author's signed line or reaction."""
+        ctx = self._ctx
+        state = ctx.room().state
+        member = state.members.get(author)
+        what = "chat" if isinstance(message, wire.Chat) else "react"
+        if member is None:
+            ctx.refuse(author, "refused", f"only members may {what}")
+            return
+        if not self._limits[message.TYPE].take(author, now):
+            limit = CHAT_BURST if isinstance(message, wire.Chat) else REACTION_BURST
+            ctx.refuse(author, "rate_limited", f"too fast: at most {limit:.0f} at once")
+            return
+        ctx.send_members(data)  # the author too: it sees its line in the room's order
+        ctx.emit(_event(state.room_id, author, member.name, message))
+
+    def on_talk(
+        self,
+        peer: NodeId,
+        envelope: wire.Signed,
+        message: wire.Chat | wire.Reaction,
+        data: bytes,
+        now: float,
+    ) -> None:
+        """A line or reaction arrived: relay it (authority) or show it (member)."""
+        ctx = self._ctx
+        replica = ctx.replica
+        if replica is None or message.room_id != replica.room_id:
+            raise PeerError(f"{message.TYPE} for another room")
+        if ctx.is_authority:
+            if envelope.signer != peer:
+                raise PeerError(f"{message.TYPE} relayed to the authority by someone else")
+            self.relay(peer, data, message, now)
+            return
+        if peer != replica.state.authority:
+            raise PeerError(f"{message.TYPE} not relayed by the authority")
+        name = ctx.name_of(envelope.signer)
+        ctx.emit(_event(replica.room_id, envelope.signer, name, message))
+
+
+def emoji_named(value: str) -> wire.Emoji:
+    """The reaction given as itself or by name; :class:`CommandError` lists the choices."""
+    for emoji in wire.Emoji:
+        if value in (emoji.value, emoji.name.lower()):
+            return emoji
+    names = ", ".join(f"{e.name.lower()} {e.value}" for e in wire.Emoji)
+    raise CommandError(f"not one of the reactions: {names}")
+
+
+def _event(
+    room: bytes, author: bytes, name: str, message: wire.Chat | wire.Reaction
+) -> ChatReceived | ReactionReceived:
+    if isinstance(message, wire.Chat):
+        return ChatReceived(room, author, name, message.text)
+    return ReactionReceived(room, author, name, message.emoji.value)

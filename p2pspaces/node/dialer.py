@@ -1,0 +1,104 @@
+"""The dialer: links to the peers the session wants, each retried with a doubling backoff.
+
+A member's link to its authority, a speaker's audio links, a rival authority after a partition:
+the session says whom it wants (:meth:`RoomSession.links_wanted`); the dialer finds an address
+(an advert), dials, and after a failure waits 0.25 s, 0.5 s, ... up to
+:attr:`Timing.reconnect_max_s` before trying that peer again.  A refusal with a reason (blocked,
+dropped for flooding) is reported once, in words.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from p2pspaces.core.errors import PeerError
+from p2pspaces.core.identity import NodeId, short_fingerprint
+from p2pspaces.net.discovery import PeerAdvert
+from p2pspaces.net.mesh import Link, Mesh
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF_S = 0.25
+BACKOFFS_MAX = 4096
+"""Peers whose backoff is remembered; a peer not wanted any more is forgotten."""
+
+
+def why(exc: BaseException) -> str:
+    """A failure in words."""
+    if isinstance(exc, PeerError):
+        return exc.reason
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return str(exc) or type(exc).__name__
+
+
+async def connect(mesh: Mesh, advert: PeerAdvert) -> Link:
+    """Dial a node at each of its advertised addresses until one answers."""
+    errors = []
+    for address in advert.addresses:
+        try:
+            return await mesh.connect(address, advert.port)
+        except (PeerError, OSError, TimeoutError) as exc:
+            errors.append(f"{address}: {why(exc)}")
+    raise PeerError("; ".join(errors) or "the advert has no address")
+
+
+class Dialer:
+    """Dials wanted peers, one attempt at a time per peer, with backoff."""
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        clock: Callable[[], float],
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        on_refused: Callable[[NodeId, str], None],
+        backoff_max_s: float,
+    ) -> None:
+        self._mesh = mesh
+        self._clock = clock
+        self._spawn = spawn
+        self._on_refused = on_refused
+        self._backoff_max_s = backoff_max_s
+        self._dialing: set[NodeId] = set()
+        self._next_try: dict[NodeId, tuple[float, float]] = {}
+
+    def ensure(self, wanted: dict[NodeId, PeerAdvert | None]) -> None:
+        """Dial every wanted peer that has no link, no dial under way and no backoff pending."""
+        now = self._clock()
+        for peer in list(self._next_try):
+            if peer not in wanted:
+                del self._next_try[peer]
+        for peer, advert in wanted.items():
+            if advert is None or peer in self._mesh.links or peer in self._dialing:
+                continue
+            at, _ = self._next_try.get(peer, (0.0, 0.0))
+            if now >= at:
+                self._dialing.add(peer)
+                self._spawn(self._dial(peer, advert))
+
+    def dialing(self, peer: NodeId) -> bool:
+        """Whether a dial to ``peer`` is under way."""
+        return peer in self._dialing
+
+    async def _dial(self, peer: NodeId, advert: PeerAdvert) -> None:
+        try:
+            await connect(self._mesh, advert)
+            self._next_try.pop(peer, None)
+        except (PeerError, OSError, TimeoutError) as exc:
+            _, last = self._next_try.get(peer, (0.0, 0.0))
+            backoff = min(self._backoff_max_s, last * 2 if last else FIRST_BACKOFF_S)
+            if len(self._next_try) >= BACKOFFS_MAX:
+                self._next_try.pop(next(iter(self._next_try)))
+            self._next_try[peer] = (self._clock() + backoff, backoff)
+            log.info(
+                "link to %s failed (retry in %.2f s): %s",
+                short_fingerprint(peer),
+                backoff,
+                why(exc),
+            )
+            if isinstance(exc, PeerError) and "refused" in exc.reason:
+                self._on_refused(peer, exc.reason)
+        finally:
+            self._dialing.discard(peer)

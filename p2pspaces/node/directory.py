@@ -1,0 +1,119 @@
+"""The room directory: what discovery says is live on the network, capped, as events.
+
+Fed by :mod:`p2pspaces.net.discovery` (every advert there is already signature-checked).  It keeps
+the adverts of at most :data:`ADVERTS_MAX` nodes (the least recently heard go first: keys are
+free to make, so a flood of fresh adverts cannot grow memory) and reports rooms appearing,
+changing and going as ``room_found`` / ``room_lost``.  The room this node is in is never reported
+lost while it is in it: a takeover or a reclaim moves the advert from one node to another.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from p2pspaces.core.errors import CommandError
+from p2pspaces.core.events import Event, RoomFound, RoomLost
+from p2pspaces.core.identity import NodeId
+from p2pspaces.core.wire import RoomId
+from p2pspaces.net.discovery import DiscoveryEvent, PeerAdvert, PeerGone, RoomAdvert
+
+ADVERTS_MAX = 2048
+"""Nodes whose adverts are remembered (a LAN event with more nodes than this is not our aim)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoomListing:
+    """A room as discovery sees it."""
+
+    advert: PeerAdvert
+    room: RoomAdvert
+
+
+class RoomDirectory:
+    """The rooms and node adverts discovery reports, capped."""
+
+    def __init__(self, emit: Callable[[Event], None], current_room: Callable[[], bytes | None]):
+        self._emit = emit
+        self._current_room = current_room
+        self.adverts: OrderedDict[NodeId, PeerAdvert] = OrderedDict()
+        self.rooms: dict[RoomId, RoomListing] = {}
+        self._unreported: set[RoomId] = set()
+
+    def on_discovery(self, event: DiscoveryEvent) -> None:
+        """A node appeared, changed its advert, or went."""
+        if isinstance(event, PeerGone):
+            advert = self.adverts.pop(event.node_id, None)
+            if advert is not None and advert.room is not None:
+                self._room_gone(RoomId(advert.room.room_id), event.node_id)
+            return
+        advert = event.advert
+        old = self.adverts.pop(advert.node_id, None)
+        self.adverts[advert.node_id] = advert
+        self._trim()
+        old_room = old.room if old is not None else None
+        if old_room is not None and (
+            advert.room is None or old_room.room_id != advert.room.room_id
+        ):
+            self._room_gone(RoomId(old_room.room_id), advert.node_id)
+        if advert.room is None or (old is not None and old == advert):
+            return
+        room_id = RoomId(advert.room.room_id)
+        changed = old is not None and old.room is not None
+        self.rooms[room_id] = RoomListing(advert, advert.room)
+        self._unreported.discard(room_id)
+        info = advert.room
+        self._emit(
+            RoomFound(
+                room_id,
+                info.title,
+                advert.node_id,
+                advert.name,
+                info.speakers,
+                info.listeners,
+                changed,
+            )
+        )
+
+    def left_room(self, room_id: bytes) -> None:
+        """We left ``room_id``: if it went from the network meanwhile, say so now."""
+        if room_id in self._unreported:
+            self._unreported.discard(RoomId(room_id))
+            self._emit(RoomLost(room_id))
+
+    def advert_of(self, node: NodeId) -> PeerAdvert | None:
+        """The last advert of ``node``, if it is remembered."""
+        return self.adverts.get(node)
+
+    def find(self, ref: str) -> RoomListing:
+        """The room named by ``ref``: a room id, a unique id prefix, or an exact title."""
+        ref_lower = ref.lower()
+        rooms = list(self.rooms.values())
+        exact = [r for r in rooms if r.room.room_id.hex() == ref_lower]
+        prefix = [r for r in rooms if r.room.room_id.hex().startswith(ref_lower)]
+        titled = [r for r in rooms if r.room.title == ref]
+        for matches in (exact, prefix if len(ref) >= 4 else [], titled):
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                raise CommandError(f"{len(matches)} rooms match {ref!r}; use the room id")
+        raise CommandError(f"no room {ref!r} on the network")
+
+    def _room_gone(self, room_id: RoomId, node_id: NodeId) -> None:
+        """A node stopped advertising a room; it is gone unless another node (a co-host that
+        took over) advertises it now."""
+        listing = self.rooms.get(room_id)
+        if listing is None or listing.advert.node_id != node_id:
+            return
+        del self.rooms[room_id]
+        if self._current_room() == room_id:
+            self._unreported.add(room_id)  # we are in it: it is alive, whoever advertises it
+            return
+        self._emit(RoomLost(room_id))
+
+    def _trim(self) -> None:
+        while len(self.adverts) > ADVERTS_MAX:
+            node, advert = self.adverts.popitem(last=False)
+            if advert.room is not None:
+                self._room_gone(RoomId(advert.room.room_id), node)

@@ -1,0 +1,436 @@
+"""The node: the asyncio shell that runs one :class:`RoomSession` over the mesh and the audio.
+
+This is the one place that reads the clock.  It pumps bytes from the mesh into the session and
+the session's decisions back out (messages to send, links to close, events, its next timer), and
+offers front ends one command API (:meth:`Node.host`, :meth:`Node.join`, :meth:`Node.request`,
+:meth:`Node.chat`, :meth:`Node.react`, :meth:`Node.leave`) and one event stream
+(:attr:`Node.events`).  Discovery, the advert, dialing and the home folder are parts of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
+from p2pspaces.audio.engine import AudioEngine
+from p2pspaces.core import lifecycle, room, wire
+from p2pspaces.core.context import Broadcast, Hangup, Send
+from p2pspaces.core.errors import CommandError, PeerError
+from p2pspaces.core.events import Ended, ErrorEvent, Event, Joined, Left, Quiet, Ready, Speaking
+from p2pspaces.core.identity import Identity, NodeId
+from p2pspaces.core.ledger import Replica
+from p2pspaces.core.lifecycle import Phase
+from p2pspaces.core.room import RoomState
+from p2pspaces.core.session import RoomSession
+from p2pspaces.core.settings import DEFAULT_TIMING, Timing
+from p2pspaces.core.wire import Action, RoomId
+from p2pspaces.net import ice
+from p2pspaces.net.discovery import Discovery, DiscoveryEvent, PeerAdvert, RoomAdvert
+from p2pspaces.net.mesh import Link, Mesh
+from p2pspaces.net.signaling import SignalingServer
+from p2pspaces.node.advert import AdvertKeeper, room_advert
+from p2pspaces.node.dialer import Dialer, connect, why
+from p2pspaces.node.directory import RoomDirectory, RoomListing
+from p2pspaces.node.home import HostedRoom
+from p2pspaces.node.recorder import RoomRecorder
+
+log = logging.getLogger(__name__)
+
+TAKEOVER_JITTER_S = 0.2
+"""Co-hosts of equal rank spread their takeover turns over this much (drawn once per node)."""
+
+
+class Node:
+    """One running p2pspaces peer."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        name: str,
+        interface: str | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        source: Source | None = None,
+        sink: Sink | None = None,
+        drop_audio: float = 0.0,
+        record_dir: Path = Path("p2pspaces-recordings"),
+        state_dir: Path | None = None,
+        timing: Timing = DEFAULT_TIMING,
+    ) -> None:
+        self.identity = identity
+        self.name = name
+        self.timing = timing
+        self.addresses = ice.choose_addresses(interface)
+        self._interface = interface
+        self._clock = clock
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.port = 0
+        jitter = random.uniform(0, TAKEOVER_JITTER_S)  # noqa: S311 - spreading, not secrecy
+        self.session = RoomSession(identity, name, timing, jitter_s=jitter)
+        self.mesh = Mesh(identity, name, clock, self, penalty_s=timing.penalty_s)
+        self.audio = AudioEngine(
+            identity.node_id,
+            source or SilentSource(),
+            sink or NullSink(),
+            clock,
+            self._on_level,
+            fault_drop=drop_audio,
+        )
+        self.audio.may_send = lambda: self.session.may_speak(self.node_id)
+        self.audio.allowed = self.session.may_speak
+        self.mesh.media = self.audio
+        self.directory = RoomDirectory(self.events.put_nowait, self._room_now)
+        self.hosted = HostedRoom(state_dir)
+        self.recorder = RoomRecorder(self.audio, record_dir)
+        self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
+        self._discovery = Discovery(
+            identity, self.directory_update, interface, self.addresses, int(time.time() * 1000)
+        )
+        self.advert = AdvertKeeper(self._discovery, name, self._room_advert, timing.reannounce_s)
+        self.dialer = Dialer(self.mesh, clock, self._spawn, self._refused, timing.reconnect_max_s)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._moved = asyncio.Event()
+        self._join_error = ""
+        self._refusals: set[str] = set()
+        self._stopped = False
+        self._last_state: RoomState | None = None
+
+    # --- what front ends read ------------------------------------------------------------
+
+    @property
+    def node_id(self) -> NodeId:
+        """This node's key."""
+        return self.identity.node_id
+
+    @property
+    def replica(self) -> Replica | None:
+        """The room this node is in, with its verified history (None outside a room)."""
+        return self.session.replica if lifecycle.in_room(self.session.phase) else None
+
+    @property
+    def rooms(self) -> dict[RoomId, RoomListing]:
+        """The rooms live on the network, by id."""
+        return self.directory.rooms
+
+    @property
+    def is_authority(self) -> bool:
+        """Whether this node is its room's authority."""
+        return self.session.is_authority
+
+    @property
+    def equivocations(self) -> list[tuple[bytes, bytes]]:
+        """Proofs that the room's authority signed two different changes for one seq."""
+        return list(self.session.equivocations)
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen, advertise, browse, and emit ``ready``."""
+        ice.use_addresses(self.addresses)
+        bind = self._interface or "0.0.0.0"  # noqa: S104 - a LAN service listens on the LAN
+        self.port = await self._signaling.start(bind)
+        await self._discovery.start()
+        self._spawn(self.advert.run(self.port))
+        self._spawn(self._run_timers())
+        self._spawn(self._watch_links())
+        self.audio.start()
+        self.events.put_nowait(Ready(self.node_id, self.name, self.port, self.addresses))
+
+    async def stop(self) -> None:
+        """Leave the room cleanly, withdraw the advert and close everything."""
+        if self._stopped:
+            return
+        if lifecycle.in_room(self.session.phase):
+            with contextlib.suppress(CommandError):
+                await self.leave()
+        self._stopped = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.mesh.close()
+        await self._signaling.close()
+        await self._discovery.close()
+        await self.audio.stop()
+
+    # --- commands ------------------------------------------------------------------------
+
+    async def host(self, title: str, max_speakers: int = room.DEFAULT_MAX_SPEAKERS) -> RoomId:
+        """Create a room with ``title`` and advertise it; or, if this host's last room of that
+        title is still live under a co-host (we crashed), rejoin it and reclaim it."""
+        if not lifecycle.may_start(self.session.phase):
+            raise CommandError("already in a room; leave it first")
+        saved = self.hosted.room_titled(title)
+        if saved is not None:
+            with contextlib.suppress(CommandError):  # not live any more: host a new room
+                listing = await self._await_room(saved, self.timing.resume_wait_s)
+                log.warning("rejoining and reclaiming our room %r, kept going meanwhile", title)
+                return await self._join(listing, reclaim=True)
+        room_id = self.session.host(
+            title,
+            max_speakers,
+            created_ms=int(time.time() * 1000),
+            nonce=os.urandom(wire.NONCE_SIZE),
+            now=self._clock(),
+        )
+        self._pump()
+        return room_id
+
+    def find_room(self, ref: str) -> RoomListing:
+        """The room named by ``ref``: a room id, a unique id prefix, or an exact title."""
+        return self.directory.find(ref)
+
+    async def join(self, ref: str, wait: float = 10.0) -> RoomId:
+        """Join the room named by ``ref``, waiting up to ``wait`` s for it to be discovered."""
+        if not lifecycle.may_start(self.session.phase):
+            raise CommandError("already in a room; leave it first")
+        return await self._join(await self._await_room(ref, wait))
+
+    async def request(self, action: Action) -> int:
+        """Ask the authority for ``action``; returns the request id a refusal will carry."""
+        req_id = self.session.request(action, self._clock())
+        self._pump()
+        return req_id
+
+    async def chat(self, text: str) -> None:
+        """Send a chat line to the room."""
+        self.session.chat(text, self._clock())
+        self._pump()
+
+    async def react(self, emoji: str) -> None:
+        """Send an emoji reaction (one of the fixed set, or its name)."""
+        self.session.react(emoji, self._clock())
+        self._pump()
+
+    async def leave(self) -> None:
+        """Leave the room (as authority: hand over to a co-host, or end the room)."""
+        self.session.leave(self._clock())
+        self._pump()
+        await self._flush()
+        self.session.finish_leaving()
+        self._pump()
+
+    async def _await_room(self, ref: str, wait: float) -> RoomListing:
+        deadline = self._clock() + wait
+        while True:
+            try:
+                return self.directory.find(ref)
+            except CommandError:
+                if self._clock() >= deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def _join(self, listing: RoomListing, *, reclaim: bool = False) -> RoomId:
+        advert = listing.advert
+        room_id = RoomId(listing.room.room_id)
+        self._join_error = ""
+        self.session.join(room_id, advert.node_id, self._clock(), reclaim=reclaim)
+        self._pump()
+        try:
+            async with asyncio.timeout(self.timing.join_timeout_s):
+                if advert.node_id not in self.mesh.links:
+                    await connect(self.mesh, advert)
+                while self._joining():
+                    self._moved.clear()
+                    await self._moved.wait()
+        except (TimeoutError, PeerError, OSError) as exc:
+            self.session.abandon_join(why(exc))
+            self._pump()
+            raise CommandError(f"could not join {listing.room.title!r}: {why(exc)}") from None
+        if self.replica is None:
+            reason = self._join_error or "the join did not complete"
+            raise CommandError(f"could not join {listing.room.title!r}: {reason}")
+        return self.replica.room_id
+
+    def _joining(self) -> bool:
+        phase = self.session.phase
+        return phase is Phase.JOINING or (phase is Phase.REJOINING and self.session.replica is None)
+
+    # --- the mesh's news (MeshHandler) ---------------------------------------------------
+
+    def admit(self, peer_id: NodeId) -> str | None:
+        """Who may connect: see :meth:`RoomSession.admit`; flooders are kept out a while."""
+        if self.mesh.misbehaved(peer_id, self.timing.penalty_s):
+            return f"dropped for flooding; try again in {self.timing.penalty_s:.0f} s"
+        return self.session.admit(peer_id)
+
+    def on_link_up(self, link: Link) -> None:
+        """A peer's control channel is open."""
+        if not self._stopped:
+            self.session.link_up(link.peer_id, self._clock())
+            self._pump()
+
+    def on_link_down(self, peer_id: NodeId, reason: str) -> None:
+        """A peer's link is gone."""
+        if self._stopped:
+            return
+        flooded = self.mesh.misbehaved(peer_id, self.timing.penalty_s)
+        self.session.link_down(peer_id, reason, self._clock(), misbehaved=flooded)
+        self._pump()
+
+    def on_message(self, link: Link, data: bytes) -> None:
+        """One control message (size and rate already checked by the mesh)."""
+        self.session.receive(link.peer_id, data, self._clock())
+        self._pump()
+
+    # --- pumping the session's decisions out ---------------------------------------------
+
+    def _pump(self) -> None:
+        session = self.session
+        for output in session.pop_outputs():
+            if isinstance(output, Send):
+                self.mesh.send(output.peer, output.data)
+            elif isinstance(output, Broadcast):
+                self.mesh.broadcast(output.data)
+            elif isinstance(output, Hangup):
+                self._hangup(output)
+        for event in session.pop_events():
+            self._note(event)
+            self.events.put_nowait(event)
+        self._follow_state(session.state is not self._last_state)
+        self._last_state = session.state
+        self._moved.set()
+        self._wake.set()
+
+    def _hangup(self, order: Hangup) -> None:
+        if not order.flush:
+            self.mesh.drop(order.peer, order.reason)
+            return
+
+        async def after_flush() -> None:
+            await asyncio.sleep(self.timing.flush_s)
+            self.mesh.drop(order.peer, order.reason)
+
+        self._spawn(after_flush())
+
+    def _note(self, event: Event) -> None:
+        """What the shell itself does about an event: the home folder, the directory."""
+        if isinstance(event, Joined) and event.host:
+            warning = self.hosted.remember(event.room, event.title)
+            if warning is not None:
+                self.events.put_nowait(ErrorEvent("hosting_not_saved", warning))
+        elif isinstance(event, Ended | Left):
+            if isinstance(event, Ended) or event.reason == "left":
+                self.hosted.forget(event.room)
+            self.directory.left_room(event.room)
+        elif isinstance(event, ErrorEvent) and event.code == "join_failed":
+            self._join_error = event.reason
+
+    def _follow_state(self, changed: bool) -> None:
+        recording = self.recorder.follow(
+            self.replica.state if self.replica else None, self.is_authority
+        )
+        if recording is not None:
+            self.events.put_nowait(recording)
+        if changed:
+            self.advert.changed()
+        self._ensure_links(drop_unneeded=changed)
+
+    def _room_advert(self) -> RoomAdvert | None:
+        replica = self.replica
+        return room_advert(replica.state if replica else None, self.is_authority)
+
+    def _room_now(self) -> bytes | None:
+        replica = self.replica
+        return replica.room_id if replica is not None and not self._stopped else None
+
+    # --- links ---------------------------------------------------------------------------
+
+    def directory_update(self, event: DiscoveryEvent) -> None:
+        """Discovery's news: update the directory, then the links we want."""
+        self.directory.on_discovery(event)
+        self._ensure_links()
+
+    def _ensure_links(self, *, drop_unneeded: bool = False) -> None:
+        """Dial the peers the session wants; drop audio links it no longer needs (when the
+        state changed, and once a heartbeat: not at once, so a link being set up can start)."""
+        if self._stopped:
+            return
+        session = self.session
+        wanted = session.links_wanted()
+        state = session.state
+        if (
+            drop_unneeded
+            and state is not None
+            and lifecycle.in_room(session.phase)
+            and not session.is_authority
+        ):
+            for peer in list(self.mesh.links):
+                if peer not in wanted and peer != state.authority:
+                    self.mesh.drop(peer, "no longer needed for audio")
+        dial: dict[NodeId, PeerAdvert | None] = {
+            peer: self.directory.advert_of(peer) for peer in wanted if session.should_dial(peer)
+        }
+        if state is not None:
+            listing = self.directory.rooms.get(state.room_id)
+            if listing is not None and session.wants_rival(state.room_id, listing.advert.node_id):
+                dial[listing.advert.node_id] = listing.advert
+        self.dialer.ensure(dial)
+
+    def _refused(self, peer: NodeId, reason: str) -> None:
+        if reason not in self._refusals and len(self._refusals) < 64:
+            self._refusals.add(reason)
+            self.events.put_nowait(ErrorEvent("link_refused", reason))
+
+    async def _flush(self) -> None:
+        """Give queued control messages a moment to leave before links close."""
+        step = 0.02
+        for _ in range(int(self.timing.flush_s / step)):
+            if not any(link.channel.bufferedAmount for link in self.mesh.links.values()):
+                break
+            await asyncio.sleep(step)
+        await asyncio.sleep(0.05)
+
+    # --- timers --------------------------------------------------------------------------
+
+    async def _run_timers(self) -> None:
+        """Call the session back when its next timer is due."""
+        while True:
+            due = self.session.next_timer()
+            wait = None if due is None else max(0.0, due - self._clock())
+            self._wake.clear()
+            # asyncio.timeout, not wait_for: wait_for can swallow a cancel that arrives as the
+            # event is set (bpo-42130), and stop() would then wait for this task for ever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            if due is not None and self._clock() >= due:
+                self.session.handle_timer(self._clock())
+                self._pump()
+
+    async def _watch_links(self) -> None:
+        """Drop silent links (aiortc alone notices only after ~30 s) and redial."""
+        while True:
+            await asyncio.sleep(self.timing.heartbeat_s)
+            self.mesh.check_liveness(self._clock(), self.timing.peer_timeout_s)
+            self._ensure_links(drop_unneeded=True)
+
+    # --- audio ---------------------------------------------------------------------------
+
+    def _on_level(self, member: bytes, speaking: bool, level_db: float) -> None:
+        replica = self.replica
+        if replica is None:
+            return
+        name = self.session.name_of(member)
+        if speaking:
+            self.events.put_nowait(Speaking(replica.room_id, member, name, level_db))
+        else:
+            self.events.put_nowait(Quiet(replica.room_id, member, name))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("node task failed", exc_info=task.exception())
