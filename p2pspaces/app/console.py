@@ -1,8 +1,8 @@
-"""The headless front end: JSON events out on stdout, JSON commands in on stdin.
+"""The console: events as readable lines with typed commands, or as JSON (``--headless``).
 
-One JSON object per line each way; docs/headless.md is the reference.  A bad command line is
-answered with an ``error`` event (code ``bad_command``) and the node carries on.  The same
-runner prints events readably when not headless.
+Headless, it is one JSON object per line each way; docs/headless.md is the reference.  A bad
+command line is answered with an ``error`` event (code ``bad_command``) and the node carries on.
+At a terminal, events are printed as sentences and a typed line is chat or a ``/command``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from p2pspaces.core.events import (
     ReactionReceived,
     Ready,
     RoomFound,
+    RoomList,
     StateChanged,
 )
 from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
@@ -159,6 +160,8 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
         await node.react(_text(command, "emoji"))
     elif name == "request":
         await node.request(_action(node, command))
+    elif name == "rooms":
+        node.events.put_nowait(RoomList(node.room_list()))
     elif name == "help":
         node.events.put_nowait(Notice(TYPED_HELP))
     elif name == "state":

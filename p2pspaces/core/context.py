@@ -78,7 +78,8 @@ class SessionContext:
         self.phase = Phase.IDLE
         self.links: set[NodeId] = set()
         self.claim: bytes | None = None
-        """The signed takeover that began our current epoch, to pass on to peers still behind."""
+        """The signed takeover that began our epoch ``claim_epoch``, to show peers still behind."""
+        self.claim_epoch = -1
         self.redirect: NodeId | None = None
         """A newer epoch's authority we learned of but could not follow yet: link to it."""
         self.outputs: deque[Output] = deque()

@@ -306,3 +306,14 @@ class Notice(Event):
 
     def fields(self) -> dict[str, Any]:
         return {"text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class RoomList(Event):
+    """The rooms this node knows to be live, answering the ``rooms`` command."""
+
+    NAME = "rooms"
+    rooms: tuple[RoomFound, ...]
+
+    def fields(self) -> dict[str, Any]:
+        return {"rooms": [room.fields() for room in self.rooms]}

@@ -1,4 +1,4 @@
-"""Token buckets: the per-peer and per-address rate caps of the network shell."""
+"""Token buckets: the rate caps per peer, per member and per address (time comes in as ``now``)."""
 
 from __future__ import annotations
 

@@ -160,12 +160,35 @@ class MemberRole:
             return
         self._reunion.on_heartbeat(peer, beat)
         state = replica.state
-        if beat.epoch < state.epoch and ctx.claim is not None:
-            ctx.send(peer, ctx.claim)  # a peer still in an older epoch: show it the takeover
+        if beat.epoch < state.epoch:
+            # A peer still in an older epoch: show it the takeover that began ours if we have
+            # it, else tell it whom to ask.
+            if ctx.claim is not None and ctx.claim_epoch == state.epoch:
+                ctx.send(peer, ctx.claim)
+            else:
+                hint = wire.Redirect(state.room_id, state.epoch, state.authority)
+                ctx.send(peer, wire.encode(hint))
         behind = beat.epoch == state.epoch and beat.seq > state.seq
         forked = beat.seq == state.seq and beat.state_hash != replica.hash()
         if peer == state.authority and not ctx.is_authority and (behind or forked):
             self.ask_resync(now, "the authority's heartbeat shows another state")
+
+    def on_redirect(self, peer: NodeId, message: wire.Redirect) -> None:
+        """A peer says the room went on at a newer epoch under another authority: link to it
+        (its signed snapshot, not this hint, is what we will believe)."""
+        ctx = self._ctx
+        state = ctx.state
+        if (
+            state is None
+            or ctx.phase is not Phase.MEMBER
+            or message.room_id != state.room_id
+            or message.epoch <= state.epoch
+            or message.authority == ctx.me
+        ):
+            return
+        ctx.redirect = message.authority
+        if message.authority in ctx.links:
+            self.link_up(message.authority)
 
     def on_error(self, peer: NodeId, message: wire.Error, now: float) -> None:
         """An error from a peer: a refused join, our own eviction for flooding, or a refusal."""

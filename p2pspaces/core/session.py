@@ -49,12 +49,14 @@ from p2pspaces.core.wire import Action, ActionKind, RoomId
 
 log = logging.getLogger("p2pspaces.session")
 
+BLOCKED = "blocked from this room"
+"""The reason a blocked key's link is refused with (and how a member learns it was blocked)."""
 EQUIVOCATIONS_MAX = 16
 """Proofs of a two-faced authority kept (one per conflicting pair of updates)."""
 
 Handler = Callable[[NodeId, wire.Signed, Any, bytes, float], None]
 
-__all__ = ["EQUIVOCATIONS_MAX", "FLOODING", "Phase", "RoomSession"]
+__all__ = ["BLOCKED", "EQUIVOCATIONS_MAX", "FLOODING", "Phase", "RoomSession"]
 
 
 class RoomSession:
@@ -255,10 +257,22 @@ class RoomSession:
         if state is None or not lifecycle.in_room(self.phase):
             return "not in a room"
         if peer in state.blocked:
-            return "blocked from this room"
+            return BLOCKED
         if not self.is_authority and peer not in state.members and peer != state.host:
             return "not a member of this room"
         return None
+
+    def link_refused(self, peer: NodeId, reason: str) -> None:
+        """Dialing ``peer`` was refused with ``reason``: if the room's authority says we are
+        blocked, we are out (we missed the update that blocked us while we were away)."""
+        state = self.state
+        if (
+            self.phase is Phase.MEMBER
+            and state is not None
+            and peer == state.authority
+            and reason.endswith(BLOCKED)
+        ):
+            self._out(Left(state.room_id, "blocked from the room"))
 
     def link_up(self, peer: NodeId, now: float) -> None:
         """A peer's control channel is open."""
@@ -293,6 +307,8 @@ class RoomSession:
                 self.member.on_error(peer, message, now)
             elif isinstance(message, wire.Resync):
                 self.authority.on_resync(peer, now)
+            elif isinstance(message, wire.Redirect):
+                self.member.on_redirect(peer, message)
             else:
                 raise PeerError(f"unexpected {message.TYPE}")
         except Equivocation as exc:
@@ -317,11 +333,11 @@ class RoomSession:
             return frozenset()
         voices = {n for n, m in state.members.items() if m.role in SPEAKING_ROLES}
         voices.add(state.authority)
+        wanted = set(state.members) if self.me in voices else voices
+        wanted.add(state.authority)
         if self._ctx.redirect is not None:
-            voices.add(self._ctx.redirect)
-        if self.me in voices:
-            return frozenset(set(state.members) - {self.me})
-        return frozenset(voices - {self.me})
+            wanted.add(self._ctx.redirect)
+        return frozenset(wanted - {self.me})
 
     def should_dial(self, peer: NodeId) -> bool:
         """Whether this node dials ``peer`` itself: members dial their authority; between two
@@ -396,9 +412,15 @@ class RoomSession:
         elif ctx.phase is Phase.REJOINING and ctx.me not in state.members:
             return  # superseded after a partition: our join request is on its way
         elif ctx.me not in state.members and ctx.phase is not Phase.LEAVING:
-            if state.host == ctx.me and ctx.me not in state.blocked:
-                # Nobody may remove the host: it was dropped as silent (a takeover, a lost
-                # link).  It is alive, so it rejoins and reclaims its room.
+            if action is not None and action.kind is ActionKind.LEAVE:
+                self._out(Left(state.room_id, "left"))  # a leave asked for as a plain request
+                return
+            removed = action is not None and action.kind is ActionKind.REMOVE
+            if ctx.me not in state.blocked and (state.host == ctx.me or not removed):
+                # Dropped as silent (a lost link, a takeover) while we were in fact alive, or
+                # out for a reason a snapshot does not say, or the host (whom nobody may
+                # remove): rejoin; a host then reclaims its room.  Only a removal we saw
+                # happen, or a block, puts us out.
                 self.reunion.come_back(state)
                 return
             how = "blocked" if ctx.me in state.blocked else "removed"

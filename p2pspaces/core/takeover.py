@@ -150,7 +150,7 @@ class Succession:
         self.book.seal(replica.state.epoch + 1)
         data = succession.make_claim(replica.state, ctx.identity, tuple(self._votes.values()))
         replica.accept_takeover(succession.verify_claim(replica.state, data))
-        ctx.claim = data
+        ctx.claim, ctx.claim_epoch = data, replica.state.epoch
         ctx.send_all(data)
         log.warning("took over the room as authority of epoch %d", replica.state.epoch)
         self._hooks.authority_changed(now, previous, took_over=True)
@@ -172,10 +172,14 @@ class Succession:
         except OutOfSync:
             # Our state differs from the one the claim is based on: the claimant's snapshot
             # (an epoch newer than ours) puts us right; without a link to it, we make one.
+            # A join, not a resync: if the new authority dropped us meanwhile, it takes us back.
             ctx.redirect = NodeId(claimant)
-            ctx.send(claimant, wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
+            join = wire.Request(
+                replica.room_id, 0, wire.Action(wire.ActionKind.JOIN, text=ctx.name)
+            )
+            ctx.send(claimant, wire.seal_bytes(ctx.identity, join))
             return
-        ctx.claim = data
+        ctx.claim, ctx.claim_epoch = data, claim.takeover.epoch
         log.warning(
             "%s is the room's authority now (epoch %d)",
             short_fingerprint(claimant),
@@ -221,7 +225,7 @@ class Reunion:
             ctx.send(fresh.authority, wire.seal_bytes(ctx.identity, join))
 
     def come_back(self, state: RoomState) -> None:
-        """We host this room but were dropped from it while alive: rejoin, then reclaim."""
+        """We were dropped from the room while alive: rejoin (and, as its host, reclaim it)."""
         ctx = self._ctx
         ctx.enter(Phase.REJOINING)
         join = wire.Request(state.room_id, 0, wire.Action(wire.ActionKind.JOIN, text=ctx.name))
@@ -240,7 +244,7 @@ class Reunion:
         previous = state.authority
         data = succession.make_claim(state, ctx.identity)
         replica.accept_takeover(succession.verify_claim(state, data))
-        ctx.claim = data
+        ctx.claim, ctx.claim_epoch = data, replica.state.epoch
         ctx.enter(Phase.AUTHORITY)
         ctx.send_all(data)
         self._hooks.authority_changed(now, previous, took_over=False)

@@ -302,6 +302,21 @@ class Resync(Message):
 
 @record
 @dataclass(frozen=True, slots=True)
+class Redirect(Message):
+    """A hint to a peer still in an older epoch: the room's authority is ``authority`` now.
+
+    Unsigned, since it only says whom to ask: the peer links to that node and asks to join,
+    and believes nothing until that node's own signed snapshot arrives.
+    """
+
+    TYPE = "redirect"
+    room_id: RoomId = spec(_HASH)
+    epoch: int = spec(_COUNTER)
+    authority: NodeId = spec(_KEY)
+
+
+@record
+@dataclass(frozen=True, slots=True)
 class Chat(Message):
     """A chat line; ``chat_id`` rises with every line its author sends."""
 
@@ -359,6 +374,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Takeover,
         Heartbeat,
         Resync,
+        Redirect,
         Chat,
         Reaction,
         Error,

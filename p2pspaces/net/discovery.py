@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgpack
 from zeroconf import BadTypeInNameException, IPVersion, ServiceStateChange, Zeroconf
@@ -38,6 +40,11 @@ DOMAIN_ADVERT = b"p2pspaces/1 mdns advert\x00"
 _TXT_MAX = 250
 _RESOLVE_MS = 3000
 _WARNED_MAX = 1024
+NAMES_MAX = 4096
+"""Advert names whose version and key are remembered (least recently heard go first)."""
+RESOLVING_MAX = 64
+"""Lookups under way at once; during a flood of new names the rest wait for their next change
+(a real node re-announces every few seconds, so it is found once the flood passes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,14 @@ class PeerGone:
 
 
 DiscoveryEvent = PeerSeen | PeerGone
+
+
+def _remember(table: OrderedDict[str, Any], name: str, value: Any) -> None:
+    """Note ``name`` as the most recently heard, forgetting the oldest beyond the cap."""
+    table.pop(name, None)
+    table[name] = value
+    while len(table) > NAMES_MAX:
+        table.popitem(last=False)
 
 
 def instance_name(node_id: bytes) -> str:
@@ -173,12 +188,16 @@ class Discovery:
         self._browser: AsyncServiceBrowser | None = None
         self._info: AsyncServiceInfo | None = None
         self._resolving: set[asyncio.Task[None]] = set()
-        self._seen: dict[str, NodeId] = {}
+        self._seen: OrderedDict[str, NodeId] = OrderedDict()
         self._pending: set[str] = set()
-        self._versions: dict[str, int] = {}
+        self._versions: OrderedDict[str, int] = OrderedDict()
         self._version = first_version
         self._stale: set[str] = set()
         self._warned: set[str] = set()
+        self.refused = 0
+        """Adverts refused as malformed or badly signed."""
+        self.skipped = 0
+        """New names not looked up because too many lookups were under way."""
 
     async def start(self) -> None:
         """Open the mDNS sockets and start browsing."""
@@ -244,6 +263,9 @@ class Discovery:
         if name in self._pending:
             self._stale.add(name)
             return
+        if len(self._pending) >= RESOLVING_MAX:
+            self.skipped += 1
+            return
         self._pending.add(name)
         task = asyncio.ensure_future(self._resolve(zeroconf, name))
         self._resolving.add(task)
@@ -272,8 +294,8 @@ class Discovery:
         advert, version = parsed
         if advert.node_id == self._identity.node_id or version < self._versions.get(name, 0):
             return  # our own advert, or an older one still in the cache (RFC 6762 10.2)
-        self._versions[name] = version
-        self._seen[name] = advert.node_id
+        _remember(self._versions, name, version)
+        _remember(self._seen, name, advert.node_id)
         self._on_event(PeerSeen(advert))
 
     def _parse(self, name: str, info: AsyncServiceInfo) -> tuple[PeerAdvert, int] | None:
@@ -286,11 +308,12 @@ class Discovery:
             if instance_name(node_id) != name:
                 raise AdvertError("instance name does not match the node key")
         except AdvertError as exc:
-            if name not in self._warned:
-                if len(self._warned) >= _WARNED_MAX:
-                    self._warned.clear()  # a flood of bad adverts cannot grow memory
+            self.refused += 1
+            if name not in self._warned and len(self._warned) < _WARNED_MAX:
                 self._warned.add(name)
                 log.warning("ignoring mDNS advert %r: %s", name[:80], exc)
+                if len(self._warned) == _WARNED_MAX:
+                    log.warning("%d bad adverts: not naming any more of them", _WARNED_MAX)
             return None
         addresses = tuple(info.parsed_addresses(IPVersion.V4Only))
         return PeerAdvert(node_id, peer_name, addresses, info.port or 0, room), version

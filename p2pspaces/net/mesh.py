@@ -48,6 +48,8 @@ MESSAGE_MAX = 256 * 1024
 MESSAGE_RATE = 100.0
 MESSAGE_BURST = 400.0
 OPEN_TIMEOUT = 10.0
+SEND_QUEUE_MAX = 4 * 1024 * 1024
+"""Bytes queued for one peer's control channel before that peer is dropped as stalled."""
 OFFENCES_MAX = 1024
 FLUSH_NOTICE_S = 0.3
 """How long a dropped flooder's link stays open for the notice saying why."""
@@ -101,10 +103,15 @@ class Link:
         """A short description for logs."""
         return f"{self.name!r} ({short_fingerprint(self.peer_id)})"
 
-    def send(self, data: bytes) -> None:
-        """Send one message if the channel is open."""
-        if self.channel.readyState == "open":
-            self.channel.send(data)
+    def send(self, data: bytes) -> bool:
+        """Send one message if the channel is open; False if its queue is over the cap (a
+        peer that does not read what we send must not make us hold it all)."""
+        if self.channel.readyState != "open":
+            return True
+        if self.channel.bufferedAmount + len(data) > SEND_QUEUE_MAX:
+            return False
+        self.channel.send(data)
+        return True
 
 
 def sdp_fingerprints(sdp: str) -> str:
@@ -312,13 +319,17 @@ class Mesh:
         link = self.links.get(peer_id)
         if link is None:
             return False
-        link.send(data)
+        self._send(link, data)
         return True
 
     def broadcast(self, data: bytes) -> None:
         """Send to every linked peer."""
         for link in list(self.links.values()):
-            link.send(data)
+            self._send(link, data)
+
+    def _send(self, link: Link, data: bytes) -> None:
+        if not link.send(data):
+            self.drop(link.peer_id, f"stalled: over {SEND_QUEUE_MAX} bytes queued for it")
 
     def check_liveness(self, now: float, timeout: float) -> None:
         """Drop every peer silent for more than ``timeout`` seconds."""

@@ -9,6 +9,8 @@ lost while it is in it: a takeover or a reclaim moves the advert from one node t
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from p2pspaces.core.identity import NodeId
 from p2pspaces.core.wire import RoomId
 from p2pspaces.net.discovery import DiscoveryEvent, PeerAdvert, PeerGone, RoomAdvert
 
+POLL_S = 0.05
 ADVERTS_MAX = 2048
 """Nodes whose adverts are remembered (a LAN event with more nodes than this is not our aim)."""
 
@@ -60,27 +63,20 @@ class RoomDirectory:
         if advert.room is None or (old is not None and old == advert):
             return
         room_id = RoomId(advert.room.room_id)
-        changed = old is not None and old.room is not None
-        self.rooms[room_id] = RoomListing(advert, advert.room)
+        listing = self.rooms[room_id] = RoomListing(advert, advert.room)
         self._unreported.discard(room_id)
-        info = advert.room
-        self._emit(
-            RoomFound(
-                room_id,
-                info.title,
-                advert.node_id,
-                advert.name,
-                info.speakers,
-                info.listeners,
-                changed,
-            )
-        )
+        self._emit(_found(listing, changed=old is not None and old.room is not None))
 
     def left_room(self, room_id: bytes) -> None:
         """We left ``room_id``: if it went from the network meanwhile, say so now."""
         if room_id in self._unreported:
             self._unreported.discard(RoomId(room_id))
             self._emit(RoomLost(room_id))
+
+    def listed(self) -> tuple[RoomFound, ...]:
+        """Every room known to be live, by title."""
+        found = [_found(listing, changed=False) for listing in self.rooms.values()]
+        return tuple(sorted(found, key=lambda room: (room.title.lower(), room.room)))
 
     def advert_of(self, node: NodeId) -> PeerAdvert | None:
         """The last advert of ``node``, if it is remembered."""
@@ -100,6 +96,17 @@ class RoomDirectory:
                 raise CommandError(f"{len(matches)} rooms match {ref!r}; use the room id")
         raise CommandError(f"no room {ref!r} on the network")
 
+    async def wait_for(self, ref: str, wait: float) -> RoomListing:
+        """The room named by ``ref``, waiting up to ``wait`` s for discovery to find it."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self.find(ref)
+            except CommandError:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(POLL_S)
+
     def _room_gone(self, room_id: RoomId, node_id: NodeId) -> None:
         """A node stopped advertising a room; it is gone unless another node (a co-host that
         took over) advertises it now."""
@@ -117,3 +124,16 @@ class RoomDirectory:
             node, advert = self.adverts.popitem(last=False)
             if advert.room is not None:
                 self._room_gone(RoomId(advert.room.room_id), node)
+
+
+def _found(listing: RoomListing, *, changed: bool) -> RoomFound:
+    advert, info = listing.advert, listing.room
+    return RoomFound(
+        info.room_id,
+        info.title,
+        advert.node_id,
+        advert.name,
+        info.speakers,
+        info.listeners,
+        changed,
+    )

@@ -19,12 +19,19 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
-from p2pspaces.audio.engine import AudioEngine
+from p2pspaces.audio.devices import Sink, Source
 from p2pspaces.core import lifecycle, room, wire
 from p2pspaces.core.context import Broadcast, Hangup, Send
 from p2pspaces.core.errors import CommandError, PeerError
-from p2pspaces.core.events import Ended, ErrorEvent, Event, Joined, Left, Quiet, Ready, Speaking
+from p2pspaces.core.events import (
+    Ended,
+    ErrorEvent,
+    Event,
+    Joined,
+    Left,
+    Ready,
+    RoomFound,
+)
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.lifecycle import Phase
@@ -33,14 +40,16 @@ from p2pspaces.core.session import RoomSession
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.core.wire import Action, RoomId
 from p2pspaces.net import ice
-from p2pspaces.net.discovery import Discovery, DiscoveryEvent, PeerAdvert, RoomAdvert
+from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.node.advert import AdvertKeeper, room_advert
-from p2pspaces.node.dialer import Dialer, connect, why
+from p2pspaces.node.dialer import connect, why
 from p2pspaces.node.directory import RoomDirectory, RoomListing
 from p2pspaces.node.home import HostedRoom
+from p2pspaces.node.links import LinkKeeper
 from p2pspaces.node.recorder import RoomRecorder
+from p2pspaces.node.voice import voice_engine
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +85,14 @@ class Node:
         jitter = random.uniform(0, TAKEOVER_JITTER_S)  # noqa: S311 - spreading, not secrecy
         self.session = RoomSession(identity, name, timing, jitter_s=jitter)
         self.mesh = Mesh(identity, name, clock, self, penalty_s=timing.penalty_s)
-        self.audio = AudioEngine(
-            identity.node_id,
-            source or SilentSource(),
-            sink or NullSink(),
-            clock,
-            self._on_level,
-            fault_drop=drop_audio,
+        self.audio = voice_engine(
+            self.session,
+            source,
+            sink,
+            clock=clock,
+            emit=self.events.put_nowait,
+            drop_audio=drop_audio,
         )
-        self.audio.may_send = lambda: self.session.may_speak(self.node_id)
-        self.audio.allowed = self.session.may_speak
         self.mesh.media = self.audio
         self.directory = RoomDirectory(self.events.put_nowait, self._room_now)
         self.hosted = HostedRoom(state_dir)
@@ -95,12 +102,20 @@ class Node:
             identity, self.directory_update, interface, self.addresses, int(time.time() * 1000)
         )
         self.advert = AdvertKeeper(self._discovery, name, self._room_advert, timing.reannounce_s)
-        self.dialer = Dialer(self.mesh, clock, self._spawn, self._refused, timing.reconnect_max_s)
+        self.links = LinkKeeper(
+            self.session,
+            self.mesh,
+            self.directory,
+            timing,
+            clock=clock,
+            spawn=self._spawn,
+            emit=self.events.put_nowait,
+            on_refused=self._link_refused,
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._moved = asyncio.Event()
         self._join_error = ""
-        self._refusals: set[str] = set()
         self._stopped = False
         self._last_state: RoomState | None = None
 
@@ -120,6 +135,10 @@ class Node:
     def rooms(self) -> dict[RoomId, RoomListing]:
         """The rooms live on the network, by id."""
         return self.directory.rooms
+
+    def room_list(self) -> tuple[RoomFound, ...]:
+        """The rooms live on the network, by title."""
+        return self.directory.listed()
 
     @property
     def is_authority(self) -> bool:
@@ -152,7 +171,7 @@ class Node:
         if lifecycle.in_room(self.session.phase):
             with contextlib.suppress(CommandError):
                 await self.leave()
-        self._stopped = True
+        self._stopped = self.links.stopped = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -171,7 +190,7 @@ class Node:
         saved = self.hosted.room_titled(title)
         if saved is not None:
             with contextlib.suppress(CommandError):  # not live any more: host a new room
-                listing = await self._await_room(saved, self.timing.resume_wait_s)
+                listing = await self.directory.wait_for(saved, self.timing.resume_wait_s)
                 log.warning("rejoining and reclaiming our room %r, kept going meanwhile", title)
                 return await self._join(listing, reclaim=True)
         room_id = self.session.host(
@@ -192,7 +211,7 @@ class Node:
         """Join the room named by ``ref``, waiting up to ``wait`` s for it to be discovered."""
         if not lifecycle.may_start(self.session.phase):
             raise CommandError("already in a room; leave it first")
-        return await self._join(await self._await_room(ref, wait))
+        return await self._join(await self.directory.wait_for(ref, wait))
 
     async def request(self, action: Action) -> int:
         """Ask the authority for ``action``; returns the request id a refusal will carry."""
@@ -214,19 +233,9 @@ class Node:
         """Leave the room (as authority: hand over to a co-host, or end the room)."""
         self.session.leave(self._clock())
         self._pump()
-        await self._flush()
+        await self.links.flush()
         self.session.finish_leaving()
         self._pump()
-
-    async def _await_room(self, ref: str, wait: float) -> RoomListing:
-        deadline = self._clock() + wait
-        while True:
-            try:
-                return self.directory.find(ref)
-            except CommandError:
-                if self._clock() >= deadline:
-                    raise
-                await asyncio.sleep(0.05)
 
     async def _join(self, listing: RoomListing, *, reclaim: bool = False) -> RoomId:
         advert = listing.advert
@@ -276,6 +285,10 @@ class Node:
         self.session.link_down(peer_id, reason, self._clock(), misbehaved=flooded)
         self._pump()
 
+    def _link_refused(self, peer: NodeId, reason: str) -> None:
+        self.session.link_refused(peer, reason)
+        self._pump()
+
     def on_message(self, link: Link, data: bytes) -> None:
         """One control message (size and rate already checked by the mesh)."""
         self.session.receive(link.peer_id, data, self._clock())
@@ -291,7 +304,7 @@ class Node:
             elif isinstance(output, Broadcast):
                 self.mesh.broadcast(output.data)
             elif isinstance(output, Hangup):
-                self._hangup(output)
+                self.links.hangup(output)
         for event in session.pop_events():
             self._note(event)
             self.events.put_nowait(event)
@@ -299,17 +312,6 @@ class Node:
         self._last_state = session.state
         self._moved.set()
         self._wake.set()
-
-    def _hangup(self, order: Hangup) -> None:
-        if not order.flush:
-            self.mesh.drop(order.peer, order.reason)
-            return
-
-        async def after_flush() -> None:
-            await asyncio.sleep(self.timing.flush_s)
-            self.mesh.drop(order.peer, order.reason)
-
-        self._spawn(after_flush())
 
     def _note(self, event: Event) -> None:
         """What the shell itself does about an event: the home folder, the directory."""
@@ -332,7 +334,7 @@ class Node:
             self.events.put_nowait(recording)
         if changed:
             self.advert.changed()
-        self._ensure_links(drop_unneeded=changed)
+        self.links.ensure(drop_unneeded=changed)
 
     def _room_advert(self) -> RoomAdvert | None:
         replica = self.replica
@@ -347,47 +349,7 @@ class Node:
     def directory_update(self, event: DiscoveryEvent) -> None:
         """Discovery's news: update the directory, then the links we want."""
         self.directory.on_discovery(event)
-        self._ensure_links()
-
-    def _ensure_links(self, *, drop_unneeded: bool = False) -> None:
-        """Dial the peers the session wants; drop audio links it no longer needs (when the
-        state changed, and once a heartbeat: not at once, so a link being set up can start)."""
-        if self._stopped:
-            return
-        session = self.session
-        wanted = session.links_wanted()
-        state = session.state
-        if (
-            drop_unneeded
-            and state is not None
-            and lifecycle.in_room(session.phase)
-            and not session.is_authority
-        ):
-            for peer in list(self.mesh.links):
-                if peer not in wanted and peer != state.authority:
-                    self.mesh.drop(peer, "no longer needed for audio")
-        dial: dict[NodeId, PeerAdvert | None] = {
-            peer: self.directory.advert_of(peer) for peer in wanted if session.should_dial(peer)
-        }
-        if state is not None:
-            listing = self.directory.rooms.get(state.room_id)
-            if listing is not None and session.wants_rival(state.room_id, listing.advert.node_id):
-                dial[listing.advert.node_id] = listing.advert
-        self.dialer.ensure(dial)
-
-    def _refused(self, peer: NodeId, reason: str) -> None:
-        if reason not in self._refusals and len(self._refusals) < 64:
-            self._refusals.add(reason)
-            self.events.put_nowait(ErrorEvent("link_refused", reason))
-
-    async def _flush(self) -> None:
-        """Give queued control messages a moment to leave before links close."""
-        step = 0.02
-        for _ in range(int(self.timing.flush_s / step)):
-            if not any(link.channel.bufferedAmount for link in self.mesh.links.values()):
-                break
-            await asyncio.sleep(step)
-        await asyncio.sleep(0.05)
+        self.links.ensure()
 
     # --- timers --------------------------------------------------------------------------
 
@@ -411,19 +373,7 @@ class Node:
         while True:
             await asyncio.sleep(self.timing.heartbeat_s)
             self.mesh.check_liveness(self._clock(), self.timing.peer_timeout_s)
-            self._ensure_links(drop_unneeded=True)
-
-    # --- audio ---------------------------------------------------------------------------
-
-    def _on_level(self, member: bytes, speaking: bool, level_db: float) -> None:
-        replica = self.replica
-        if replica is None:
-            return
-        name = self.session.name_of(member)
-        if speaking:
-            self.events.put_nowait(Speaking(replica.room_id, member, name, level_db))
-        else:
-            self.events.put_nowait(Quiet(replica.room_id, member, name))
+            self.links.ensure(drop_unneeded=True)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

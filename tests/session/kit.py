@@ -109,7 +109,10 @@ class FakeNet:
     def connect(self, a: NodeId, b: NodeId) -> bool:
         if a == b or frozenset((a, b)) in self.linked or not self.reachable(a, b):
             return False
-        if self.sessions[b].admit(a) is not None:
+        refusal = self.sessions[b].admit(a)
+        if refusal is not None:
+            self.sessions[a].link_refused(b, f"refused by the peer: {refusal}")
+            self.pump(self.sessions[a])
             return False
         self.linked.add(frozenset((a, b)))
         for x, y in ((a, b), (b, a)):
@@ -203,12 +206,13 @@ class FakeNet:
                 if session.should_dial(peer) and peer in self.sessions:
                     self.connect(me, peer)
             state = session.state
-            if session.is_authority and state is not None:
-                # What mDNS does: an authority sees its room advertised by a rival authority.
+            if state is not None and session.phase in (Phase.MEMBER, Phase.AUTHORITY):
+                # What mDNS does: a node sees its room advertised by another authority.
                 rivals = [
                     other.me
                     for other in self.sessions.values()
                     if other is not session
+                    and other.me != state.authority
                     and other.is_authority
                     and other.state is not None
                     and other.state.room_id == state.room_id

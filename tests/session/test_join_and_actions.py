@@ -75,3 +75,53 @@ def test_state_events_follow_every_change() -> None:
     net.act(hana, ActionKind.SET_TITLE, text="New title")
     net.settle(0.2)
     assert net.seen(ann, StateChanged)[-1].state.title == "New title"
+
+
+def test_every_action_reaches_every_member_and_they_agree() -> None:
+    net = FakeNet()
+    hana, cody, ann, bob = net.add("Hana"), net.add("Cody"), net.add("Ann"), net.add("Bob")
+    net.room(hana, cody, ann, bob)
+    everyone = (hana, cody, ann, bob)
+    steps = [
+        (ann, ActionKind.RAISE_HAND, None, {}, lambda s: s.members[ann.me].hand > 0),
+        (ann, ActionKind.LOWER_HAND, None, {}, lambda s: s.members[ann.me].hand == 0),
+        (hana, ActionKind.INVITE_SPEAKER, cody, {}, lambda s: s.members[cody.me].invited),
+        (
+            cody,
+            ActionKind.ACCEPT_INVITE,
+            None,
+            {},
+            lambda s: s.members[cody.me].role is Role.SPEAKER,
+        ),
+        (hana, ActionKind.ADD_COHOST, cody, {}, lambda s: s.cohosts == (cody.me,)),
+        (cody, ActionKind.INVITE_SPEAKER, bob, {}, lambda s: s.members[bob.me].invited),
+        (bob, ActionKind.DECLINE_INVITE, None, {}, lambda s: not s.members[bob.me].invited),
+        (bob, ActionKind.RAISE_HAND, None, {}, lambda s: s.hand_queue() == [bob.me]),
+        (cody, ActionKind.ACCEPT_HAND, bob, {}, lambda s: s.members[bob.me].role is Role.SPEAKER),
+        (cody, ActionKind.MUTE, bob, {}, lambda s: s.members[bob.me].muted),
+        (bob, ActionKind.UNMUTE, None, {}, lambda s: not s.members[bob.me].muted),
+        (bob, ActionKind.MUTE, None, {}, lambda s: s.members[bob.me].muted),
+        (
+            cody,
+            ActionKind.MAKE_LISTENER,
+            bob,
+            {},
+            lambda s: s.members[bob.me].role is Role.LISTENER,
+        ),
+        (hana, ActionKind.SET_TITLE, None, {"text": "Renamed"}, lambda s: s.title == "Renamed"),
+        (hana, ActionKind.SET_RECORDING, None, {"flag": True}, lambda s: s.recording),
+        (ann, ActionKind.LEAVE, None, {}, lambda s: ann.me not in s.members),
+        (cody, ActionKind.REMOVE, bob, {}, lambda s: bob.me not in s.members),
+        (hana, ActionKind.REMOVE_COHOST, cody, {}, lambda s: s.cohosts == ()),
+        (hana, ActionKind.BLOCK, cody, {}, lambda s: cody.me in s.blocked),
+    ]
+    for who, kind, whom, extra, effect in steps:
+        net.act(who, kind, whom, **extra)
+        net.settle(0.3)
+        assert effect(hana.state), kind
+        here = [s for s in everyone if s.phase is Phase.MEMBER or s.phase is Phase.AUTHORITY]
+        assert len(hashes(*here)) == 1, kind
+    assert {s.name for s in everyone if s.phase is Phase.IDLE} == {"Ann", "Bob", "Cody"}
+    net.act(hana, ActionKind.END)
+    net.settle(0.3)
+    assert hana.phase is Phase.ENDED

@@ -6,6 +6,7 @@ beyond their role (listeners' attempts at moderation never take effect); no bloc
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -17,6 +18,10 @@ from p2pspaces.core.session import Phase, RoomSession
 from p2pspaces.core.wire import Action, ActionKind
 
 from .kit import FakeNet
+
+# Passing takes about 30 s; a failure is shrunk by replaying many examples: give it time to
+# report the smallest one rather than a timeout.
+pytestmark = pytest.mark.timeout(900)
 
 NAMES = ("Hana", "Cody", "Vic", "Ann", "Bob", "Tom", "Tia")
 MODERATION = [

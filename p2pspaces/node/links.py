@@ -1,0 +1,105 @@
+"""The keeper of a node's links: the ones the session wants are dialed, the ones it no longer
+needs are closed, and links it hangs up get their last messages out first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from p2pspaces.core import lifecycle
+from p2pspaces.core.context import Hangup
+from p2pspaces.core.events import ErrorEvent, Event
+from p2pspaces.core.identity import NodeId
+from p2pspaces.core.session import RoomSession
+from p2pspaces.core.settings import Timing
+from p2pspaces.net.discovery import PeerAdvert
+from p2pspaces.net.mesh import Mesh
+from p2pspaces.node.dialer import Dialer
+from p2pspaces.node.directory import RoomDirectory
+
+REFUSALS_MAX = 64
+"""Distinct refusal reasons reported (each once)."""
+
+
+class LinkKeeper:
+    """Matches the mesh's links to what the session wants."""
+
+    def __init__(
+        self,
+        session: RoomSession,
+        mesh: Mesh,
+        directory: RoomDirectory,
+        timing: Timing,
+        *,
+        clock: Callable[[], float],
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        emit: Callable[[Event], None],
+        on_refused: Callable[[NodeId, str], None],
+    ) -> None:
+        self._session = session
+        self._mesh = mesh
+        self._directory = directory
+        self._timing = timing
+        self._spawn = spawn
+        self._emit = emit
+        self._on_refused = on_refused
+        self._refusals: set[str] = set()
+        self.dialer = Dialer(mesh, clock, spawn, self._refused, timing.reconnect_max_s)
+        self.stopped = False
+
+    def ensure(self, *, drop_unneeded: bool = False) -> None:
+        """Dial the peers the session wants; with ``drop_unneeded`` (when the state changed,
+        and once a heartbeat: not at once, so a link being set up can start), close audio
+        links it no longer needs."""
+        if self.stopped:
+            return
+        session = self._session
+        wanted = session.links_wanted()
+        state = session.state
+        in_room = state is not None and lifecycle.in_room(session.phase)
+        if drop_unneeded and in_room and state is not None and not session.is_authority:
+            for peer in list(self._mesh.links):
+                if peer not in wanted and peer != state.authority:
+                    self._mesh.drop(peer, "no longer needed for audio")
+        dial: dict[NodeId, PeerAdvert | None] = {
+            peer: self._directory.advert_of(peer) for peer in wanted if session.should_dial(peer)
+        }
+        listing = self._directory.rooms.get(state.room_id) if state is not None else None
+        if in_room and state is not None and listing is not None:
+            advertiser = listing.advert.node_id
+            # An authority meeting its room advertised by another (a healed partition), or a
+            # member whose authority is gone while the room is advertised by someone else:
+            # link to the advertiser; heartbeats then show who holds the newer epoch.
+            rival = session.wants_rival(state.room_id, advertiser)
+            moved = not session.is_authority and advertiser not in (state.authority, session.me)
+            if rival or moved:
+                dial[advertiser] = listing.advert
+        self.dialer.ensure(dial)
+
+    def hangup(self, order: Hangup) -> None:
+        """Close a link the session hung up (after a flush, if it asked for one)."""
+        if not order.flush:
+            self._mesh.drop(order.peer, order.reason)
+            return
+
+        async def after_flush() -> None:
+            await asyncio.sleep(self._timing.flush_s)
+            self._mesh.drop(order.peer, order.reason)
+
+        self._spawn(after_flush())
+
+    async def flush(self) -> None:
+        """Give queued control messages a moment to leave before links close."""
+        step = 0.02
+        for _ in range(int(self._timing.flush_s / step)):
+            if not any(link.channel.bufferedAmount for link in self._mesh.links.values()):
+                break
+            await asyncio.sleep(step)
+        await asyncio.sleep(0.05)
+
+    def _refused(self, peer: NodeId, reason: str) -> None:
+        self._on_refused(peer, reason)
+        if reason not in self._refusals and len(self._refusals) < REFUSALS_MAX:
+            self._refusals.add(reason)
+            self._emit(ErrorEvent("link_refused", reason))
