@@ -139,7 +139,8 @@ def run_flood(tmp: Path, valid: int, forged: int, env: dict[str, str] | None = N
     hana = NodeProcess(node_command(tmp, "Hana", "--host", "Real room"), tmp / "hana.log", env)
     ann = NodeProcess(node_command(tmp, "Ann"), tmp / "ann.log", env)
     try:
-        ann.wait_for("room_found", lambda e: e["title"] == "Real room", within=20)
+        real = hana.wait_for("joined", within=20)["room"]  # by id: titles need not be unique
+        ann.wait_for("room_found", lambda e: e["room"] == real, within=20)
         time.sleep(1.0)
         before = rss_mb(ann.proc.pid)
         took = flood(valid, forged)
@@ -153,18 +154,20 @@ def run_flood(tmp: Path, valid: int, forged: int, env: dict[str, str] | None = N
             listed = []
         answered = time.monotonic() - asked
         asked = time.monotonic()
-        ann.send(cmd="join", room="Real room", wait=30)
+        ann.send(cmd="join", room=real, wait=30)
         try:
             ann.wait_for("joined", within=60)
             joined = time.monotonic() - asked
         except AssertionError:
             joined = float("inf")  # reported; the test asserts on it
+            errors = [e for e in ann.seen if e["event"] == "error"][-3:]
+            print("join failed; last errors:", errors)
         return FloodResult(
             before,
             after,
             took,
             len(listed),
-            any(room["title"] == "Real room" for room in listed),
+            any(room["room"] == real for room in listed),
             joined,
             answered,
         )
