@@ -9,6 +9,7 @@ dropped for flooding) is reported once, in words.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -78,9 +79,13 @@ class Dialer:
                 self._dialing.add(peer)
                 self._spawn(self._dial(peer, advert))
 
-    def dialing(self, peer: NodeId) -> bool:
-        """Whether a dial to ``peer`` is under way."""
-        return peer in self._dialing
+    def dial_now(self, peer: NodeId, advert: PeerAdvert) -> asyncio.Task[Link]:
+        """Dial ``peer`` at once, for a caller that awaits the outcome (a join); meanwhile
+        :meth:`ensure` leaves that peer alone."""
+        self._dialing.add(peer)
+        task = asyncio.ensure_future(connect(self._mesh, advert))
+        task.add_done_callback(lambda _: self._dialing.discard(peer))
+        return task
 
     async def _dial(self, peer: NodeId, advert: PeerAdvert) -> None:
         try:

@@ -44,7 +44,7 @@ from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.node.advert import AdvertKeeper, room_advert
-from p2pspaces.node.dialer import connect, why
+from p2pspaces.node.dialer import why
 from p2pspaces.node.directory import RoomDirectory, RoomListing
 from p2pspaces.node.home import HostedRoom
 from p2pspaces.node.links import LinkKeeper
@@ -242,11 +242,16 @@ class Node:
         room_id = RoomId(listing.room.room_id)
         self._join_error = ""
         self.session.join(room_id, advert.node_id, self._clock(), reclaim=reclaim)
+        # Dial through the dialer, so that it does not dial the same peer again meanwhile: two
+        # links racing to one peer can leave the one we asked to join on closed.
+        dial = None
+        if advert.node_id not in self.mesh.links:
+            dial = self.links.dialer.dial_now(advert.node_id, advert)
         self._pump()
         try:
             async with asyncio.timeout(self.timing.join_timeout_s):
-                if advert.node_id not in self.mesh.links:
-                    await connect(self.mesh, advert)
+                if dial is not None:
+                    await dial
                 while self._joining():
                     self._moved.clear()
                     await self._moved.wait()

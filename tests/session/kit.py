@@ -60,7 +60,6 @@ class FakeNet:
         self.linked: set[frozenset[NodeId]] = set()
         self.group: dict[NodeId, int] = {}
         self.dead: set[NodeId] = set()
-        self.auto_dial = True
         self._queue: list[_Due] = []
         self._order = itertools.count()
         self._steps = 0
@@ -197,8 +196,6 @@ class FakeNet:
             self.later(self.timing.flush_s, lambda: self.pump(session))
 
     def _dial_wanted(self) -> None:
-        if not self.auto_dial:
-            return
         for me, session in self.sessions.items():
             if me in self.dead:
                 continue
