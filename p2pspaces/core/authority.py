@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 
 from p2pspaces.core import lifecycle, wire
+from p2pspaces.core.contacts import ContactBook
 from p2pspaces.core.context import Hooks, SessionContext
 from p2pspaces.core.errors import PeerError, Refused
 from p2pspaces.core.identity import NodeId
@@ -34,9 +35,10 @@ _REMOVES_TARGET = frozenset({ActionKind.REMOVE, ActionKind.BLOCK, ActionKind.DRO
 class AuthorityRole:
     """What a node does while it is its room's authority."""
 
-    def __init__(self, ctx: SessionContext, hooks: Hooks) -> None:
+    def __init__(self, ctx: SessionContext, hooks: Hooks, contacts: ContactBook) -> None:
         self._ctx = ctx
         self._hooks = hooks
+        self._contacts = contacts
         self._requests = BucketsByKey(REQUEST_RATE, REQUEST_BURST)
         self._resyncs = BucketsByKey(RESYNC_RATE, RESYNC_BURST)
         self.grace: dict[NodeId, float] = {}
@@ -75,6 +77,7 @@ class AuthorityRole:
         if kind is ActionKind.JOIN and actor in replica.state.members:
             self.pending.pop(actor, None)
             self.send_snapshot(actor)  # a member reconnecting: give it the current state
+            self._contacts.hand_to(actor)
             return
         try:
             self.issue(actor, request.action, now)
@@ -94,6 +97,7 @@ class AuthorityRole:
         if action.kind is ActionKind.JOIN:
             self.pending.pop(actor, None)
             self.send_snapshot(actor)
+            self._contacts.hand_to(actor)
             told.discard(actor)
         for peer in sorted(told & ctx.links):
             ctx.send(peer, update)
@@ -141,6 +145,8 @@ class AuthorityRole:
             self.pending.pop(oldest)
             self._ctx.hangup(oldest, "too many peers waiting to join", flush=False)
         self.pending[peer] = now + self._ctx.timing.pending_join_s
+        # Tell it which room we hold: one that dialed our address may not know (no mDNS).
+        self._ctx.send(peer, self._ctx.heartbeat())
 
     def link_down(self, peer: NodeId, now: float, *, misbehaved: bool) -> None:
         """A member's link broke: drop it at once if it flooded us, else after the grace."""

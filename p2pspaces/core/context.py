@@ -134,6 +134,13 @@ class SessionContext:
         """Queue ``data`` for every linked peer."""
         self._queue(Broadcast(data))
 
+    def heartbeat(self) -> bytes:
+        """Our signed heartbeat: the room, epoch, seq and state hash we hold."""
+        replica = self.room()
+        state = replica.state
+        beat = wire.Heartbeat(state.room_id, state.epoch, state.seq, replica.hash())
+        return wire.seal_bytes(self.identity, beat)
+
     def hangup(self, peer: NodeId, reason: str, *, flush: bool = True) -> None:
         """Queue the closing of ``peer``'s link."""
         if peer in self.links:

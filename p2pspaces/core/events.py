@@ -70,6 +70,10 @@ class RoomFound(Event):
     speakers: int
     listeners: int
     changed: bool = False
+    host_trust: str = "new"
+    """``known`` (met before under this key), ``new``, or ``clash`` (someone met before used
+    this name with another key)."""
+    recording: bool = False
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -78,8 +82,10 @@ class RoomFound(Event):
             "host": self.host.hex(),
             "host_name": self.host_name,
             "host_fingerprint": short_fingerprint(self.host),
+            "host_trust": self.host_trust,
             "speakers": self.speakers,
             "listeners": self.listeners,
+            "recording": self.recording,
             "changed": self.changed,
         }
 

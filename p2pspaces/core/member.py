@@ -34,11 +34,12 @@ class MemberRole:
         self._ctx = ctx
         self._hooks = hooks
         self._reunion = reunion
-        self.target: tuple[RoomId, NodeId] | None = None
-        """While joining: the room, and the authority we dial."""
+        self.target: tuple[RoomId | None, NodeId] | None = None
+        """While joining: the room (None: joining by address, not known yet), and the
+        authority we dial."""
         self._resync_at: float | None = None
 
-    def begin(self, room_id: RoomId, authority: NodeId) -> None:
+    def begin(self, room_id: RoomId | None, authority: NodeId) -> None:
         """Start joining ``room_id`` through ``authority`` (the shell dials it)."""
         self.target = (room_id, authority)
         self._resync_at = None
@@ -124,7 +125,7 @@ class MemberRole:
         ctx = self._ctx
         old_replica = ctx.replica
         if ctx.phase is Phase.JOINING or old_replica is None:
-            if self.target is None:
+            if self.target is None or self.target[0] is None:
                 raise PeerError("snapshot while not joining a room")
             expected = self.target[0]
         else:
@@ -156,6 +157,12 @@ class MemberRole:
         """A heartbeat: a sign of life, and a check that we hold what the authority holds."""
         ctx = self._ctx
         replica = ctx.replica
+        target = self.target
+        if replica is None and target is not None and target[0] is None and peer == target[1]:
+            if envelope.signer == peer and ctx.phase is Phase.JOINING:
+                self.target = (beat.room_id, peer)  # joined by address: now we know the room
+                self.link_up(peer)
+            return
         if replica is None or envelope.signer != peer or beat.room_id != replica.room_id:
             return
         self._reunion.on_heartbeat(peer, beat)

@@ -26,6 +26,7 @@ from typing import Any
 
 from p2pspaces.core import lifecycle, room, wire
 from p2pspaces.core.authority import AuthorityRole
+from p2pspaces.core.contacts import ContactBook
 from p2pspaces.core.context import Output, SessionContext
 from p2pspaces.core.errors import CommandError, Equivocation, PeerError
 from p2pspaces.core.events import (
@@ -67,7 +68,8 @@ class RoomSession:
     ) -> None:
         """``jitter_s`` (drawn once by the shell) spreads co-hosts' takeover turns."""
         self._ctx = ctx = SessionContext(identity, name, timing)
-        self.authority = AuthorityRole(ctx, self)
+        self.contacts = ContactBook(ctx)
+        self.authority = AuthorityRole(ctx, self, self.contacts)
         self.talk = ChatRelay(ctx)
         self.succession = Succession(ctx, self, jitter_s)
         self.reunion = Reunion(ctx, self, self.authority)
@@ -76,6 +78,7 @@ class RoomSession:
         self._heartbeat_at: float | None = None
         self._req_id = 0
         self._leaving: RoomId | None = None
+        self._announced: tuple[NodeId, int] | None = None
         self._signed: dict[type[wire.Message], Handler] = {
             wire.Request: self.authority.on_request,
             wire.Update: self.member.on_update,
@@ -146,6 +149,15 @@ class RoomSession:
         """A member's display name, else the short fingerprint of its key."""
         return self._ctx.name_of(node)
 
+    def contact_of(self, node: NodeId) -> wire.Contact | None:
+        """Where a fellow member said it listens (relayed by the room; for networks where
+        mDNS finds nobody)."""
+        return self.contacts.reach(node)
+
+    def set_contact(self, addresses: tuple[str, ...], port: int) -> None:
+        """Where this node listens, to tell the room (the shell calls this once it listens)."""
+        self.contacts.own = (addresses, port)
+
     def may_speak(self, node: bytes) -> bool:
         """Whether audio from ``node`` is to be played (or ours sent)."""
         state = self.state
@@ -178,10 +190,13 @@ class RoomSession:
         return ctx.replica.room_id
 
     def join(
-        self, room_id: RoomId, authority: NodeId, now: float, *, reclaim: bool = False
+        self, room_id: RoomId | None, authority: NodeId, now: float, *, reclaim: bool = False
     ) -> None:
         """Start joining ``room_id`` through its ``authority`` (the shell dials it); with
-        ``reclaim``, this is the host back after a crash, and it reclaims the room once in."""
+        ``reclaim``, this is the host back after a crash, and it reclaims the room once in.
+
+        ``room_id`` None: joining by address, the room is whichever ``authority`` holds (its
+        signed heartbeat names it as soon as the link is up)."""
         self._check_may_start()
         if authority == self.me:
             raise CommandError("that room is advertised by this node itself")
@@ -264,12 +279,17 @@ class RoomSession:
 
     def link_refused(self, peer: NodeId, reason: str) -> None:
         """Dialing ``peer`` was refused with ``reason``: if the room's authority says we are
-        blocked, we are out (we missed the update that blocked us while we were away)."""
+        blocked, we are out (we missed the update that blocked us while we were away).  That
+        includes the newer epoch's authority a peer redirected us to, if it is the host or a
+        co-host we know (a redirect is unsigned: a stranger's word cannot put us out)."""
         state = self.state
+        redirected = (
+            peer == self._ctx.redirect and state is not None and (peer in state.authority_set())
+        )
         if (
             self.phase is Phase.MEMBER
             and state is not None
-            and peer == state.authority
+            and (peer == state.authority or redirected)
             and reason.endswith(BLOCKED)
         ):
             self._out(Left(state.room_id, "blocked from the room"))
@@ -309,6 +329,8 @@ class RoomSession:
                 self.authority.on_resync(peer, now)
             elif isinstance(message, wire.Redirect):
                 self.member.on_redirect(peer, message)
+            elif isinstance(message, wire.Contacts):
+                self.contacts.on_contacts(peer, message)
             else:
                 raise PeerError(f"unexpected {message.TYPE}")
         except Equivocation as exc:
@@ -392,9 +414,7 @@ class RoomSession:
         self._heartbeat_at = now + self.timing.heartbeat_s
         if replica is None or not lifecycle.in_room(self.phase):
             return  # still joining: beats start once we hold the room
-        state = replica.state
-        beat = wire.Heartbeat(state.room_id, state.epoch, state.seq, replica.hash())
-        self._ctx.send_all(wire.seal_bytes(self._ctx.identity, beat))
+        self._ctx.send_all(self._ctx.heartbeat())
 
     # --- what the parts report (Hooks) ---------------------------------------------------
 
@@ -407,6 +427,7 @@ class RoomSession:
         state = replica.state
         ctx.emit(StateChanged(state))
         self.reunion.after_change(state, now)
+        self._tell_contact(state)
         if state.ended:
             self._ended(state, action)
         elif ctx.phase is Phase.REJOINING and ctx.me not in state.members:
@@ -474,11 +495,26 @@ class RoomSession:
         if not lifecycle.may_start(self.phase):
             raise CommandError("already in a room; leave it first")
 
+    def _tell_contact(self, state: RoomState) -> None:
+        """Keep the authority's contact book current: tell each new authority (or the same
+        one again after it dropped us) where we listen; forget members that left."""
+        self.contacts.prune(state)
+        ctx = self._ctx
+        if ctx.me not in state.members or ctx.phase is not Phase.MEMBER:
+            self._announced = None
+            return
+        key = (state.authority, state.epoch)
+        if self._announced != key and state.authority in ctx.links:
+            self._announced = key
+            self.contacts.announce(state.authority)
+
     def _start_room(self, now: float) -> None:
         self._heartbeat_at = now + self.timing.heartbeat_s
         self.succession.reset(now)
         self.authority.reset()
         self.reunion.pending_blocks.clear()
+        self.contacts.clear()
+        self._announced = None
         self._ctx.claim = self._ctx.redirect = None
 
     def _ended(self, state: RoomState, action: Action | None) -> None:

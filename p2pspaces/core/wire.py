@@ -28,6 +28,9 @@ vote       a granted vote for (epoch, candidate)                        voter
 takeover   a claim of the next epoch, carrying its votes                claimant
 heartbeat  liveness on the control channel                              sender
 resync     a member asks for a snapshot                                 -
+redirect   a hint: the room's authority is now another node             -
+contact    where a node listens (addresses, signaling port)             that node
+contacts   signed contacts, relayed by the authority (at most 64)       -
 chat       a chat line                                                  author
 reaction   an emoji reaction from the fixed set                         author
 error      a refusal with its reason                                    -
@@ -72,6 +75,10 @@ TITLE_MAX = 100
 CHAT_MAX = 500
 SDP_MAX = 16_000
 REASON_MAX = 200
+ADDRESS_MAX = 45
+ADDRESSES_MAX = 4
+CONTACT_MAX = 512
+CONTACTS_PER_MESSAGE = 64
 U32 = 2**32 - 1
 U63 = 2**63 - 1
 
@@ -317,6 +324,33 @@ class Redirect(Message):
 
 @record
 @dataclass(frozen=True, slots=True)
+class Contact(Message):
+    """Where the signing node listens for links: its addresses and signaling port.
+
+    Members send their own to the authority, which relays it to the room, so that members can
+    reach each other where multicast (and so mDNS) is filtered (DESIGN.md section 4).  Only a
+    node itself can say where it is; the link's handshake proves the key at the far end anyway.
+    """
+
+    TYPE = "contact"
+    room_id: RoomId = spec(_HASH)
+    addresses: tuple[str, ...] = spec(ListOf(Text(ADDRESS_MAX, min_chars=1), ADDRESSES_MAX))
+    port: int = spec(Int(1, 65535))
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Contacts(Message):
+    """Signed :class:`Contact` envelopes, each as its node signed it: a member's own on its way
+    to the authority, or the authority relaying the room's (a joiner gets them in bundles)."""
+
+    TYPE = "contacts"
+    room_id: RoomId = spec(_HASH)
+    entries: tuple[bytes, ...] = spec(ListOf(Bytes(1, CONTACT_MAX), CONTACTS_PER_MESSAGE))
+
+
+@record
+@dataclass(frozen=True, slots=True)
 class Chat(Message):
     """A chat line; ``chat_id`` rises with every line its author sends."""
 
@@ -375,6 +409,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Heartbeat,
         Resync,
         Redirect,
+        Contact,
+        Contacts,
         Chat,
         Reaction,
         Error,

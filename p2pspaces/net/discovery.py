@@ -55,6 +55,7 @@ class RoomAdvert:
     title: str
     speakers: int
     listeners: int
+    recording: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,9 @@ def encode_txt(
             "t": _clip(room.title, "t"),
             "c": f"{room.speakers}/{room.listeners}",
         }
+        if room.recording:
+            fields["f"] = "rec"
+
     fields["s"] = _b64(identity.sign(DOMAIN_ADVERT, _signed_fields(fields, port)))
     return fields
 
@@ -156,7 +160,8 @@ def decode_txt(properties: dict[str, str], port: int) -> tuple[NodeId, str, Room
         if "r" in properties:
             speakers, listeners = (int(n) for n in properties["c"].split("/"))
             title = Text(TITLE_MAX, min_chars=1).parse(properties["t"])
-            room = RoomAdvert(_unb64(properties["r"]), title, speakers, listeners)
+            recording = properties.get("f") == "rec"
+            room = RoomAdvert(_unb64(properties["r"]), title, speakers, listeners, recording)
             if len(room.room_id) != 32 or speakers < 0 or listeners < 0:
                 raise AdvertError("bad room fields")
         version = int(properties["q"])

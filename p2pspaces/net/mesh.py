@@ -238,10 +238,15 @@ class Mesh:
         self._offences: dict[NodeId, float] = {}
         self._closing: set[asyncio.Task[Any]] = set()
 
-    async def connect(self, host: str, port: int) -> Link:
-        """Connect to the node listening for signaling at ``host:port``."""
+    async def connect(
+        self, host: str, port: int, identified: Callable[[NodeId], None] | None = None
+    ) -> Link:
+        """Connect to the node listening for signaling at ``host:port``; ``identified`` is
+        told its key as soon as the handshake proves it (before the WebRTC link is up)."""
         session = await signaling.connect(host, port, self.identity, self.name)
         try:
+            if identified is not None:
+                identified(session.peer_id)
             async with asyncio.timeout(signaling.SESSION_TIMEOUT):
                 return await self._establish(session, inbound=False)
         finally:

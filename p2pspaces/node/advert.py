@@ -22,7 +22,8 @@ def room_advert(state: RoomState | None, is_authority: bool) -> RoomAdvert | Non
     if state is None or not is_authority or state.ended:
         return None
     speakers = sum(1 for m in state.members.values() if m.role != Role.LISTENER)
-    return RoomAdvert(state.room_id, state.title, speakers, len(state.members) - speakers)
+    listeners = len(state.members) - speakers
+    return RoomAdvert(state.room_id, state.title, speakers, listeners, state.recording)
 
 
 class AdvertKeeper:

@@ -10,13 +10,13 @@ dropped for flooding) is reported once, in words.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from p2pspaces.core.errors import PeerError
 from p2pspaces.core.identity import NodeId, short_fingerprint
-from p2pspaces.net.discovery import PeerAdvert
 from p2pspaces.net.mesh import Link, Mesh
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,29 @@ log = logging.getLogger(__name__)
 FIRST_BACKOFF_S = 0.25
 BACKOFFS_MAX = 4096
 """Peers whose backoff is remembered; a peer not wanted any more is forgotten."""
+
+
+class Reachable(Protocol):
+    """Where a node listens: its mDNS advert, or the signed contact the room relayed."""
+
+    @property
+    def addresses(self) -> tuple[str, ...]: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+def parse_address(ref: str) -> tuple[str, int] | None:
+    """``ADDR:PORT`` (an IPv4 address and a port) as a pair, or None for anything else (a
+    room's title or id)."""
+    host, colon, port = ref.strip().rpartition(":")
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return None
+    return host, int(port)
 
 
 def why(exc: BaseException) -> str:
@@ -35,8 +58,8 @@ def why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def connect(mesh: Mesh, advert: PeerAdvert) -> Link:
-    """Dial a node at each of its advertised addresses until one answers."""
+async def connect(mesh: Mesh, advert: Reachable) -> Link:
+    """Dial a node at each of its addresses until one answers."""
     errors = []
     for address in advert.addresses:
         try:
@@ -65,7 +88,7 @@ class Dialer:
         self._dialing: set[NodeId] = set()
         self._next_try: dict[NodeId, tuple[float, float]] = {}
 
-    def ensure(self, wanted: dict[NodeId, PeerAdvert | None]) -> None:
+    def ensure(self, wanted: dict[NodeId, Reachable | None]) -> None:
         """Dial every wanted peer that has no link, no dial under way and no backoff pending."""
         now = self._clock()
         for peer in list(self._next_try):
@@ -79,7 +102,7 @@ class Dialer:
                 self._dialing.add(peer)
                 self._spawn(self._dial(peer, advert))
 
-    def dial_now(self, peer: NodeId, advert: PeerAdvert) -> asyncio.Task[Link]:
+    def dial_now(self, peer: NodeId, advert: Reachable) -> asyncio.Task[Link]:
         """Dial ``peer`` at once, for a caller that awaits the outcome (a join); meanwhile
         :meth:`ensure` leaves that peer alone."""
         self._dialing.add(peer)
@@ -87,7 +110,7 @@ class Dialer:
         task.add_done_callback(lambda _: self._dialing.discard(peer))
         return task
 
-    async def _dial(self, peer: NodeId, advert: PeerAdvert) -> None:
+    async def _dial(self, peer: NodeId, advert: Reachable) -> None:
         try:
             await connect(self._mesh, advert)
             self._next_try.pop(peer, None)

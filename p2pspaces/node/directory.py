@@ -17,13 +17,32 @@ from dataclasses import dataclass
 
 from p2pspaces.core.errors import CommandError
 from p2pspaces.core.events import Event, RoomFound, RoomLost
-from p2pspaces.core.identity import NodeId
+from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.wire import RoomId
 from p2pspaces.net.discovery import DiscoveryEvent, PeerAdvert, PeerGone, RoomAdvert
 
 POLL_S = 0.05
+TITLE_SETTLE_S = 1.5
+"""A join by title waits this long after discovery starts, so a second room of the same title
+is seen (and the join refused as ambiguous) rather than the first one picked at random."""
 ADVERTS_MAX = 2048
 """Nodes whose adverts are remembered (a LAN event with more nodes than this is not our aim)."""
+
+
+class AmbiguousRoom(CommandError):
+    """More than one live room answers to a name: never pick one at random."""
+
+    def __init__(self, ref: str, candidates: tuple[RoomFound, ...]) -> None:
+        listed = "; ".join(
+            f"{room.title!r} hosted by {room.host_name} ({short_fingerprint(room.host)}), "
+            f"room id {room.room.hex()[:12]}"
+            for room in candidates
+        )
+        super().__init__(
+            f"{len(candidates)} Spaces are called {ref!r}: {listed}. "
+            "Join one by its room id (or a unique prefix of it)."
+        )
+        self.candidates = candidates
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +56,20 @@ class RoomListing:
 class RoomDirectory:
     """The rooms and node adverts discovery reports, capped."""
 
-    def __init__(self, emit: Callable[[Event], None], current_room: Callable[[], bytes | None]):
+    def __init__(
+        self,
+        emit: Callable[[Event], None],
+        current_room: Callable[[], bytes | None],
+        trust: Callable[[NodeId, str], str] = lambda node, name: "new",
+    ) -> None:
+        """``trust`` says whether a host was met before (a :class:`Trust` value's name)."""
         self._emit = emit
         self._current_room = current_room
+        self._trust = trust
         self.adverts: OrderedDict[NodeId, PeerAdvert] = OrderedDict()
         self.rooms: dict[RoomId, RoomListing] = {}
         self._unreported: set[RoomId] = set()
+        self._started = time.monotonic()
 
     def on_discovery(self, event: DiscoveryEvent) -> None:
         """A node appeared, changed its advert, or went."""
@@ -65,7 +92,7 @@ class RoomDirectory:
         room_id = RoomId(advert.room.room_id)
         listing = self.rooms[room_id] = RoomListing(advert, advert.room)
         self._unreported.discard(room_id)
-        self._emit(_found(listing, changed=old is not None and old.room is not None))
+        self._emit(self._found(listing, changed=old is not None and old.room is not None))
 
     def left_room(self, room_id: bytes) -> None:
         """We left ``room_id``: if it went from the network meanwhile, say so now."""
@@ -75,7 +102,7 @@ class RoomDirectory:
 
     def listed(self) -> tuple[RoomFound, ...]:
         """Every room known to be live, by title."""
-        found = [_found(listing, changed=False) for listing in self.rooms.values()]
+        found = [self._found(listing, changed=False) for listing in self.rooms.values()]
         return tuple(sorted(found, key=lambda room: (room.title.lower(), room.room)))
 
     def advert_of(self, node: NodeId) -> PeerAdvert | None:
@@ -93,7 +120,10 @@ class RoomDirectory:
             if len(matches) == 1:
                 return matches[0]
             if len(matches) > 1:
-                raise CommandError(f"{len(matches)} rooms match {ref!r}; use the room id")
+                found = sorted(
+                    (self._found(m, changed=False) for m in matches), key=lambda room: room.room
+                )
+                raise AmbiguousRoom(ref, tuple(found))
         raise CommandError(f"no room {ref!r} on the network")
 
     async def wait_for(self, ref: str, wait: float) -> RoomListing:
@@ -101,7 +131,17 @@ class RoomDirectory:
         deadline = time.monotonic() + wait
         while True:
             try:
-                return self.find(ref)
+                listing = self.find(ref)
+                by_title = listing.room.title == ref and not listing.room.room_id.hex().startswith(
+                    ref.lower()
+                )
+                settle = self._started + TITLE_SETTLE_S - time.monotonic()
+                if by_title and settle > 0:
+                    await asyncio.sleep(settle)
+                    continue
+                return listing
+            except AmbiguousRoom:
+                raise
             except CommandError:
                 if time.monotonic() >= deadline:
                     raise
@@ -119,21 +159,22 @@ class RoomDirectory:
             return
         self._emit(RoomLost(room_id))
 
+    def _found(self, listing: RoomListing, *, changed: bool) -> RoomFound:
+        advert, info = listing.advert, listing.room
+        return RoomFound(
+            info.room_id,
+            info.title,
+            advert.node_id,
+            advert.name,
+            info.speakers,
+            info.listeners,
+            changed,
+            self._trust(advert.node_id, advert.name),
+            info.recording,
+        )
+
     def _trim(self) -> None:
         while len(self.adverts) > ADVERTS_MAX:
             node, advert = self.adverts.popitem(last=False)
             if advert.room is not None:
                 self._room_gone(RoomId(advert.room.room_id), node)
-
-
-def _found(listing: RoomListing, *, changed: bool) -> RoomFound:
-    advert, info = listing.advert, listing.room
-    return RoomFound(
-        info.room_id,
-        info.title,
-        advert.node_id,
-        advert.name,
-        info.speakers,
-        info.listeners,
-        changed,
-    )

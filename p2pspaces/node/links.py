@@ -13,9 +13,8 @@ from p2pspaces.core.events import ErrorEvent, Event
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.session import RoomSession
 from p2pspaces.core.settings import Timing
-from p2pspaces.net.discovery import PeerAdvert
 from p2pspaces.net.mesh import Mesh
-from p2pspaces.node.dialer import Dialer
+from p2pspaces.node.dialer import Dialer, Reachable
 from p2pspaces.node.directory import RoomDirectory
 
 REFUSALS_MAX = 64
@@ -62,8 +61,8 @@ class LinkKeeper:
             for peer in list(self._mesh.links):
                 if peer not in wanted and peer != state.authority:
                     self._mesh.drop(peer, "no longer needed for audio")
-        dial: dict[NodeId, PeerAdvert | None] = {
-            peer: self._directory.advert_of(peer) for peer in wanted if session.should_dial(peer)
+        dial: dict[NodeId, Reachable | None] = {
+            peer: self.reach(peer) for peer in wanted if session.should_dial(peer)
         }
         listing = self._directory.rooms.get(state.room_id) if state is not None else None
         if in_room and state is not None and listing is not None:
@@ -76,6 +75,11 @@ class LinkKeeper:
             if rival or moved:
                 dial[advertiser] = listing.advert
         self.dialer.ensure(dial)
+
+    def reach(self, peer: NodeId) -> Reachable | None:
+        """Where ``peer`` listens: its mDNS advert, else the contact the room relayed (all
+        there is on a network that filters multicast)."""
+        return self._directory.advert_of(peer) or self._session.contact_of(peer)
 
     def hangup(self, order: Hangup) -> None:
         """Close a link the session hung up (after a flush, if it asked for one)."""

@@ -31,6 +31,7 @@ from p2pspaces.core.events import (
     Left,
     Ready,
     RoomFound,
+    StateChanged,
 )
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.ledger import Replica
@@ -44,10 +45,11 @@ from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.node.advert import AdvertKeeper, room_advert
-from p2pspaces.node.dialer import why
+from p2pspaces.node.dialer import parse_address, why
 from p2pspaces.node.directory import RoomDirectory, RoomListing
 from p2pspaces.node.home import HostedRoom
 from p2pspaces.node.links import LinkKeeper
+from p2pspaces.node.people import PeopleBook
 from p2pspaces.node.recorder import RoomRecorder
 from p2pspaces.node.voice import voice_engine
 
@@ -94,7 +96,12 @@ class Node:
             drop_audio=drop_audio,
         )
         self.mesh.media = self.audio
-        self.directory = RoomDirectory(self.events.put_nowait, self._room_now)
+        self.people = PeopleBook(state_dir)
+        self.directory = RoomDirectory(
+            self.events.put_nowait,
+            self._room_now,
+            lambda node, name: self.people.trust(node, name).value,
+        )
         self.hosted = HostedRoom(state_dir)
         self.recorder = RoomRecorder(self.audio, record_dir)
         self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
@@ -157,6 +164,7 @@ class Node:
         ice.use_addresses(self.addresses)
         bind = self._interface or "0.0.0.0"  # noqa: S104 - a LAN service listens on the LAN
         self.port = await self._signaling.start(bind)
+        self.session.set_contact(self.addresses, self.port)
         await self._discovery.start()
         self._spawn(self.advert.run(self.port))
         self._spawn(self._run_timers())
@@ -207,11 +215,34 @@ class Node:
         """The room named by ``ref``: a room id, a unique id prefix, or an exact title."""
         return self.directory.find(ref)
 
+    @property
+    def join_addresses(self) -> tuple[str, ...]:
+        """``ADDR:PORT`` for each address others can join this node's room by."""
+        return tuple(f"{address}:{self.port}" for address in self.addresses)
+
     async def join(self, ref: str, wait: float = 10.0) -> RoomId:
-        """Join the room named by ``ref``, waiting up to ``wait`` s for it to be discovered."""
+        """Join the room named by ``ref`` (a title, a room id or its prefix), waiting up to
+        ``wait`` s for it to be discovered; or, for ``ADDR:PORT``, the room held by the node
+        listening there (where multicast is filtered and mDNS finds nothing)."""
         if not lifecycle.may_start(self.session.phase):
             raise CommandError("already in a room; leave it first")
+        address = parse_address(ref)
+        if address is not None:
+            return await self._join_address(*address)
         return await self._join(await self.directory.wait_for(ref, wait))
+
+    async def _join_address(self, host: str, port: int) -> RoomId:
+        label = f"{host}:{port}"
+        self._join_error = ""
+
+        def identified(peer: NodeId) -> None:
+            if peer == self.node_id:
+                raise PeerError("that address is this node's own")
+            self.session.join(None, peer, self._clock())
+            self._pump()
+
+        dial = asyncio.ensure_future(self.mesh.connect(host, port, identified))
+        return await self._await_join(label, dial)
 
     async def request(self, action: Action) -> int:
         """Ask the authority for ``action``; returns the request id a refusal will carry."""
@@ -248,6 +279,10 @@ class Node:
         if advert.node_id not in self.mesh.links:
             dial = self.links.dialer.dial_now(advert.node_id, advert)
         self._pump()
+        return await self._await_join(repr(listing.room.title), dial)
+
+    async def _await_join(self, label: str, dial: asyncio.Future[Link] | None) -> RoomId:
+        """Wait for the dial, then for the snapshot that makes us a member."""
         try:
             async with asyncio.timeout(self.timing.join_timeout_s):
                 if dial is not None:
@@ -256,12 +291,18 @@ class Node:
                     self._moved.clear()
                     await self._moved.wait()
         except (TimeoutError, PeerError, OSError) as exc:
+            if dial is not None and not dial.done():
+                dial.cancel()
             self.session.abandon_join(why(exc))
             self._pump()
-            raise CommandError(f"could not join {listing.room.title!r}: {why(exc)}") from None
+            raise CommandError(f"could not join {label}: {why(exc)}") from None
+        except asyncio.CancelledError:
+            if dial is not None:
+                dial.cancel()
+            raise
         if self.replica is None:
             reason = self._join_error or "the join did not complete"
-            raise CommandError(f"could not join {listing.room.title!r}: {reason}")
+            raise CommandError(f"could not join {label}: {reason}")
         return self.replica.room_id
 
     def _joining(self) -> bool:
@@ -330,6 +371,14 @@ class Node:
             self.directory.left_room(event.room)
         elif isinstance(event, ErrorEvent) and event.code == "join_failed":
             self._join_error = event.reason
+        elif isinstance(event, StateChanged):
+            self._meet(event)
+
+    def _meet(self, event: StateChanged) -> None:
+        """Remember the people in the room; warn of a known name with a new key (once)."""
+        members = ((n, m.name) for n, m in event.state.members.items() if n != self.node_id)
+        for warning in self.people.meet_all(members):
+            self.events.put_nowait(ErrorEvent("name_clash", warning))
 
     def _follow_state(self, changed: bool) -> None:
         recording = self.recorder.follow(

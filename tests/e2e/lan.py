@@ -90,6 +90,29 @@ class Lan:
             _ip("-n", host, "link", "set", "lo", "up")
             _ip("-n", host, "route", "add", "224.0.0.0/4", "dev", "eth0")
 
+    def filter_multicast(self) -> None:
+        """Make the bridge drop multicast between its ports, as many venue access points do
+        (mDNS then finds nothing)."""
+        for index in range(len(self.hosts)):
+            subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.bridge,
+                    "bridge",
+                    "link",
+                    "set",
+                    "dev",
+                    f"v{index}",
+                    "mcast_flood",
+                    "off",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=20,
+            )
+
     def set_link(self, index: int, up: bool) -> None:
         """Cut host ``index`` off the bridge, or bring it back."""
         _ip("-n", self.bridge, "link", "set", f"v{index}", "up" if up else "down")
@@ -155,6 +178,20 @@ class NodeProcess:
                 return event
         tail = self.log_path.read_text(errors="replace")[-2000:]
         raise AssertionError(f"no {name} event within {within} s; stderr:\n{tail}")
+
+    def current_state(self, within: float = 10) -> dict[str, Any]:
+        """Ask for the room state and return the answer (the last state event once the
+        events have gone quiet for a moment)."""
+        self.send(cmd="state")
+        last = self.wait_for("state", within=within)
+        while True:
+            try:
+                event = self.events.get(timeout=0.5)
+            except queue.Empty:
+                return last
+            self.seen.append(event)
+            if event["event"] == "state":
+                last = event
 
     def stop(self, within: float = 15) -> int:
         """SIGTERM, then wait; returns the exit status."""

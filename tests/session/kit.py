@@ -53,6 +53,9 @@ class FakeNet:
         self.jitter = 0.0
         """Extra random delay per message: with ``jitter > 0`` messages can overtake."""
         self.loss = 0.0
+        self.mdns = True
+        """False: multicast is filtered; a node can dial only the address it was given (its
+        join target) and the contacts the room relayed."""
         """Probability that one message is lost (the link stays up, as with a bad relay)."""
         self.rng = random.Random(seed)
         self.sessions: dict[NodeId, RoomSession] = {}
@@ -69,6 +72,7 @@ class FakeNet:
     def add(self, name: str, *, jitter_s: float = 0.0) -> RoomSession:
         """A new node with a fresh identity."""
         session = RoomSession(Identity.generate(), name, self.timing, jitter_s=jitter_s)
+        session.set_contact((f"10.0.0.{len(self.sessions) + 1}",), 4000 + len(self.sessions))
         self.sessions[session.me] = session
         self.events[session.me] = []
         self.group[session.me] = 0
@@ -200,9 +204,11 @@ class FakeNet:
             if me in self.dead:
                 continue
             for peer in sorted(session.links_wanted()):
-                if session.should_dial(peer) and peer in self.sessions:
+                if session.should_dial(peer) and peer in self.sessions and self.knows(me, peer):
                     self.connect(me, peer)
             state = session.state
+            if not self.mdns:
+                continue
             if state is not None and session.phase in (Phase.MEMBER, Phase.AUTHORITY):
                 # What mDNS does: a node sees its room advertised by another authority.
                 rivals = [
@@ -216,6 +222,14 @@ class FakeNet:
                 ]
                 for rival in rivals:
                     self.connect(me, rival)
+
+    def knows(self, me: NodeId, peer: NodeId) -> bool:
+        """Whether ``me`` can find ``peer``'s address (always, with mDNS)."""
+        session = self.sessions[me]
+        if self.mdns or session.contact_of(peer) is not None:
+            return True
+        target = session.member.target
+        return target is not None and target[1] == peer
 
     # --- time ----------------------------------------------------------------------------
 

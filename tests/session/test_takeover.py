@@ -120,3 +120,27 @@ def test_members_cut_off_during_a_takeover_follow_it_after_the_heal() -> None:
     in_room = [s for s in (hana, cody, ann, bob) if s.phase in (Phase.MEMBER, Phase.AUTHORITY)]
     assert len(in_room) == 4
     assert len(hashes(*in_room)) == 1
+
+
+def test_a_member_blocked_in_the_other_branch_learns_it_from_the_host_it_is_redirected_to() -> None:
+    # Ann sits out a partition on the co-host's side while the host blocks her on its own; after
+    # the heal she must learn she is out.  (The state machine found a longer path to the same
+    # place where she did not: redirected to the host, she ignored its "blocked" refusal
+    # because the host was not the authority of her old epoch, and redialed for ever.)
+    net = FakeNet()
+    hana, cody, ann, bob = (net.add(n) for n in ("Hana", "Cody", "Ann", "Bob"))
+    net.room(hana, cody, ann, bob)
+    _promote(net, hana, cody, cohost=True)
+    net.partition([hana, bob], [cody, ann])
+    net.run_until(lambda: cody.phase is Phase.AUTHORITY, limit=5)
+    net.act(hana, ActionKind.BLOCK, ann)
+    net.settle(1.0)
+    net.partition([hana, bob, cody], [ann])  # Ann misses the heal and the host's reclaim
+    net.connect(hana.me, cody.me)  # what mDNS does after the heal
+    net.settle(3.0)
+    net.heal()
+    net.settle(8.0)
+    assert [e.reason for e in net.seen(ann, Left)] == ["blocked from the room"]
+    assert ann.phase is Phase.IDLE
+    assert len(hashes(hana, cody, bob)) == 1
+    assert ann.me in hana.state.blocked  # type: ignore[union-attr]
