@@ -60,4 +60,4 @@ def test_start_refuses_host_and_join_together(tmp_path: Path) -> None:
 def test_rooms_says_when_there_are_none() -> None:
     result = run("rooms", "--interface", "127.0.0.1", "--wait", "0.3")
     assert result.returncode == 0
-    assert result.stdout.startswith("No Spaces found in 0.3 s.") or "room found" in result.stdout
+    assert result.stdout.startswith("No Spaces found in 0.3 s.") or "hosted by" in result.stdout

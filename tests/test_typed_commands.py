@@ -67,7 +67,9 @@ def test_a_host_at_a_terminal_chats_and_quits(tmp_path: Path) -> None:
     proc.stdin.flush()
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0
-    assert "Type a line to chat" in out
-    assert "<Hana " in out and "> good morning" in out
-    assert "error (bad_command): commands: /hand" in out
-    assert "ended:" in out
+    assert "Type /help for commands" in out
+    assert "You are hosting 'Terminal'" in out and "--join 127.0.0.1:" in out
+    assert "Hana: good morning" in out
+    assert "commands: /hand" in out
+    assert "The Space ended: the host left and no co-host could take over." in out
+    assert "{" not in out, "plain mode never prints JSON"

@@ -13,10 +13,10 @@ from pathlib import Path
 import click
 
 from p2pspaces import __version__
-from p2pspaces.app.console import describe
 from p2pspaces.app.console import run as headless_run
 from p2pspaces.app.demo import demo_clip, run_demo
 from p2pspaces.app.rooms import browse_rooms
+from p2pspaces.app.words import room_line
 from p2pspaces.audio.devices import (
     AudioUnavailable,
     Sink,
@@ -123,6 +123,11 @@ def _default_name() -> str:
     help="For benchmarks: write per-frame send and playout times (JSON) here on exit.",
 )
 @click.option(
+    "--plain",
+    is_flag=True,
+    help="Line by line (screen readers, simple terminals): sentences out, commands in.",
+)
+@click.option(
     "--headless",
     is_flag=True,
     help="No UI: JSON events on stdout, JSON commands on stdin (docs/headless.md).",
@@ -139,27 +144,44 @@ def start_command(
     output_spec: str | None,
     drop_audio: float,
     frame_log: Path | None,
+    plain: bool,
     headless: bool,
     verbose: int,
 ) -> None:
-    """Run a node: find Spaces on this network, host one or join one."""
+    """Run a node: find Spaces on this network, host one or join one.
+
+    At a terminal this opens the app (F1 there shows every key); --plain prints sentences
+    line by line; --headless speaks JSON.  JOIN can be a title, a room id (prefix) or the
+    ADDR:PORT shown on the host's screen (for networks where Spaces do not show up).
+    """
     if host_title is not None and join_ref is not None:
         raise click.UsageError("--host and --join cannot be used together")
-    _configure_logging(verbose)
+    if plain and headless:
+        raise click.UsageError("--plain and --headless cannot be used together")
+    app = not (plain or headless) and sys.stdin.isatty() and sys.stdout.isatty()
+    folder = resolve_home(home)
+    _configure_logging(verbose, folder / LOG_FILE if app else None)
     source, sink = _open_audio(input_spec, output_spec)
-    node = _make_node(home, name or _default_name(), interface, source, sink, drop_audio)
+    node = _make_node(folder, name or _default_name(), interface, source, sink, drop_audio)
     if frame_log is not None:
         node.audio.frame_log = FrameLog()
-    status = asyncio.run(
-        headless_run(
-            node,
-            headless=headless,
-            host_title=host_title,
-            join_ref=join_ref,
-            max_speakers=max_speakers,
-            read_stdin=True,
+    if app:
+        from p2pspaces.app.tui.app import run as app_run  # noqa: PLC0415 - Textual loads slowly
+
+        status = asyncio.run(
+            app_run(node, host_title=host_title, join_ref=join_ref, max_speakers=max_speakers)
         )
-    )
+    else:
+        status = asyncio.run(
+            headless_run(
+                node,
+                headless=headless,
+                host_title=host_title,
+                join_ref=join_ref,
+                max_speakers=max_speakers,
+                read_stdin=True,
+            )
+        )
     if frame_log is not None and node.audio.frame_log is not None:
         log = node.audio.frame_log
         frame_log.write_text(json.dumps({"sent": log.sent, "ticks": log.ticks}))
@@ -181,7 +203,7 @@ def _open_audio(input_spec: str | None, output_spec: str | None) -> tuple[Source
 
 
 def _make_node(
-    home: Path | None,
+    folder: Path,
     name: str,
     interface: str | None,
     source: Source,
@@ -189,7 +211,6 @@ def _make_node(
     drop_audio: float,
 ) -> Node:
     try:
-        folder = resolve_home(home)
         identity = load_or_create(folder)
         return Node(
             identity,
@@ -207,11 +228,23 @@ def _make_node(
         raise click.ClickException(str(exc)) from exc
 
 
-def _configure_logging(verbose: int) -> None:
+LOG_FILE = "p2pspaces.log"
+"""Where the app logs (in the node's home), so that nothing scribbles over its screen."""
+
+
+def _configure_logging(verbose: int, file: Path | None = None) -> None:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
-    )
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    if file is not None:
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            logging.basicConfig(level=level, filename=file, format="%(asctime)s " + fmt)
+            return
+        except OSError:
+            pass  # an unwritable home: the app then logs nothing rather than over its screen
+        logging.basicConfig(level=logging.CRITICAL + 1, handlers=[logging.NullHandler()])
+        return
+    logging.basicConfig(level=level, stream=sys.stderr, format=fmt)
 
 
 @main.command("rooms")
@@ -238,7 +271,7 @@ def rooms_command(interface: str | None, wait: float, as_json: bool) -> None:
         click.echo(f"No Spaces found in {wait:g} s.")
         return
     for room in found:
-        click.echo(describe(room))
+        click.echo(room_line(room, join="p2pspaces start --join"))
 
 
 @main.command("devices")

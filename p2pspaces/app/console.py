@@ -1,8 +1,9 @@
-"""The console: events as readable lines with typed commands, or as JSON (``--headless``).
+"""The console: events as sentences with typed commands (``--plain``), or JSON (``--headless``).
 
 Headless, it is one JSON object per line each way; docs/headless.md is the reference.  A bad
 command line is answered with an ``error`` event (code ``bad_command``) and the node carries on.
-At a terminal, events are printed as sentences and a typed line is chat or a ``/command``.
+Plain, events are told as sentences (:mod:`p2pspaces.app.words`) and a typed line is chat or a
+``/command``; at a terminal the line being typed stays below the output (readline).
 """
 
 from __future__ import annotations
@@ -13,22 +14,14 @@ import json
 import os
 import signal
 import sys
+import termios
 import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from p2pspaces.app.words import Narrator, printable
 from p2pspaces.core.errors import CommandError
-from p2pspaces.core.events import (
-    ChatReceived,
-    ErrorEvent,
-    Event,
-    Notice,
-    ReactionReceived,
-    Ready,
-    RoomFound,
-    RoomList,
-    StateChanged,
-)
+from p2pspaces.core.events import ErrorEvent, Event, Notice, RoomList, StateChanged
 from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import Action, ActionKind
@@ -39,72 +32,6 @@ MAX_COMMAND = 64 * 1024
 
 class BadCommand(Exception):
     """A command line that cannot be understood."""
-
-
-def printable(text: str) -> str:
-    """Text from peers made safe for a terminal (STYLE.md: escape untrusted text)."""
-    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
-
-
-def _ready(event: Ready) -> str:
-    return (
-        f"ready: {printable(event.name)} ({short_fingerprint(event.node)}), port {event.port}. "
-        "Type a line to chat, /help for commands."
-    )
-
-
-def _room_found(event: RoomFound) -> str:
-    verb = "changed" if event.changed else "found"
-    return (
-        f"room {verb}: {printable(event.title)!r} hosted by {printable(event.host_name)} "
-        f"({short_fingerprint(event.host)}), {event.speakers} speaking, "
-        f"{event.listeners} listening [{event.room.hex()[:12]}]"
-    )
-
-
-def _state(event: StateChanged) -> str:
-    state = event.state
-    people = ", ".join(
-        f"{printable(m.name)} [{short_fingerprint(key)}] ({m.role.name.lower()}"
-        f"{', muted' if m.muted else ''}{', hand up' if m.hand else ''})"
-        for key, m in state.members.items()
-    )
-    return f"room {printable(state.title)!r} epoch {state.epoch} seq {state.seq}: {people}"
-
-
-def _chat(event: ChatReceived) -> str:
-    return f"<{printable(event.name)} {short_fingerprint(event.author)}> {printable(event.text)}"
-
-
-def _reaction(event: ReactionReceived) -> str:
-    return f"<{printable(event.name)} {short_fingerprint(event.author)}> reacts {event.emoji}"
-
-
-def _error(event: ErrorEvent) -> str:
-    return f"error ({event.code}): {printable(event.reason)}"
-
-
-def _notice(event: Notice) -> str:
-    return event.text
-
-
-_READABLE: dict[type[Event], Callable[[Any], str]] = {
-    Notice: _notice,
-    Ready: _ready,
-    RoomFound: _room_found,
-    StateChanged: _state,
-    ChatReceived: _chat,
-    ReactionReceived: _reaction,
-    ErrorEvent: _error,
-}
-
-
-def describe(event: Event) -> str:
-    """One readable line for an event (the non-headless output)."""
-    render = _READABLE.get(type(event))
-    if render is not None:
-        return render(event)
-    return f"{event.NAME}: " + printable(json.dumps(event.fields(), ensure_ascii=False))
 
 
 def resolve_member(state: RoomState, ref: str) -> NodeId:
@@ -167,7 +94,7 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
     elif name == "state":
         if node.replica is None:
             raise BadCommand("not in a room")
-        node.events.put_nowait(StateChanged(node.replica.state))
+        node.events.put_nowait(StateChanged(node.replica.state))  # the same state: a roster
     else:
         raise BadCommand(f"unknown command {str(name)[:40]!r}")
 
@@ -192,38 +119,27 @@ def _action(node: Node, command: dict[str, Any]) -> Action:
         raise BadCommand(str(exc)) from None
 
 
-async def _read_commands(node: Node, done: asyncio.Event) -> None:
+async def _read_commands(node: Node, done: asyncio.Event, prompt: PlainOutput | None) -> None:
     """Read command lines from stdin (a pipe, a file, a terminal or /dev/null alike).
 
-    A thread reads, because the event loop cannot watch regular files or /dev/null.
+    A thread reads, because the event loop cannot watch regular files or /dev/null.  At a
+    terminal in plain mode (``prompt``), readline edits the line and output is printed above it.
     """
     loop = asyncio.get_running_loop()
     lines: asyncio.Queue[bytes] = asyncio.Queue()
 
-    def reader() -> None:
-        # Raw reads on fd 0: a thread blocked inside sys.stdin's buffered reader holds its lock
-        # and makes the interpreter abort at exit.
-        pending = b""
-        while True:
-            try:
-                chunk = os.read(0, MAX_COMMAND)
-            except OSError:
-                chunk = b""
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            if len(pending) > MAX_COMMAND:
-                complete, pending = [*complete, pending], b""
-            if not chunk:
-                complete.append(b"")
-            for line in complete:
-                try:
-                    loop.call_soon_threadsafe(lines.put_nowait, line + b"\n" if line else b"")
-                except RuntimeError:  # the loop has closed: the node is gone
-                    return
-            if not chunk:
-                return
+    def deliver(line: bytes) -> bool:
+        try:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        except RuntimeError:  # the loop has closed: the node is gone
+            return False
+        return True
 
-    threading.Thread(target=reader, name="stdin-commands", daemon=True).start()
+    if prompt is not None:
+        reader, args = _typed_lines, (deliver, prompt)
+    else:
+        reader, args = _raw_lines, (deliver,)  # type: ignore[assignment]
+    threading.Thread(target=reader, args=args, name="stdin-commands", daemon=True).start()
     while not done.is_set():
         line = await lines.get()
         if not line:
@@ -232,6 +148,82 @@ async def _read_commands(node: Node, done: asyncio.Event) -> None:
             node.events.put_nowait(ErrorEvent("bad_command", "command line too long"))
             continue
         await _one_line(node, line, done)
+
+
+def _raw_lines(deliver: Callable[[bytes], bool]) -> None:
+    # Raw reads on fd 0: a thread blocked inside sys.stdin's buffered reader holds its lock
+    # and makes the interpreter abort at exit.
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(0, MAX_COMMAND)
+        except OSError:
+            chunk = b""
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        if len(pending) > MAX_COMMAND:
+            complete, pending = [*complete, pending], b""
+        if not chunk:
+            complete.append(b"")
+        for line in complete:
+            if not deliver(line + b"\n" if line else b""):
+                return
+        if not chunk:
+            return
+
+
+def _typed_lines(deliver: Callable[[bytes], bool], plain: PlainOutput) -> None:
+    import readline  # noqa: F401, PLC0415 - line editing and history for input(), terminals only
+
+    plain.reading = True
+    while True:
+        try:
+            text = input(PROMPT)
+        except (EOFError, OSError):
+            deliver(b"")
+            return
+        if not deliver(text.encode() + b"\n"):
+            return
+
+
+PROMPT = "> "
+
+
+def _terminal_mode() -> list[Any] | None:
+    """The terminal's settings, to put back on the way out."""
+    try:
+        return termios.tcgetattr(0)
+    except termios.error:
+        return None
+
+
+class PlainOutput:
+    """Sentences for people (``--plain``): printed above the line being typed at a terminal."""
+
+    def __init__(self, out: TextIO, narrator: Narrator, *, terminal: bool) -> None:
+        self._out = out
+        self.narrator = narrator
+        self.terminal = terminal
+        self.reading = False
+        """Whether a prompt is on screen (output is then printed above it)."""
+
+    def render(self, event: Event) -> str:
+        """The event's sentences, one per line ("" for events that are only indicators)."""
+        return "\n".join(line.text for line in self.narrator.tell(event))
+
+    def show(self, event: Event) -> None:
+        """Print the event's sentences, keeping the typed line intact below them."""
+        text = self.render(event)
+        if not text:
+            return
+        if not (self.terminal and self.reading):
+            self._out.write(text + "\n")
+        else:
+            import readline  # noqa: PLC0415 - terminals only
+
+            typed = readline.get_line_buffer()
+            self._out.write(f"\r\x1b[K{text}\n{PROMPT}{typed}")
+        self._out.flush()
 
 
 # Typed commands for people at a terminal (not headless): "/name [args]"; other text is chat.
@@ -302,11 +294,14 @@ async def _one_line(node: Node, line: bytes, done: asyncio.Event) -> None:
         node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
 
 
-async def _print_events(node: Node, out: TextIO, render: Callable[[Event], str]) -> None:
+async def _print_events(node: Node, show: Callable[[Event], None]) -> None:
     while True:
-        event = await node.events.get()
-        out.write(render(event) + "\n")
-        out.flush()
+        show(await node.events.get())
+
+
+def _print_json(event: Event) -> None:
+    sys.stdout.write(as_json_line(event) + "\n")
+    sys.stdout.flush()
 
 
 def as_json_line(event: Event) -> str:
@@ -343,8 +338,13 @@ async def run(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, done.set)
-    render = as_json_line if headless else describe
-    printer = asyncio.ensure_future(_print_events(node, sys.stdout, render))
+    plain = None
+    if not headless:
+        terminal = read_stdin and sys.stdin.isatty() and sys.stdout.isatty()
+        plain = PlainOutput(sys.stdout, Narrator(node.node_id), terminal=terminal)
+    saved = _terminal_mode() if plain is not None and plain.terminal else None
+    show = plain.show if plain is not None else _print_json
+    printer = asyncio.ensure_future(_print_events(node, show))
     tasks = [printer]
     status = 0
     try:
@@ -358,7 +358,8 @@ async def run(
         else:
             starting.result()
             if read_stdin:
-                tasks.append(asyncio.ensure_future(_read_commands(node, done)))
+                prompt = plain if plain is not None and plain.terminal else None
+                tasks.append(asyncio.ensure_future(_read_commands(node, done, prompt)))
             await stopping
         stopping.cancel()
     except CommandError as exc:
@@ -371,8 +372,13 @@ async def run(
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
         while not node.events.empty():  # the last events (left, ended) still get printed
-            sys.stdout.write(render(node.events.get_nowait()) + "\n")
+            show(node.events.get_nowait())
+        if plain is not None and plain.terminal:
+            sys.stdout.write("\r\x1b[K")
         sys.stdout.flush()
+        if saved is not None:  # readline may be mid-line in raw mode: give the shell its tty
+            with contextlib.suppress(termios.error):
+                termios.tcsetattr(0, termios.TCSADRAIN, saved)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     return status

@@ -24,7 +24,7 @@ from p2pspaces.audio import FRAME_MS, FRAME_SAMPLES
 from p2pspaces.audio.devices import FRAME_S, Sink, Source
 from p2pspaces.audio.fanout import Broadcaster, PacketTrack
 from p2pspaces.audio.jitter import JitterBuffer
-from p2pspaces.audio.level import LevelMeter
+from p2pspaces.audio.level import LevelMeter, rms_dbfs
 from p2pspaces.audio.mixer import mix, silence
 from p2pspaces.audio.opus import Pcm
 
@@ -75,6 +75,8 @@ class AudioEngine:
         self.recorder: Sink | None = None
         """Where the whole room's audio goes while the host records: the mix plus own voice."""
         self._own: Pcm | None = None
+        self.mic_level_db = -100.0
+        """The input's level now, sent or not (a microphone check before speaking)."""
         self._wake = asyncio.Event()
         self._rephase_at: float | None = None
 
@@ -119,6 +121,7 @@ class AudioEngine:
             async for frame in self.source.frames():
                 pts = index * FRAME_SAMPLES
                 index += 1
+                self.mic_level_db = rms_dbfs(frame)
                 sending = self.may_send()
                 if sending:
                     self.broadcaster.send(frame, pts)

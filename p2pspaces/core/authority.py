@@ -105,7 +105,7 @@ class AuthorityRole:
             if gone not in after.members and gone != after.authority:
                 ctx.hangup(gone, "no longer a member")
                 self.grace.pop(gone, None)
-        self._hooks.applied(action, now)
+        self._hooks.applied(action, now, actor)
 
     def try_issue(self, action: Action, now: float) -> None:
         """Issue our own action if the rules allow it now (used for housekeeping)."""

@@ -57,8 +57,8 @@ Output = Send | Broadcast | Hangup
 class Hooks(Protocol):
     """What the parts ask of the session that drives them."""
 
-    def applied(self, action: wire.Action | None, now: float) -> None:
-        """A new state is in place (``action`` made it, or a snapshot if None)."""
+    def applied(self, action: wire.Action | None, now: float, actor: NodeId | None = None) -> None:
+        """A new state is in place (``actor``'s ``action`` made it, or a snapshot if None)."""
 
     def authority_changed(self, now: float, previous: NodeId | None, *, took_over: bool) -> None:
         """Another node (or this one) holds the room now; ``previous`` held it before."""

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.room import RoomState, state_hash
+from p2pspaces.core.wire import Action
 
 
 def _who(room: bytes, member: bytes, name: str, key: str = "from") -> dict[str, Any]:
@@ -21,6 +22,11 @@ def _who(room: bytes, member: bytes, name: str, key: str = "from") -> dict[str, 
         "name": name,
         "fingerprint": short_fingerprint(member),
     }
+
+
+def _name_in(state: RoomState, node: bytes) -> str:
+    member = state.members.get(NodeId(node))
+    return member.name if member is not None else short_fingerprint(node)
 
 
 class Event:
@@ -120,6 +126,10 @@ class StateChanged(Event):
 
     NAME = "state"
     state: RoomState
+    actor: bytes | None = None
+    """Who made the change (None: a snapshot, or the ``state`` command's answer)."""
+    action: Action | None = None
+    """The change itself, as the authority signed it."""
 
     def fields(self) -> dict[str, Any]:
         state = self.state
@@ -148,6 +158,22 @@ class StateChanged(Event):
             "blocked": sorted(b.hex() for b in state.blocked),
             "recording": state.recording,
             "ended": state.ended,
+            "change": self._change(),
+        }
+
+    def _change(self) -> dict[str, Any] | None:
+        action, actor = self.action, self.actor
+        if action is None or actor is None:
+            return None
+        target = action.target
+        return {
+            "action": action.kind.value,
+            "actor": actor.hex(),
+            "actor_name": _name_in(self.state, actor),
+            "target": target.hex() if target is not None else None,
+            "target_name": _name_in(self.state, target) if target is not None else None,
+            "text": action.text,
+            "flag": action.flag,
         }
 
 
@@ -243,6 +269,10 @@ class AuthorityChanged(Event):
     epoch: int
     authority: bytes
     name: str
+    previous: bytes | None = None
+    """The node that held the room before."""
+    took_over: bool = False
+    """True when a co-host took the room from a silent authority (not a hand-over)."""
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -251,6 +281,8 @@ class AuthorityChanged(Event):
             "authority": self.authority.hex(),
             "name": self.name,
             "fingerprint": short_fingerprint(self.authority),
+            "previous": self.previous.hex() if self.previous is not None else None,
+            "took_over": self.took_over,
         }
 
 

@@ -102,7 +102,7 @@ class MemberRole:
             return
         if replica.state.authority != before:  # the host left and handed over
             self._hooks.authority_changed(now, before, took_over=False)
-        self._hooks.applied(update.action, now)
+        self._hooks.applied(update.action, now, update.actor)
 
     def ask_resync(self, now: float, reason: str) -> None:
         """Ask the authority for a snapshot, at most once per :attr:`Timing.resync_s`."""

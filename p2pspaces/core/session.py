@@ -418,14 +418,15 @@ class RoomSession:
 
     # --- what the parts report (Hooks) ---------------------------------------------------
 
-    def applied(self, action: Action | None, now: float) -> None:
-        """A new state is in place: report it; end or leave the room if it says so."""
+    def applied(self, action: Action | None, now: float, actor: NodeId | None = None) -> None:
+        """A new state is in place (``actor``'s ``action`` made it; None: a snapshot):
+        report it; end or leave the room if it says so."""
         ctx = self._ctx
         replica = ctx.replica
         if replica is None:
             return
         state = replica.state
-        ctx.emit(StateChanged(state))
+        ctx.emit(StateChanged(state, actor if action is not None else None, action))
         self.reunion.after_change(state, now)
         self._tell_contact(state)
         if state.ended:
@@ -467,7 +468,12 @@ class RoomSession:
             return
         ctx.emit(
             AuthorityChanged(
-                state.room_id, state.epoch, state.authority, ctx.name_of(state.authority)
+                state.room_id,
+                state.epoch,
+                state.authority,
+                ctx.name_of(state.authority),
+                previous,
+                took_over,
             )
         )
         ctx.emit(StateChanged(state))

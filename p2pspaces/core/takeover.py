@@ -152,7 +152,7 @@ class Succession:
         replica.accept_takeover(succession.verify_claim(replica.state, data))
         ctx.claim, ctx.claim_epoch = data, replica.state.epoch
         ctx.send_all(data)
-        log.warning("took over the room as authority of epoch %d", replica.state.epoch)
+        log.info("took over the room as authority of epoch %d", replica.state.epoch)
         self._hooks.authority_changed(now, previous, took_over=True)
 
     def on_claim(
@@ -180,7 +180,7 @@ class Succession:
             ctx.send(claimant, wire.seal_bytes(ctx.identity, join))
             return
         ctx.claim, ctx.claim_epoch = data, claim.takeover.epoch
-        log.warning(
+        log.info(
             "%s is the room's authority now (epoch %d)",
             short_fingerprint(claimant),
             claim.takeover.epoch,
@@ -188,7 +188,9 @@ class Succession:
         if was_authority:  # our members are linked to us, perhaps not to the claimant
             for other in sorted(ctx.links - {claimant}):
                 ctx.send(other, data)
-        self._hooks.authority_changed(now, previous, took_over=False)
+        # From a co-host, a claim means the authority went silent; from the host, a reclaim.
+        taken = claimant != replica.state.host
+        self._hooks.authority_changed(now, previous, took_over=taken)
 
 
 class Reunion:

@@ -55,6 +55,10 @@ def why(exc: BaseException) -> str:
         return exc.reason
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "nothing listens there (is p2pspaces running there, and the port right?)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
     return str(exc) or type(exc).__name__
 
 
@@ -108,6 +112,22 @@ class Dialer:
         self._dialing.add(peer)
         task = asyncio.ensure_future(connect(self._mesh, advert))
         task.add_done_callback(lambda _: self._dialing.discard(peer))
+        return task
+
+    def dial_address(
+        self, host: str, port: int, identified: Callable[[NodeId], None]
+    ) -> asyncio.Task[Link]:
+        """Dial whoever listens at ``host:port`` (a join by address); once the handshake names
+        the peer, :meth:`ensure` leaves it alone, as for :meth:`dial_now`."""
+        named: list[NodeId] = []
+
+        def on_identified(peer: NodeId) -> None:
+            named.append(peer)
+            self._dialing.add(peer)
+            identified(peer)
+
+        task = asyncio.ensure_future(self._mesh.connect(host, port, on_identified))
+        task.add_done_callback(lambda _: self._dialing.difference_update(named))
         return task
 
     async def _dial(self, peer: NodeId, advert: Reachable) -> None:

@@ -55,6 +55,7 @@ from p2pspaces.node.voice import voice_engine
 
 log = logging.getLogger(__name__)
 
+MAX_GAIN = 2.0
 TAKEOVER_JITTER_S = 0.2
 """Co-hosts of equal rank spread their takeover turns over this much (drawn once per node)."""
 
@@ -241,7 +242,7 @@ class Node:
             self.session.join(None, peer, self._clock())
             self._pump()
 
-        dial = asyncio.ensure_future(self.mesh.connect(host, port, identified))
+        dial = self.links.dialer.dial_address(host, port, identified)
         return await self._await_join(label, dial)
 
     async def request(self, action: Action) -> int:
@@ -259,6 +260,21 @@ class Node:
         """Send an emoji reaction (one of the fixed set, or its name)."""
         self.session.react(emoji, self._clock())
         self._pump()
+
+    def set_volume(self, member: NodeId, gain: float) -> float:
+        """Play ``member`` at ``gain`` (0 to 2; 1 is as sent) on this node only; returns it."""
+        gain = min(MAX_GAIN, max(0.0, gain))
+        self.audio.gains[member] = gain
+        return gain
+
+    def volume(self, member: NodeId) -> float:
+        """The gain ``member`` is played at here."""
+        return self.audio.gains.get(member, 1.0)
+
+    @property
+    def mic_level_db(self) -> float:
+        """This node's input level now (dBFS), whether or not it is sent."""
+        return self.audio.mic_level_db
 
     async def leave(self) -> None:
         """Leave the room (as authority: hand over to a co-host, or end the room)."""

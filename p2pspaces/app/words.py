@@ -1,0 +1,371 @@
+"""What happens in a Space, in words: "Hana muted Ann", "Cody is hosting now".
+
+The node's events carry keys and signed changes; people want sentences.  A :class:`Narrator`
+follows one node's event stream (it remembers the last room state, so that it can name people
+who have just left and the host that went quiet) and turns each event into zero or more
+:class:`Line` objects.  The ``--plain`` console prints them; the terminal app shows them as
+notices and in its activity log.  Names from the network are made printable first.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from p2pspaces.core.events import (
+    AuthorityChanged,
+    ChatReceived,
+    Converged,
+    Ended,
+    ErrorEvent,
+    Event,
+    Joined,
+    Left,
+    Notice,
+    ReactionReceived,
+    Ready,
+    Recording,
+    RoomFound,
+    RoomList,
+    RoomLost,
+    StateChanged,
+)
+from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.core.room import Role, RoomState
+from p2pspaces.core.wire import Action, ActionKind
+
+
+def printable(text: str) -> str:
+    """Text from peers made safe for a terminal (STYLE.md: escape untrusted text)."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
+class Tone(enum.Enum):
+    """How a line should be shown."""
+
+    INFO = "info"
+    CHAT = "chat"
+    ASK = "ask"
+    """Something the user is asked to answer (an invitation to speak)."""
+    WARN = "warn"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One sentence for the user."""
+
+    text: str
+    tone: Tone = Tone.INFO
+
+
+def role_word(role: Role) -> str:
+    """A role as people say it."""
+    return {
+        Role.HOST: "host",
+        Role.COHOST: "co-host",
+        Role.SPEAKER: "speaker",
+        Role.LISTENER: "listener",
+    }[role]
+
+
+def room_line(room: RoomFound, join: str = "/join") -> str:
+    """A live Space in one line: title, host, counts, badges, and how to join it."""
+    badges = ""
+    if room.recording:
+        badges += " [REC]"
+    if room.host_trust == "known":
+        badges += " [met before]"
+    elif room.host_trust == "clash":
+        badges += f" [! not the {printable(room.host_name)} you met before]"
+    return (
+        f"{printable(room.title)!r} hosted by {printable(room.host_name)} "
+        f"({short_fingerprint(room.host)}): {room.speakers} on stage, {room.listeners} "
+        f"listening{badges}; join with {join} {room.room.hex()[:8]}"
+    )
+
+
+def roster(state: RoomState) -> str:
+    """Who is in the room, by role, with fingerprints to type."""
+    parts = []
+    for node, member in sorted(state.members.items(), key=lambda kv: (-kv[1].role, kv[1].name)):
+        flags = [role_word(member.role)]
+        if node == state.authority and member.role is not Role.HOST:
+            flags.append("acting host")
+        if member.muted:
+            flags.append("muted")
+        if member.hand:
+            flags.append("hand up")
+        if member.invited:
+            flags.append("invited")
+        parts.append(f"{printable(member.name)} {short_fingerprint(node)} ({', '.join(flags)})")
+    rec = " Recording." if state.recording else ""
+    return f"In {printable(state.title)!r}: " + "; ".join(parts) + "." + rec
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """One signed change, with its people named from this node's point of view."""
+
+    action: Action
+    who: str
+    subject: str
+    """The actor's name at the start of a sentence ("You", "Hana")."""
+    whom: str
+    mine: bool
+    to_me: bool
+    on_self: bool
+    moderating: bool
+
+
+def _lines(text: str, tone: Tone = Tone.INFO) -> list[Line]:
+    return [Line(text, tone)]
+
+
+def _hand(c: _Change) -> list[Line]:
+    if c.mine:
+        return _lines("Your hand is up; the host can bring you on stage.")
+    return _lines(f"{c.subject} raised a hand.", Tone.ASK) if c.moderating else []
+
+
+def _lower(c: _Change) -> list[Line]:
+    if not c.on_self:
+        return _lines(f"{c.subject} lowered {c.whom}'s hand.")
+    return _lines("Your hand is down.") if c.mine else []
+
+
+def _invite(c: _Change) -> list[Line]:
+    if c.to_me:
+        return _lines(
+            f"{c.subject} invites you to speak: /yes to accept, /no to decline.", Tone.ASK
+        )
+    return _lines(f"{c.subject} invited {c.whom} to speak.")
+
+
+def _audience(c: _Change) -> list[Line]:
+    if c.on_self:
+        return _lines(f"{c.subject} left the stage.")
+    return _lines(f"{c.subject} moved {c.whom} to the audience.")
+
+
+def _mute(c: _Change) -> list[Line]:
+    verb = "muted" if c.action.kind is ActionKind.MUTE else "unmuted"
+    if c.on_self:
+        return _lines(f"{c.subject} {verb} {'your' if c.mine else 'their'} microphone.")
+    return _lines(f"{c.subject} {verb} {c.whom}.", Tone.WARN if c.to_me else Tone.INFO)
+
+
+def _out(c: _Change) -> list[Line]:
+    verb = "removed" if c.action.kind is ActionKind.REMOVE else "blocked"
+    return _lines(f"{c.subject} {verb} {c.whom}.", Tone.WARN)
+
+
+def _uncohost(c: _Change) -> list[Line]:
+    if c.on_self:
+        return _lines(f"{c.subject} stepped down as co-host.")
+    return _lines(f"{c.subject} removed {c.whom} as co-host.")
+
+
+def _recording(c: _Change) -> list[Line]:
+    verb = "started" if c.action.flag else "stopped"
+    return _lines(f"Recording {verb} by {c.who}.", Tone.WARN if c.action.flag else Tone.INFO)
+
+
+_WORDS: dict[ActionKind, Callable[[_Change], list[Line]]] = {
+    ActionKind.JOIN: lambda c: [] if c.mine else _lines(f"{c.subject} joined."),
+    ActionKind.LEAVE: lambda c: [] if c.mine else _lines(f"{c.subject} left."),
+    ActionKind.DROP: lambda c: _lines(f"{c.whom} lost their connection and was dropped."),
+    ActionKind.RAISE_HAND: _hand,
+    ActionKind.LOWER_HAND: _lower,
+    ActionKind.INVITE_SPEAKER: _invite,
+    ActionKind.ACCEPT_INVITE: lambda c: _lines(
+        f"{c.subject} {'are' if c.mine else 'is'} on stage now."
+    ),
+    ActionKind.DECLINE_INVITE: lambda c: _lines(f"{c.subject} declined to speak."),
+    ActionKind.ACCEPT_HAND: lambda c: _lines(f"{c.subject} brought {c.whom} on stage."),
+    ActionKind.MAKE_LISTENER: _audience,
+    ActionKind.MUTE: _mute,
+    ActionKind.UNMUTE: _mute,
+    ActionKind.REMOVE: _out,
+    ActionKind.BLOCK: _out,
+    ActionKind.ADD_COHOST: lambda c: _lines(f"{c.subject} made {c.whom} a co-host."),
+    ActionKind.REMOVE_COHOST: _uncohost,
+    ActionKind.SET_TITLE: lambda c: _lines(
+        f"{c.subject} renamed the Space to {printable(c.action.text)!r}."
+    ),
+    ActionKind.SET_RECORDING: _recording,
+}
+"""END says nothing here: the ``ended`` event does."""
+
+
+class Narrator:
+    """Turns one node's events into sentences."""
+
+    def __init__(self, me: bytes, *, keys: bool = False) -> None:
+        """``keys``: the reader has the app's keys, not typed /commands."""
+        self.me = me
+        self.keys = keys
+        self.state: RoomState | None = None
+        self._handlers: dict[type[Event], Callable[[Any], list[Line]]] = {
+            Ready: self._ready,
+            RoomFound: self._room_found,
+            RoomLost: lambda e: [],
+            RoomList: self._room_list,
+            Joined: self._joined,
+            StateChanged: self._state,
+            ChatReceived: self._chat,
+            ReactionReceived: self._reaction,
+            AuthorityChanged: self._authority,
+            Recording: self._recording,
+            Converged: self._converged,
+            Ended: self._ended,
+            Left: self._left,
+            ErrorEvent: self._error,
+            Notice: lambda e: [Line(e.text)],
+        }
+        self.join_addresses: tuple[str, ...] = ()
+
+    def tell(self, event: Event) -> list[Line]:
+        """The sentences for ``event`` (none for the ones that are only indicators)."""
+        handler = self._handlers.get(type(event))
+        return handler(event) if handler is not None else []
+
+    def name(self, node: bytes | None, *, state: RoomState | None = None) -> str:
+        """A person's name ("you" for this node), from the newest state that has them."""
+        if node is None:
+            return "someone"
+        if node == self.me:
+            return "you"
+        for known in (state, self.state):
+            member = known.members.get(node) if known is not None else None  # type: ignore[call-overload]
+            if member is not None:
+                return printable(member.name)
+        return short_fingerprint(node)
+
+    # --- the lobby -----------------------------------------------------------------------
+
+    def _ready(self, event: Ready) -> list[Line]:
+        self.me = event.node
+        self.join_addresses = tuple(f"{a}:{event.port}" for a in event.addresses)
+        hint = (
+            "H hosts one; F1 shows every key."
+            if self.keys
+            else ("/host TITLE starts one. Type /help for commands.")
+        )
+        return [
+            Line(
+                f"Hello {printable(event.name)} ({short_fingerprint(event.node)}). Looking for "
+                f"Spaces on this network; {hint}"
+            )
+        ]
+
+    def _room_found(self, event: RoomFound) -> list[Line]:
+        verb = "Space changed" if event.changed else "Space found"
+        tone = Tone.WARN if event.host_trust == "clash" else Tone.INFO
+        return [Line(f"{verb}: {room_line(event)}", tone)]
+
+    def _room_list(self, event: RoomList) -> list[Line]:
+        if not event.rooms:
+            return [Line("No Spaces found on this network yet; still looking.")]
+        return [Line(room_line(room)) for room in event.rooms]
+
+    # --- the room ------------------------------------------------------------------------
+
+    def _joined(self, event: Joined) -> list[Line]:
+        if event.host:
+            where = " or ".join(self.join_addresses) or "this node's address"
+            return [
+                Line(
+                    f"You are hosting {printable(event.title)!r}. Where multicast is filtered, "
+                    f"others join with: p2pspaces start --join {where}"
+                )
+            ]
+        hand = "H" if self.keys else "/hand"
+        return [Line(f"You joined {printable(event.title)!r} as a listener. {hand} asks to speak.")]
+
+    def _state(self, event: StateChanged) -> list[Line]:
+        before, after = self.state, event.state
+        self.state = after
+        if event.action is None:
+            return [Line(roster(after))] if before is None or before is after else []
+        return self._change(before, after, event.actor, event.action)
+
+    def _change(
+        self, before: RoomState | None, after: RoomState, actor: bytes | None, action: Action
+    ) -> list[Line]:
+        who = self.name(actor, state=before)
+        change = _Change(
+            action=action,
+            who=who,
+            subject=who[:1].upper() + who[1:],
+            whom=self.name(action.target, state=before),
+            mine=actor == self.me,
+            to_me=action.target == self.me,
+            on_self=action.target is None or action.target == actor,
+            moderating=self.me in after.authority_set(),
+        )
+        if action.kind is ActionKind.INVITE_SPEAKER and change.to_me and self.keys:
+            return [
+                Line(f"{change.subject} invites you to speak: Y accepts, N declines.", Tone.ASK)
+            ]
+        say = _WORDS.get(action.kind)
+        return say(change) if say is not None else []
+
+    def _chat(self, event: ChatReceived) -> list[Line]:
+        return [Line(f"{printable(event.name)}: {printable(event.text)}", Tone.CHAT)]
+
+    def _reaction(self, event: ReactionReceived) -> list[Line]:
+        return [Line(f"{printable(event.name)} reacts {event.emoji}", Tone.CHAT)]
+
+    def _authority(self, event: AuthorityChanged) -> list[Line]:
+        previous = event.previous
+        new = "You are" if event.authority == self.me else f"{printable(event.name)} is"
+        if previous is None or previous == event.authority:
+            return [Line(f"{new} hosting the Space now.")]
+        old = self.name(previous)
+        state = self.state
+        if event.took_over:
+            why = f"{old}'s laptop went quiet"
+        elif state is not None and state.host == event.authority:
+            why = "the host is back"
+        else:
+            why = f"{old} handed it over"
+        return [Line(f"{new} hosting now ({why}).", Tone.WARN)]
+
+    def _recording(self, event: Recording) -> list[Line]:
+        if event.on:
+            return [Line(f"Recording the Space to {event.path}.")]
+        return [Line(f"Recording saved in {event.path}.")]
+
+    def _converged(self, event: Converged) -> list[Line]:
+        undone = f"; {event.undone} change(s) made on this side were undone" if event.undone else ""
+        return [Line(f"The network healed and the room is whole again{undone}.", Tone.WARN)]
+
+    def _ended(self, event: Ended) -> list[Line]:
+        self.state = None
+        return [Line(f"The Space ended: {event.reason}.", Tone.WARN)]
+
+    def _left(self, event: Left) -> list[Line]:
+        self.state = None
+        if event.reason == "left":
+            return [Line("You left the Space.")]
+        return [Line(f"You are out of the Space: {event.reason}.", Tone.ERROR)]
+
+    def _error(self, event: ErrorEvent) -> list[Line]:
+        reason = printable(event.reason)
+        words = {
+            "refused": f"Not allowed: {reason}.",
+            "rate_limited": f"Slow down: {reason}.",
+            "join_failed": f"Could not join: {reason}.",
+            "link_refused": f"A peer would not connect: {reason}.",
+            "authority_lost": f"Lost the link to the host ({reason}); reconnecting.",
+            "name_clash": f"Careful: {reason}.",
+            "command_failed": f"{reason[:1].upper()}{reason[1:]}.",
+            "bad_command": reason,
+            "equivocation": f"The host signed two different changes with one number: {reason}.",
+        }
+        text = words.get(event.code, f"{reason} ({event.code}).")
+        tone = Tone.WARN if event.code in ("name_clash", "authority_lost") else Tone.ERROR
+        return [Line(text, tone)]

@@ -1,0 +1,153 @@
+"""The terminal app, driven by Textual's pilot: three apps on real nodes in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from p2pspaces.app.tui.app import SpacesApp
+from p2pspaces.app.tui.dialogs import Confirm, Invitation
+from p2pspaces.app.tui.lobby import LobbyScreen
+from p2pspaces.app.tui.room import RoomScreen
+from p2pspaces.core.identity import Identity
+from p2pspaces.node import Node
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def until(pilot: Pilot[Any], done: Callable[[], bool], within: float = 15.0) -> None:
+    """Let the app run until ``done()`` holds."""
+    async with asyncio.timeout(within):
+        while not done():
+            await pilot.pause(0.05)
+
+
+def told(app: SpacesApp, text: str) -> bool:
+    return any(text in line.text for line in app.told)
+
+
+def rows(app: SpacesApp, table: str) -> set[bytes]:
+    room = app.room
+    if room is None or not room.is_mounted:
+        return set()
+    found = room.query_one(f"#{table}", DataTable)
+    return {bytes.fromhex(str(key.value)) for key in found.rows} if found.display else set()
+
+
+class Person:
+    def __init__(self, app: SpacesApp, pilot: Pilot[Any]) -> None:
+        self.app, self.pilot, self.node = app, pilot, app.node
+
+    async def press(self, *keys: str) -> None:
+        await self.pilot.press(*keys)
+
+    async def wait(self, done: Callable[[], bool], within: float = 15.0) -> None:
+        await until(self.pilot, done, within)
+
+    async def select(self, other: Person) -> None:
+        assert self.app.room is not None
+        assert self.app.room.select(other.node.node_id)
+        await self.pilot.pause(0.05)
+
+
+@asynccontextmanager
+async def apps(*names: str) -> AsyncIterator[list[Person]]:
+    """One app per name, each on its own real node (run_test contexts must nest in one task,
+    so this is a context manager in the test, not a fixture)."""
+    async with AsyncExitStack() as stack:
+        made = []
+        for name in names:
+            node = Node(Identity.generate(), name, interface="127.0.0.1")
+            stack.push_async_callback(node.stop)
+            app = SpacesApp(node)
+            pilot = await stack.enter_async_context(app.run_test(size=(100, 30)))
+            await until(pilot, lambda n=node: n.port != 0)
+            made.append(Person(app, pilot))
+        yield made
+
+
+async def test_a_whole_space_in_three_apps() -> None:
+    async with apps("Hana", "Ann", "Bob") as (hana, ann, bob):
+        await _whole_space(hana, ann, bob)
+
+
+async def _whole_space(hana: Person, ann: Person, bob: Person) -> None:
+    title = f"Pilot {secrets.token_hex(2)}"
+
+    # Hana hosts from the lobby.
+    await hana.press("h", *title, "enter")
+    await hana.wait(lambda: isinstance(hana.app.screen, RoomScreen))
+    room_id = hana.node.replica.room_id.hex()  # type: ignore[union-attr]
+
+    # Ann's lobby lists it; Enter joins; the stage shows Hana.
+    lobby = ann.app.lobby
+    await ann.wait(lambda: room_id in {str(k.value) for k in lobby.query_one(DataTable).rows})
+    lobby.query_one(DataTable).move_cursor(row=lobby.query_one(DataTable).get_row_index(room_id))
+    await ann.press("enter")
+    await ann.wait(lambda: hana.node.node_id in rows(ann.app, "stage"))
+    assert ann.node.node_id in rows(ann.app, "audience")
+
+    # A raised hand appears in Hana's queue; accepting it puts Ann on stage in both apps.
+    await ann.press("h")
+    await hana.wait(lambda: ann.node.node_id in rows(hana.app, "hands"))
+    assert told(hana.app, "Ann raised a hand")
+    await hana.select(ann)
+    await hana.press("a")
+    for person in (hana, ann):
+        await person.wait(lambda p=person: ann.node.node_id in rows(p.app, "stage"))
+    assert told(ann.app, "Hana brought you on stage")
+
+    # Bob joins by the room's id; Hana invites him; he sees the invitation and accepts.
+    bob.app.join_room(room_id)
+    await hana.wait(lambda: bob.node.node_id in rows(hana.app, "audience"))
+    await hana.select(bob)
+    await hana.press("i")
+    await bob.wait(lambda: isinstance(bob.app.screen, Invitation))
+    assert told(bob.app, "Hana invites you to speak")
+    await bob.press("y")
+    for person in (hana, ann, bob):
+        await person.wait(lambda p=person: bob.node.node_id in rows(p.app, "stage"))
+
+    # Chat typed in one app appears in the others.
+    await ann.press("c", *"hello from Ann", "enter")
+    await hana.wait(lambda: told(hana.app, "Ann: hello from Ann"))
+    await bob.wait(lambda: told(bob.app, "Ann: hello from Ann"))
+
+    # Mute, remove and block each tell everyone who did what.
+    await hana.press("escape")
+    await hana.select(ann)
+    await hana.press("x")
+    await ann.wait(lambda: told(ann.app, "Hana muted you"))
+    await bob.wait(lambda: told(bob.app, "Hana muted Ann"))
+
+    await hana.select(bob)
+    await hana.press("r")
+    await hana.wait(lambda: isinstance(hana.app.screen, Confirm))
+    await hana.press("y")
+    await ann.wait(lambda: told(ann.app, "Hana removed Bob"))
+    await bob.wait(lambda: isinstance(bob.app.screen, LobbyScreen))
+    assert told(bob.app, "You are out of the Space: removed from the room")
+
+    bob.app.join_room(room_id)
+    await hana.wait(lambda: bob.node.node_id in rows(hana.app, "audience"))
+    await hana.select(bob)
+    await hana.press("b")
+    await hana.wait(lambda: isinstance(hana.app.screen, Confirm))
+    await hana.press("y")
+    await ann.wait(lambda: told(ann.app, "Hana blocked Bob"))
+    await bob.wait(lambda: told(bob.app, "blocked from the room"))
+
+    # Ending the Space returns everyone to the lobby with a notice.
+    await hana.press("e")
+    await hana.wait(lambda: isinstance(hana.app.screen, Confirm))
+    await hana.press("y")
+    for person in (hana, ann):
+        await person.wait(lambda p=person: isinstance(p.app.screen, LobbyScreen))
+        assert told(person.app, "The Space ended")
