@@ -161,7 +161,9 @@ def start_command(
     app = not (plain or headless) and sys.stdin.isatty() and sys.stdout.isatty()
     folder = resolve_home(home)
     _configure_logging(verbose, folder / LOG_FILE if app else None)
-    source, sink = _open_audio(input_spec, output_spec)
+    source, sink, why = _open_audio(input_spec, output_spec)
+    if why is not None and not app:
+        click.echo(f"p2pspaces: {why}", err=True)
     node = _make_node(folder, name or _default_name(), interface, source, sink, drop_audio)
     if frame_log is not None:
         node.audio.frame_log = FrameLog()
@@ -169,7 +171,13 @@ def start_command(
         from p2pspaces.app.tui.app import run as app_run  # noqa: PLC0415 - Textual loads slowly
 
         status = asyncio.run(
-            app_run(node, host_title=host_title, join_ref=join_ref, max_speakers=max_speakers)
+            app_run(
+                node,
+                host_title=host_title,
+                join_ref=join_ref,
+                max_speakers=max_speakers,
+                notices=(why,) if why is not None else (),
+            )
         )
     else:
         status = asyncio.run(
@@ -188,16 +196,16 @@ def start_command(
     sys.exit(status)
 
 
-def _open_audio(input_spec: str | None, output_spec: str | None) -> tuple[Source, Sink]:
-    """Open the chosen input and output; without a choice, the devices if there are any."""
+def _open_audio(input_spec: str | None, output_spec: str | None) -> tuple[Source, Sink, str | None]:
+    """Open the chosen input and output; without a choice, the devices if there are any (and
+    why not, if not)."""
+    why = None
     if input_spec is None or output_spec is None:
         default_in, default_out, why = default_devices()
-        if why is not None:
-            click.echo(f"p2pspaces: {why}", err=True)
         input_spec = input_spec or default_in
         output_spec = output_spec or default_out
     try:
-        return open_input(input_spec), open_output(output_spec)
+        return open_input(input_spec), open_output(output_spec), why
     except (SourceError, AudioUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -221,6 +221,19 @@ class Node:
         """``ADDR:PORT`` for each address others can join this node's room by."""
         return tuple(f"{address}:{self.port}" for address in self.addresses)
 
+    def join_address(self) -> str | None:
+        """``ADDR:PORT`` that joins this node's room: its authority's signaling endpoint."""
+        replica = self.replica
+        if replica is None:
+            return None
+        authority = replica.state.authority
+        if authority == self.node_id:
+            return self.join_addresses[0] if self.join_addresses else None
+        reach = self.links.reach(authority)
+        if reach is None or not reach.addresses:
+            return None
+        return f"{reach.addresses[0]}:{reach.port}"
+
     async def join(self, ref: str, wait: float = 10.0) -> RoomId:
         """Join the room named by ``ref`` (a title, a room id or its prefix), waiting up to
         ``wait`` s for it to be discovered; or, for ``ADDR:PORT``, the room held by the node

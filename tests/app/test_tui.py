@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from p2pspaces.app.tui.app import SpacesApp
-from p2pspaces.app.tui.dialogs import Confirm, Invitation
+from p2pspaces.app.tui.dialogs import ChooseRoom, Confirm, Invitation
 from p2pspaces.app.tui.lobby import LobbyScreen
 from p2pspaces.app.tui.room import RoomScreen
 from p2pspaces.core.identity import Identity
@@ -151,3 +151,27 @@ async def _whole_space(hana: Person, ann: Person, bob: Person) -> None:
     for person in (hana, ann):
         await person.wait(lambda p=person: isinstance(p.app.screen, LobbyScreen))
         assert told(person.app, "The Space ended")
+
+
+async def test_two_spaces_with_one_title_make_the_app_ask_which() -> None:
+    title = f"Same {secrets.token_hex(2)}"
+    async with apps("Ann") as (ann,):
+        hosts = [
+            Node(Identity.generate(), name, interface="127.0.0.1") for name in ("Hana", "Hugo")
+        ]
+        try:
+            for host in hosts:
+                await host.start()
+            rooms = [await host.host(title) for host in hosts]
+            for room in rooms:
+                await ann.node.directory.wait_for(room.hex(), 15)
+            ann.app.join_room(title)
+            await ann.wait(lambda: isinstance(ann.app.screen, ChooseRoom))
+            assert ann.node.replica is None  # nothing joined at random
+            await ann.press("down", "enter")  # the second choice
+            await ann.wait(lambda: isinstance(ann.app.screen, RoomScreen))
+            assert ann.node.replica is not None
+            assert ann.node.replica.room_id == sorted(rooms)[1]
+        finally:
+            for host in hosts:
+                await host.stop()

@@ -81,6 +81,7 @@ class SpacesApp(App[int]):
         self.told: deque[Line] = deque(maxlen=TOLD_MAX)
         """Every sentence told to the user, newest last (what the activity log shows)."""
         self._quitting = False
+        self.notices: tuple[str, ...] = ()
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -90,6 +91,8 @@ class SpacesApp(App[int]):
         self._pump = asyncio.ensure_future(self._pump_events())
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._terminated)
+        for notice in self.notices:
+            self.notify(notice, severity="warning", markup=False, timeout=10)
         if self._start_node:
             await self.node.start()
         host_title, join_ref, max_speakers = self._first
@@ -264,21 +267,21 @@ class SpacesApp(App[int]):
             self.room.show_reaction(event.author, event.emoji)
         elif isinstance(event, Ended | Left):
             self._back_to_lobby()
-        if isinstance(event, RoomFound | RoomLost) and self.room is not None:
-            return  # lobby news: the lobby shows it when we are back there
+        if isinstance(event, RoomFound | RoomLost):
+            return  # the lobby's list (with its badges) shows rooms; no need to say it too
         for line in lines:
             self.told.append(line)
             if self.room is not None:
                 self.room.say(line)
             in_lobby = self.room is None
-            if line.tone in NOTIFY or (in_lobby and not isinstance(event, RoomFound)):
+            if line.tone in NOTIFY or in_lobby:
                 severity = NOTIFY.get(line.tone, "information")
                 self.notify(line.text, severity=severity, markup=False, timeout=6)  # type: ignore[arg-type]
 
     def _enter_room(self) -> None:
         if self.room is not None:
             return
-        self.room = RoomScreen(self.node.node_id, self.node.join_addresses)
+        self.room = RoomScreen(self.node.node_id)
         self.push_screen(self.room)
         replica = self.node.replica
         if replica is not None:
@@ -299,9 +302,12 @@ async def run(
     host_title: str | None,
     join_ref: str | None,
     max_speakers: int,
+    notices: tuple[str, ...] = (),
 ) -> int:
-    """Run the app until the user quits; the node is stopped on the way out."""
+    """Run the app until the user quits; the node is stopped on the way out.  ``notices`` are
+    shown once it is up (e.g. why there is no microphone)."""
     app = SpacesApp(node, host_title=host_title, join_ref=join_ref, max_speakers=max_speakers)
+    app.notices = notices
     try:
         await app.run_async()
     finally:

@@ -75,10 +75,9 @@ class RoomScreen(Screen[None]):
         Binding("escape", "keys", "Keys", show=False),
     ]
 
-    def __init__(self, me: bytes, join_addresses: tuple[str, ...]) -> None:
+    def __init__(self, me: bytes) -> None:
         super().__init__()
         self.me = NodeId(me)
-        self.join_addresses = join_addresses
         self.state: RoomState | None = None
         self.speaking: set[bytes] = set()
         self.reactions: dict[bytes, tuple[str, float]] = {}
@@ -184,8 +183,9 @@ class RoomScreen(Screen[None]):
             acting = state.members.get(state.authority)
             name = printable(acting.name) if acting else short_fingerprint(state.authority)
             bar.append(f"  acting host: {name}", style="yellow")
-        if state.authority == self.me and self.join_addresses:
-            bar.append(f"  join address: {self.join_addresses[0]}", style="cyan")
+        address = spaces(self.app).node.join_address()
+        if address is not None:
+            bar.append(f"  join address: {address}", style="cyan")
         self.query_one("#roombar", Static).update(bar)
         self._draw_people()
 
