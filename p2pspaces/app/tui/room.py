@@ -83,6 +83,7 @@ class RoomScreen(Screen[None]):
         self.reactions: dict[bytes, tuple[str, float]] = {}
         self.selected: NodeId | None = None
         self._invited = False
+        self._mebar = Text()
         self._live = False
         """Whether the widgets exist (set first thing in on_mount)."""
         self._early: list[Line] = []
@@ -268,7 +269,9 @@ class RoomScreen(Screen[None]):
             else:
                 line.append("LIVE", style="bold black on green")
                 line.append(" (M mutes)")
-        self.query_one("#mebar", Static).update(line)
+        if line != self._mebar:  # redraw only what changed: an idle room costs little CPU
+            self._mebar = line
+            self.query_one("#mebar", Static).update(line)
 
     def _expire_reactions(self) -> None:
         now = time.monotonic()
