@@ -57,12 +57,16 @@ def stats(delays_s: list[float]) -> str:
 def best_delays(
     recording: np.ndarray, clip: np.ndarray, sent: dict[int, float], ticks: list[float]
 ) -> tuple[list[float], float]:
-    """Delays for the clip occurrence that best matches; the speaker loops the clip, so try
-    each loop's pts until the delays are plausible (0 to 1 s)."""
+    """Delays for the last whole occurrence of the clip (the steady state, after start-up);
+    the speaker loops the clip, so try each loop's pts, newest first, until the delays are
+    plausible (0 to 1 s)."""
+    tail = 2 * (len(clip) // FRAME_SAMPLES) + 50  # two loops and a second: one whole one
+    start = max(0, len(recording) // FRAME_SAMPLES - tail)
+    recording, ticks = recording[start * FRAME_SAMPLES :], ticks[start:]
     alignment = align(recording, clip)
     loop_frames = len(clip) // FRAME_SAMPLES
     best: list[float] = []
-    for loop_index in range(0, 200):
+    for loop_index in range(200, -1, -1):
         first_pts = loop_index * loop_frames * FRAME_SAMPLES
         if first_pts not in sent:
             continue
@@ -73,7 +77,10 @@ def best_delays(
     return best, alignment.correlation
 
 
-def ours(clip_path: Path, clip: np.ndarray, seconds: float, work: Path) -> None:
+def ours(
+    clip_path: Path, clip: np.ndarray, seconds: float, work: Path, extra: tuple[str, ...] = ()
+) -> float:
+    """One run of two p2pspaces processes; returns its median delay (ms)."""
     base = [sys.executable, "-m", "p2pspaces", "start", "--headless", "--interface", LOOPBACK]
     speaker = subprocess.Popen(
         [
@@ -110,6 +117,7 @@ def ours(clip_path: Path, clip: np.ndarray, seconds: float, work: Path) -> None:
             f"file:{work / 'heard.wav'}",
             "--frame-log",
             str(work / "listener.json"),
+            *extra,
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -122,10 +130,11 @@ def ours(clip_path: Path, clip: np.ndarray, seconds: float, work: Path) -> None:
     ticks = json.loads((work / "listener.json").read_text())["ticks"]
     delays, correlation = best_delays(load_audio(work / "heard.wav"), clip, sent, ticks)
     print(f"p2pspaces, 2 processes        {stats(delays)}   correlation {correlation:.3f}")
-    print(
-        "  (jitter buffer: target = 95th percentile of arrival spread + 3 ms, at least 4 ms;"
-        " playout rephased at talkspurt start)"
-    )
+    if delays:
+        half = len(delays) // 2  # creep: the second half against the first
+        early, late = statistics.median(delays[:half]), statistics.median(delays[half:])
+        print(f"  first half {early * 1000:.1f} ms, second half {late * 1000:.1f} ms")
+    return statistics.median(delays) * 1000 if delays else float("nan")
 
 
 class ClipTrack(MediaStreamTrack):
@@ -236,6 +245,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--mumble-runs", type=int, default=1)
     parser.add_argument("--no-mumble", action="store_true")
+    parser.add_argument("--runs", type=int, default=10, help="p2pspaces runs (each its median)")
+    parser.add_argument("--no-aiortc", action="store_true")
+    parser.add_argument(
+        "--jitter-ms", type=float, default=0.0, help="inject this much random delay per packet"
+    )
     args = parser.parse_args()
     clip = speech_like_clip(3.0)
     with tempfile.TemporaryDirectory(prefix="p2ps-latency-") as folder:
@@ -249,9 +263,20 @@ def main() -> None:
             container.mux(packet)
         container.close()
         print(f"mouth-to-ear on loopback, {args.seconds:.0f} s of a looped 3 s voice-like clip")
-        ours(clip_path, clip, args.seconds, work)
-    asyncio.run(plain_aiortc(clip, args.seconds, drop_one=False))
-    asyncio.run(plain_aiortc(clip, args.seconds, drop_one=True))
+        extra = ("--jitter-audio", str(args.jitter_ms)) if args.jitter_ms else ()
+        medians = []
+        for run in range(args.runs):
+            print(f"run {run + 1}:")
+            medians.append(ours(clip_path, clip, args.seconds, work, extra))
+        spread = max(medians) - min(medians)
+        listed = ", ".join(f"{m:.1f}" for m in medians)
+        print(
+            f"p2pspaces per-run medians (ms): {listed}; median of runs "
+            f"{statistics.median(medians):.1f}, worst {max(medians):.1f}, spread {spread:.1f}"
+        )
+    if not args.no_aiortc:
+        asyncio.run(plain_aiortc(clip, args.seconds, drop_one=False))
+        asyncio.run(plain_aiortc(clip, args.seconds, drop_one=True))
     if not args.no_mumble:
         mumble(args.mumble_runs)
 

@@ -116,6 +116,13 @@ def _default_name() -> str:
     help="Fault injection for tests: drop this fraction of incoming audio packets.",
 )
 @click.option(
+    "--jitter-audio",
+    type=click.FloatRange(0, 500),
+    default=0.0,
+    hidden=True,
+    help="Fault injection for tests: delay each incoming audio packet by a random 0..MS ms.",
+)
+@click.option(
     "--frame-log",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -143,6 +150,7 @@ def start_command(
     input_spec: str | None,
     output_spec: str | None,
     drop_audio: float,
+    jitter_audio: float,
     frame_log: Path | None,
     plain: bool,
     headless: bool,
@@ -167,6 +175,7 @@ def start_command(
     node = _make_node(folder, name or _default_name(), interface, source, sink, drop_audio)
     if frame_log is not None:
         node.audio.frame_log = FrameLog()
+    node.audio.fault_jitter_ms = jitter_audio
     if app:
         from p2pspaces.app.tui.app import run as app_run  # noqa: PLC0415 - Textual loads slowly
 

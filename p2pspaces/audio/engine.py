@@ -30,6 +30,9 @@ from p2pspaces.audio.opus import Pcm
 
 log = logging.getLogger(__name__)
 
+PHASE_SLACK_MS = 1.0
+"""Excess wait below this is left alone (not worth moving the playout clock for)."""
+
 LevelCallback = Callable[[bytes, bool, float], None]
 
 
@@ -79,6 +82,9 @@ class AudioEngine:
         """The input's level now, sent or not (a microphone check before speaking)."""
         self._wake = asyncio.Event()
         self._rephase_at: float | None = None
+        self.fault_jitter_ms = 0.0
+        """Fault injection for tests (--jitter-audio): delay each incoming packet by a random
+        0 to this many ms before it reaches its jitter buffer (reordering some)."""
 
     def start(self) -> None:
         """Start capturing and playing."""
@@ -141,6 +147,14 @@ class AudioEngine:
             return
         if self._fault_drop and self._rng.random() < self._fault_drop:
             return  # fault injection for loss tests (--drop-audio)
+        if self.fault_jitter_ms:
+            delay = float(self._rng.uniform(0, self.fault_jitter_ms)) / 1000
+            asyncio.get_running_loop().call_later(delay, self._file, peer, packet)
+            return
+        self._file(peer, packet)
+
+    def _file(self, peer: bytes, packet: object) -> None:
+        """Put one packet in its speaker's jitter buffer."""
         stream = self.streams.get(peer)
         if stream is None:
             stream = self.streams[peer] = JitterBuffer()
@@ -161,7 +175,7 @@ class AudioEngine:
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         while True:
-            deadline += FRAME_S
+            deadline += FRAME_S - self._take_back()
             deadline = await self._wait_for_tick(loop, deadline)
             if loop.time() - deadline > 0.2:
                 deadline = loop.time()  # a stall: restart the schedule rather than burst
@@ -183,6 +197,19 @@ class AudioEngine:
             self._rephase_at = None
             await asyncio.sleep(max(0.0, deadline - loop.time()))
         return deadline
+
+    def _take_back(self) -> float:
+        """Seconds to tick sooner: the least excess wait (below a frame) of the streams playing,
+        once each has a full window of waits (see :attr:`JitterBuffer.excess_ms`)."""
+        playing = [s for s in self.streams.values() if s.active]
+        if not playing:
+            return 0.0
+        excess = min(s.excess_ms for s in playing)
+        if excess < PHASE_SLACK_MS:
+            return 0.0
+        for stream in playing:
+            stream.restart_waits()
+        return min(excess, FRAME_MS - 1) / 1000
 
     def _tick(self) -> Pcm:
         now_ms = self._clock() * 1000

@@ -18,6 +18,13 @@ aiortc's own receive path holds 16 packets, releases a frame only once 4 newer o
   ``min_delay_ms``, at most ``max_delay_ms``); the RFC 3550 jitter is kept for reporting.  A
   talkspurt starts playing that long after its first packet, and whenever more than two
   frames above the target are queued, the oldest are skipped, so delay cannot creep.
+* The delay does not stay above the target either: each played packet's wait (from arrival to
+  its tick) is kept for :data:`WAIT_WINDOW` frames, and :attr:`excess_ms`, the shortest wait
+  less the target, says how much sooner every packet of the window could have played.  A whole
+  frame of excess is skipped here; less than a frame is the playout clock's to take back
+  (the engine ticks that much sooner).  So an offset decided once (a start-up burst, the
+  tick's phase at the first packet, a scheduling stall) is taken back within a second or two,
+  instead of staying for the whole call.
 
 Time comes in as ``now_ms``; nothing here reads a clock.
 """
@@ -40,6 +47,8 @@ HISTORY = 250
 """Packets (5 s) over which the arrival spread is measured."""
 MARGIN_MS = 3.0
 MAX_QUEUED = 100
+WAIT_WINDOW = 50
+"""Played frames (1 s) over which the shortest wait is measured."""
 _SEQ_MOD = 1 << 16
 
 
@@ -67,7 +76,9 @@ class JitterBuffer:
         self._decoder = decoder()
         self._min_delay = min_delay_ms
         self._max_delay = max_delay_ms
-        self._packets: dict[int, bytes] = {}
+        self._packets: dict[int, tuple[bytes, float]] = {}
+        """Packets by sequence number, with their arrival time (ms)."""
+        self._waits: deque[float] = deque(maxlen=WAIT_WINDOW)
         self._next: int | None = None
         self._highest = -1
         self._ready_at = 0.0
@@ -87,6 +98,18 @@ class JitterBuffer:
         were against the earliest one (as NetEq does, rather than a mean that hides spikes),
         plus a small margin for our own scheduling."""
         return min(self._max_delay, max(self._min_delay, self._spread + MARGIN_MS))
+
+    @property
+    def excess_ms(self) -> float:
+        """How much longer than the target every packet of the last second waited (0 until a
+        second of frames has played since the last correction)."""
+        if len(self._waits) < WAIT_WINDOW:
+            return 0.0
+        return max(0.0, min(self._waits) - self.target_ms)
+
+    def restart_waits(self) -> None:
+        """The playout clock now ticks sooner: measure the waits afresh."""
+        self._waits.clear()
 
     @property
     def active(self) -> bool:
@@ -110,6 +133,7 @@ class JitterBuffer:
             self._next = seq
             self._highest = seq
             self._ready_at = now_ms + self.target_ms
+            self._waits.clear()
         elif self._next is not None and seq < self._next:
             self.stats.late += 1
             # One late packet is a hiccup (treated as lost); a second within LATE_WINDOW_MS
@@ -117,7 +141,7 @@ class JitterBuffer:
             self._stretch = now_ms - self._last_late < LATE_WINDOW_MS
             self._last_late = now_ms
             return False
-        self._packets[seq] = payload
+        self._packets[seq] = (payload, now_ms)
         self._highest = max(self._highest, seq)
         while len(self._packets) > MAX_QUEUED:
             del self._packets[min(self._packets)]
@@ -130,15 +154,17 @@ class JitterBuffer:
         self._catch_up()
         entry = self._packets.pop(self._next, None)
         if entry is not None:
+            payload, arrived = entry
+            self._waits.append(now_ms - arrived)
             self._advance()
             self.stats.played += 1
-            return self._decoder.decode(entry)
+            return self._decoder.decode(payload)
         if self._highest > self._next:
             following = self._packets.get(self._next + 1)
             self._advance()
             if following is not None:
                 self.stats.recovered += 1
-                return self._decoder.recover(following)
+                return self._decoder.recover(following[0])
             self.stats.concealed += 1
             return self._decoder.conceal()
         self._dry += 1
@@ -161,6 +187,13 @@ class JitterBuffer:
     def _catch_up(self) -> None:
         if self._next is None:
             return
+        if self.excess_ms >= FRAME_MS and self._next in self._packets:
+            # Every packet of the last second waited a whole frame longer than needed: skip
+            # one (a 20 ms cut, once) rather than keep the listener that much behind.
+            del self._packets[self._next]
+            self._next += 1
+            self.stats.skipped += 1
+            self._waits.clear()
         allowed = math.ceil(self.target_ms / FRAME_MS) + 2
         queued = self._highest - self._next + 1
         if queued > allowed:

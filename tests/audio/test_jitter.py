@@ -148,3 +148,26 @@ def test_jitter_estimate_follows_interarrival_variation() -> None:
     assert steady.jitter_ms < 0.5
     assert 2.0 < shaky.jitter_ms < 10.0
     assert shaky.target_ms > steady.target_ms
+
+
+def test_an_offset_decided_at_the_start_is_taken_back() -> None:
+    # The first packets arrive in a burst (a stall at start-up); the talkspurt's timeline is set
+    # by it, so every later packet, arriving on time, waits 65 ms where 4 would do.  Within a
+    # few seconds the buffer skips the whole frames of excess and says how much of a frame is
+    # left for the playout clock to take back; nothing else is lost.
+    _, packets = _packets(6.0)
+    arrival = {i: max(45.0, i * 20.0) for i in range(len(packets))}
+    buffer, out = _run(packets, arrival, len(packets), phase=45.0)
+    # Each packet waited 65 ms against a 4 ms target: three frames skipped, 1 ms left over.
+    assert buffer.stats.skipped == 3
+    assert buffer.excess_ms < 2.0
+    assert buffer.stats.late == 0
+    assert buffer.stats.concealed <= IDLE_FRAMES  # only as the stream runs dry at the end
+    assert buffer.stats.played == len(packets) - buffer.stats.skipped  # nothing else lost
+    assert len(out) == len(packets)
+
+
+def test_no_excess_is_claimed_before_a_second_of_frames() -> None:
+    _, packets = _packets(0.5)
+    buffer, _ = _run(packets, {i: i * 20.0 for i in range(len(packets))}, len(packets), 30.0)
+    assert buffer.excess_ms == 0.0  # 25 frames: too few to judge
