@@ -7,7 +7,10 @@ frame, found by cross-correlating the listener's output with the source; Opus's 
 look-ahead is therefore included).  Every time is CLOCK_MONOTONIC, shared by all processes.
 
 * p2pspaces: two ``p2pspaces start --headless`` processes (speaker with ``--input file:``,
-  listener with ``--output file:``), each writing its frame log (``--frame-log``).
+  listener with ``--output file:``), each writing its frame log (``--frame-log``); ``--runs``
+  times (default 10), each run's median from the last whole loop of the clip (the steady
+  state), then the median of the runs and their spread.  ``--jitter-ms 20`` injects a random
+  0-20 ms delay on every packet the listener receives (``--jitter-audio``).
 * plain aiortc: one RTCPeerConnection pair, aiortc's own Opus encoder and its default receive
   path (jitter buffer + decoder), frames taken from the remote track as soon as it yields them;
   then the same with one RTP packet dropped, to show what a single loss does to its delay.
