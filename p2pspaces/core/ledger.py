@@ -31,6 +31,7 @@ class Replica:
         self.state = state
         self.genesis = genesis
         self._hash: bytes | None = None
+        self._members: room.MemberDigests | None = None
         self._recent: OrderedDict[tuple[int, int], bytes] = OrderedDict()
 
     @classmethod
@@ -54,7 +55,9 @@ class Replica:
     def hash(self) -> bytes:
         """The current state hash (computed once per state)."""
         if self._hash is None:
-            self._hash = room.state_hash(self.state)
+            if self._members is None:
+                self._members = room.MemberDigests.of(self.state.members)
+            self._hash = room.state_hash(self.state, self._members)
         return self._hash
 
     def issue(self, authority: Identity, actor: NodeId, action: wire.Action) -> bytes:
@@ -104,18 +107,27 @@ class Replica:
         takeover = claim.takeover
         if (takeover.base_seq, takeover.base_hash) != (self.state.seq, self.hash()):
             raise OutOfSync("takeover is based on a different state; a snapshot is needed")
+        members = self._members
         self.adopt(room.with_authority(self.state, takeover.epoch, takeover.claimant))
+        self._members = members  # a takeover changes no member
 
     def adopt(self, state: RoomState) -> None:
         """Replace the state (after a verified takeover or a newer snapshot)."""
         self.state = state
         self._hash = None
+        self._members = None
 
     def _advance(self, state: RoomState, update: Update, data: bytes) -> None:
         self._recent[(update.epoch, update.seq)] = data
         if len(self._recent) > _REMEMBERED:
             self._recent.popitem(last=False)
+        members = self._members
         self.adopt(state)
+        if members is not None:
+            # A change touches its actor and its target only (room.apply): rehash their buckets.
+            action = update.action
+            changed = (update.actor, action.target) if action.target else (update.actor,)
+            self._members = members.updated(state.members, changed)
 
     def _check_replay(self, update: Update, data: bytes) -> None:
         seen = self._recent.get((update.epoch, update.seq))
