@@ -15,6 +15,9 @@ Targets (hypothesis-driven: random bytes, and valid inputs with bytes flipped, c
   mid-frame).
 * ``typed``: :func:`p2pspaces.app.console.typed_command` on typed lines -> a command or
   ``BadCommand``.
+* ``headless``: JSON command lines (every command, fields of every type) into a real node on
+  loopback, as its stdin reader feeds them: each is carried out or answered with an ``error``
+  event (``bad_command``, ``command_failed``), never ``internal_error``, and the reader goes on.
 
 A crash prints the input hypothesis shrank it to; keep it as a regression test in
 tests/test_fuzz.py.  tests/test_fuzz.py runs every target briefly in CI.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 
@@ -32,11 +36,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from p2pspaces.app.console import BadCommand, typed_command
+from p2pspaces.app.console import _one_line as one_line
 from p2pspaces.core import wire
 from p2pspaces.core.errors import PeerError, WireError
+from p2pspaces.core.events import ErrorEvent
 from p2pspaces.core.identity import Identity
 from p2pspaces.net import discovery, signaling
 from p2pspaces.net.discovery import AdvertError, RoomAdvert
+from p2pspaces.node import Node
 
 IDENTITY = Identity.from_seed(bytes(range(32)))
 ROOM = bytes(range(32))
@@ -118,6 +125,82 @@ def check_typed(line: str) -> None:
     assert isinstance(command, dict) and isinstance(command.get("cmd"), str)
 
 
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=30),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+COMMANDS = st.fixed_dictionaries(
+    {
+        "cmd": st.sampled_from(
+            [
+                "host",
+                "join",
+                "leave",
+                "chat",
+                "react",
+                "request",
+                "rooms",
+                "help",
+                "state",
+                "quit",
+                "nope",
+            ]
+        )
+    },
+    optional={
+        key: VALUES
+        for key in ("title", "room", "wait", "text", "emoji", "action", "target", "flag")
+    }
+    | {"max_speakers": VALUES, "action": st.sampled_from([k.value for k in wire.ActionKind])},
+)
+
+
+class HeadlessTarget:
+    """A real node on loopback that JSON command lines are fed to."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.node = Node(Identity.generate(), "Fuzz", interface="127.0.0.1")
+        self.loop.run_until_complete(self.node.start())
+        self.done = asyncio.Event()
+
+    def check(self, command: dict[str, object]) -> None:
+        line = json.dumps(command, allow_nan=True).encode() + b"\n"
+        if command.get("cmd") == "join":
+            command["wait"] = 0  # no waiting for rooms that are not there
+            line = json.dumps(command, allow_nan=True).encode() + b"\n"
+        self.loop.run_until_complete(asyncio.wait_for(one_line(self.node, line, self.done), 30))
+        while not self.node.events.empty():
+            event = self.node.events.get_nowait()
+            assert not (isinstance(event, ErrorEvent) and event.code == "internal_error"), command
+        if self.node.replica is not None and command.get("cmd") != "leave":
+            self.loop.run_until_complete(self.node.leave())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.node.stop())
+        self.loop.run_until_complete(asyncio.sleep(0.2))  # zeroconf's last goodbyes
+        self.loop.close()
+
+
+def check_headless(examples: int) -> None:
+    target = HeadlessTarget()
+    try:
+        fuzz = settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        fuzz(given(COMMANDS)(target.check))()
+    finally:
+        target.close()
+
+
 def targets(examples: int) -> dict[str, Callable[[], None]]:
     """Each target as a hypothesis test of ``examples`` inputs."""
     fuzz = settings(
@@ -133,6 +216,7 @@ def targets(examples: int) -> dict[str, Callable[[], None]]:
         "frame": fuzz(
             given(st.one_of(st.binary(max_size=64), mutated(VALID_MESSAGES)))(check_frame)
         ),
+        "headless": lambda: check_headless(examples),
         "typed": fuzz(
             given(st.text(max_size=80).map(lambda t: "/" + t if t[:1] != "/" else t))(check_typed)
         ),

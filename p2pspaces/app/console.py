@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -28,6 +29,7 @@ from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 
 MAX_COMMAND = 64 * 1024
+log = logging.getLogger(__name__)
 
 
 class BadCommand(Exception):
@@ -73,12 +75,9 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
     """Carry out one JSON command."""
     name = command.get("cmd")
     if name == "host":
-        speakers = command.get("max_speakers", 10)
-        if not isinstance(speakers, int):
-            raise BadCommand("'max_speakers' must be a number")
-        await node.host(_text(command, "title"), speakers)
+        await node.host(_text(command, "title"), int(_number(command, "max_speakers", 10, 100)))
     elif name == "join":
-        await node.join(_text(command, "room"), float(command.get("wait", 10)))
+        await node.join(_text(command, "room"), _number(command, "wait", 10, 600))
     elif name == "leave":
         await node.leave()
     elif name == "chat":
@@ -97,6 +96,13 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
         node.events.put_nowait(StateChanged(node.replica.state))  # the same state: a roster
     else:
         raise BadCommand(f"unknown command {str(name)[:40]!r}")
+
+
+def _number(command: dict[str, Any], key: str, default: float, most: float) -> float:
+    value = command.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= most:
+        raise BadCommand(f"{key!r} must be a number from 0 to {most:g}")
+    return value
 
 
 def _action(node: Node, command: dict[str, Any]) -> Action:
@@ -292,6 +298,9 @@ async def _one_line(node: Node, line: bytes, done: asyncio.Event) -> None:
         node.events.put_nowait(ErrorEvent("bad_command", str(exc)))
     except CommandError as exc:
         node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
+    except Exception:  # a bug of ours: say so and keep reading commands
+        log.exception("command failed unexpectedly: %s", text[:200])
+        node.events.put_nowait(ErrorEvent("internal_error", "that command hit a bug; see the log"))
 
 
 async def _print_events(node: Node, show: Callable[[Event], None]) -> None:
