@@ -32,7 +32,7 @@ from p2pspaces.core.events import (
     RoomLost,
     StateChanged,
 )
-from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.room import Role, RoomState
 from p2pspaces.core.wire import Action, ActionKind
 
@@ -239,7 +239,7 @@ class Narrator:
         if node == self.me:
             return "you"
         for known in (state, self.state):
-            member = known.members.get(node) if known is not None else None  # type: ignore[call-overload]
+            member = known.members.get(NodeId(node)) if known is not None else None
             if member is not None:
                 return printable(member.name)
         return short_fingerprint(node)

@@ -279,27 +279,34 @@ def _entry(node: NodeId, m: Member) -> list[Any]:
     return [node, m.name, int(m.role), m.muted, m.hand, m.invited]
 
 
+_MEMBERS_AT = 7
+"""Where the member list sits in the canonical state array."""
+
+
+def _room_fields(state: RoomState) -> list[Any]:
+    """The canonical state array without its member list (which goes at ``_MEMBERS_AT``)."""
+    return [
+        STATE_FORMAT,
+        state.room_id,
+        state.host,
+        state.title,
+        state.epoch,
+        state.seq,
+        state.authority,
+        list(state.cohosts),
+        sorted(state.blocked),
+        state.recording,
+        state.ended,
+        state.max_speakers,
+        state.max_cohosts,
+    ]
+
+
 def encode_state(state: RoomState) -> bytes:
     """The canonical bytes of a state: what a snapshot carries."""
-    members = [_entry(node, m) for node, m in sorted(state.members.items())]
-    return codec.pack(
-        [
-            STATE_FORMAT,
-            state.room_id,
-            state.host,
-            state.title,
-            state.epoch,
-            state.seq,
-            state.authority,
-            members,
-            list(state.cohosts),
-            sorted(state.blocked),
-            state.recording,
-            state.ended,
-            state.max_speakers,
-            state.max_cohosts,
-        ]
-    )
+    fields = _room_fields(state)
+    fields.insert(_MEMBERS_AT, [_entry(node, m) for node, m in sorted(state.members.items())])
+    return codec.pack(fields)
 
 
 HASH_DOMAIN = b"p2pspaces/1 state hash\x00"
@@ -385,24 +392,7 @@ def state_hash(state: RoomState, members: MemberDigests | None = None) -> bytes:
     """The state hash: SHA-256 of the canonical room fields and the members' digest
     (``members``, if the caller keeps them up to date, else computed here)."""
     digests = members if members is not None else MemberDigests.of(state.members)
-    header = codec.pack(
-        [
-            STATE_FORMAT,
-            state.room_id,
-            state.host,
-            state.title,
-            state.epoch,
-            state.seq,
-            state.authority,
-            list(state.cohosts),
-            sorted(state.blocked),
-            state.recording,
-            state.ended,
-            state.max_speakers,
-            state.max_cohosts,
-        ]
-    )
-    return wire.digest(HASH_DOMAIN + header + digests.root())
+    return wire.digest(HASH_DOMAIN + codec.pack(_room_fields(state)) + digests.root())
 
 
 _KEY = Bytes(32, 32)

@@ -404,8 +404,17 @@ class Node:
             self._meet(event)
 
     def _meet(self, event: StateChanged) -> None:
-        """Remember the people in the room; warn of a known name with a new key (once)."""
-        members = ((n, m.name) for n, m in event.state.members.items() if n != self.node_id)
+        """Remember the people in the room; warn of a known name with a new key (once).
+
+        A change touches its actor and target only, so only they are looked at (a whole
+        roster is read only for a snapshot): an update in a big room stays cheap."""
+        roster = event.state.members
+        action = event.action
+        if action is not None and event.actor is not None:
+            nodes = [NodeId(event.actor), *([action.target] if action.target else [])]
+        else:
+            nodes = list(roster)
+        members = ((n, roster[n].name) for n in nodes if n in roster and n != self.node_id)
         for warning in self.people.meet_all(members):
             self.events.put_nowait(ErrorEvent("name_clash", warning))
 

@@ -69,7 +69,9 @@ class SpacesApp(App[int]):
         join_ref: str | None = None,
         max_speakers: int = room.DEFAULT_MAX_SPEAKERS,
         start_node: bool = True,
+        notices: tuple[str, ...] = (),
     ) -> None:
+        """``notices`` are shown once the app is up (e.g. why there is no microphone)."""
         super().__init__()
         self.node = node
         self.narrator = Narrator(node.node_id, keys=True)
@@ -81,7 +83,7 @@ class SpacesApp(App[int]):
         self.told: deque[Line] = deque(maxlen=TOLD_MAX)
         """Every sentence told to the user, newest last (what the activity log shows)."""
         self._quitting = False
-        self.notices: tuple[str, ...] = ()
+        self.notices = notices
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -304,10 +306,14 @@ async def run(
     max_speakers: int,
     notices: tuple[str, ...] = (),
 ) -> int:
-    """Run the app until the user quits; the node is stopped on the way out.  ``notices`` are
-    shown once it is up (e.g. why there is no microphone)."""
-    app = SpacesApp(node, host_title=host_title, join_ref=join_ref, max_speakers=max_speakers)
-    app.notices = notices
+    """Run the app until the user quits; the node is stopped on the way out."""
+    app = SpacesApp(
+        node,
+        host_title=host_title,
+        join_ref=join_ref,
+        max_speakers=max_speakers,
+        notices=notices,
+    )
     try:
         await app.run_async()
     finally:

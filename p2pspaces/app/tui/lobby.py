@@ -10,6 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from p2pspaces.app.tui.base import spaces
 from p2pspaces.app.words import printable
 from p2pspaces.core.events import RoomFound
 from p2pspaces.core.identity import short_fingerprint
@@ -100,7 +101,7 @@ class LobbyScreen(Screen[None]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            self.app.join_room(str(event.row_key.value))  # type: ignore[attr-defined]
+            spaces(self.app).join_room(str(event.row_key.value))
 
     def action_join(self) -> None:
         """Join the selected Space."""
@@ -108,12 +109,12 @@ class LobbyScreen(Screen[None]):
         if room is None:
             self.app.notify("No Space selected: there are none yet. H hosts one.")
             return
-        self.app.join_room(room)  # type: ignore[attr-defined]
+        spaces(self.app).join_room(room)
 
     def action_host(self) -> None:
         """Host a new Space."""
-        self.app.ask_host()  # type: ignore[attr-defined]
+        spaces(self.app).ask_host()
 
     def action_address(self) -> None:
         """Join by address."""
-        self.app.ask_address()  # type: ignore[attr-defined]
+        spaces(self.app).ask_address()
