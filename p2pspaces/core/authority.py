@@ -18,6 +18,7 @@ from p2pspaces.core.context import Hooks, SessionContext
 from p2pspaces.core.errors import PeerError, Refused
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.limits import BucketsByKey
+from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import Action, ActionKind
 
 REQUEST_RATE = 2.0
@@ -30,6 +31,15 @@ PENDING_MAX = 1024
 """Linked peers that have not joined yet; the oldest is hung up beyond this."""
 
 _REMOVES_TARGET = frozenset({ActionKind.REMOVE, ActionKind.BLOCK, ActionKind.DROP})
+
+
+def relayed_by(state: RoomState, signer: NodeId, action: Action | None, peer: NodeId) -> bool:
+    """Whether ``peer`` may pass on ``signer``'s signed message: ``signer`` is a browser guest
+    that ``peer`` serves (or, for a join, names ``peer`` as its gateway)."""
+    gateway = state.gateway_of(signer)
+    if gateway is None and action is not None and action.kind is ActionKind.JOIN:
+        return action.target == peer and signer not in state.members
+    return gateway == peer
 
 
 class AuthorityRole:
@@ -51,39 +61,53 @@ class AuthorityRole:
     def on_request(
         self, peer: NodeId, envelope: wire.Signed, request: wire.Request, data: bytes, now: float
     ) -> None:
-        """A member's signed request arrived on its own link."""
-        if envelope.signer != peer:
-            raise PeerError("request signed by someone other than the link's peer")
+        """A member's signed request arrived on its own link, or a browser guest's through
+        its gateway: a guest's join names the gateway it came through, and a guest's other
+        requests are taken only from the gateway the state names for it."""
+        signer = NodeId(envelope.signer)
+        via: NodeId | None = None
+        if signer != peer:
+            if not relayed_by(self._ctx.room().state, signer, request.action, peer):
+                raise PeerError("request signed by someone other than the link's peer")
+            via = peer
         if not self._ctx.is_authority:
             if lifecycle.in_room(self._ctx.phase):
                 raise PeerError("request sent to a node that is not the authority")
             return  # a leave that crossed our own end or departure
-        if not self._requests.take(peer, now):
+        if not self._requests.take(signer, now):
             reason = (
                 f"too fast: at most {REQUEST_BURST:.0f} requests at once, "
                 f"then {REQUEST_RATE:.0f} a second"
             )
-            self._ctx.refuse(peer, "rate_limited", reason, request.req_id)
+            self._ctx.refuse(signer, "rate_limited", reason, request.req_id, via=via)
             return
-        self.handle(peer, request, now)
+        self.handle(signer, request, now, via=via)
 
-    def handle(self, actor: NodeId, request: wire.Request, now: float) -> None:
-        """Carry out ``actor``'s request (our own included); refusals go back to the actor."""
+    def handle(
+        self, actor: NodeId, request: wire.Request, now: float, *, via: NodeId | None = None
+    ) -> None:
+        """Carry out ``actor``'s request (our own included); refusals go back to the actor
+        (through ``via``, the gateway, for a browser guest)."""
         replica = self._ctx.room()
         if request.room_id != replica.room_id:
-            self._ctx.refuse(actor, "wrong_room", "not this room", request.req_id)
+            self._ctx.refuse(actor, "wrong_room", "not this room", request.req_id, via=via)
             return
         kind = request.action.kind
         if kind is ActionKind.JOIN and actor in replica.state.members:
-            self.pending.pop(actor, None)
-            self.send_snapshot(actor)  # a member reconnecting: give it the current state
-            self._contacts.hand_to(actor)
-            return
+            if via is None:
+                self.pending.pop(actor, None)
+                self.send_snapshot(actor)  # a member reconnecting: give it the current state
+                self._contacts.hand_to(actor)
+            elif replica.state.gateway_of(actor) != via:
+                self._ctx.refuse(
+                    actor, "refused", "already in the room through another node", via=via
+                )
+            return  # a guest's page reloaded: its gateway holds the state already
         try:
             self.issue(actor, request.action, now)
         except Refused as exc:
-            self._ctx.refuse(actor, "refused", exc.reason, request.req_id)
-            if kind is ActionKind.JOIN:
+            self._ctx.refuse(actor, "refused", exc.reason, request.req_id, via=via)
+            if kind is ActionKind.JOIN and via is None:
                 self._ctx.hangup(actor, f"join refused: {exc.reason}")
 
     def issue(self, actor: NodeId, action: Action, now: float) -> None:
@@ -94,7 +118,7 @@ class AuthorityRole:
         update = replica.issue(ctx.identity, actor, action)
         after = replica.state
         told = set(before.members) | set(after.members) | set(before.authority_set())
-        if action.kind is ActionKind.JOIN:
+        if action.kind is ActionKind.JOIN and action.target is None:
             self.pending.pop(actor, None)
             self.send_snapshot(actor)
             self._contacts.hand_to(actor)

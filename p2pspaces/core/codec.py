@@ -20,7 +20,8 @@ import msgpack
 
 from p2pspaces.core.errors import WireError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: browser guests (a member's gateway in the state, an error's addressee)."""
 MAX_FRAME = 4 * 1024 * 1024
 """Hard cap on one encoded message, checked before any decoding (a snapshot of a very large
 room is the biggest thing we send; 4 MiB holds about 60,000 listeners)."""

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from p2pspaces.core import lifecycle, wire
 from p2pspaces.core.errors import CommandError
-from p2pspaces.core.events import ErrorEvent, Event
+from p2pspaces.core.events import ErrorEvent, Event, GuestRefused
 from p2pspaces.core.identity import Identity, NodeId, short_fingerprint
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.lifecycle import Phase
@@ -146,12 +146,27 @@ class SessionContext:
         if peer in self.links:
             self._queue(Hangup(peer, reason, flush))
 
-    def refuse(self, actor: NodeId, code: str, reason: str, req_id: int = 0) -> None:
-        """Tell ``actor`` (or our own front end) that something was refused."""
-        if actor == self.me:
-            self.emit(ErrorEvent(code, reason, req_id))
+    def refuse(
+        self, actor: NodeId, code: str, reason: str, req_id: int = 0, *, via: NodeId | None = None
+    ) -> None:
+        """Tell ``actor`` (or our own front end) that something was refused.
+
+        A browser guest is told through its gateway ``via`` (the link its request came on, or
+        the gateway the state names): the error names the guest, and the gateway passes it on;
+        if we are that gateway, the front end gets a :class:`GuestRefused`."""
+        if via is None and actor != self.me:
+            state = self.state
+            via = state.gateway_of(actor) if state is not None else None
+        if via is None or via == actor:
+            if actor == self.me:
+                self.emit(ErrorEvent(code, reason, req_id))
+            else:
+                self.send(actor, wire.encode(wire.Error(code, reason[: wire.REASON_MAX], req_id)))
+        elif via == self.me:
+            self.emit(GuestRefused(actor, code, reason, req_id))
         else:
-            self.send(actor, wire.encode(wire.Error(code, reason[: wire.REASON_MAX], req_id)))
+            error = wire.Error(code, reason[: wire.REASON_MAX], req_id, to=actor)
+            self.send(via, wire.encode(error))
 
     def emit(self, event: Event) -> None:
         """Queue an event for the front end."""

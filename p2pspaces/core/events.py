@@ -208,6 +208,25 @@ class ErrorEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class GuestRefused(Event):
+    """The room refused a request of a browser guest this node serves (for its page)."""
+
+    NAME = "guest_refused"
+    guest: bytes
+    code: str
+    reason: str
+    req_id: int = 0
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "guest": self.guest.hex(),
+            "code": self.code,
+            "reason": self.reason,
+            "req_id": self.req_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Left(Event):
     """This node is no longer in the room (it left, or was removed or blocked)."""
 

@@ -122,11 +122,11 @@ class Replica:
         if len(self._recent) > _REMEMBERED:
             self._recent.popitem(last=False)
         members = self._members
+        before = self.state
         self.adopt(state)
         if members is not None:
-            # A change touches its actor and its target only (room.apply): rehash their buckets.
-            action = update.action
-            changed = (update.actor, action.target) if action.target else (update.actor,)
+            # A change touches few members (room.apply): rehash their buckets only.
+            changed = room.changed_members(before, state, update.actor, update.action)
             self._members = members.updated(state.members, changed)
 
     def _check_replay(self, update: Update, data: bytes) -> None:

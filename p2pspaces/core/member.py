@@ -14,7 +14,7 @@ import logging
 from p2pspaces.core import wire
 from p2pspaces.core.context import Hooks, SessionContext
 from p2pspaces.core.errors import OutOfSync, PeerError, Refused
-from p2pspaces.core.events import ErrorEvent, Joined
+from p2pspaces.core.events import ErrorEvent, GuestRefused, Joined
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.lifecycle import Phase
@@ -205,6 +205,10 @@ class MemberRole:
             self.fail(f"the room refused us: {message.reason}")
             return
         state = ctx.state
+        if message.to is not None and message.to != ctx.me:
+            if state is not None and peer == state.authority:  # for a guest we serve
+                ctx.emit(GuestRefused(message.to, message.code, message.reason, message.req_id))
+            return
         if message.code == FLOODING and state is not None and peer == state.authority:
             self._hooks.evicted(message.reason)
             return

@@ -23,7 +23,8 @@ from p2pspaces.core.errors import WireError
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.wire import ActionKind, Genesis, RoomId
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+"""2: a member entry carries its gateway (browser guests)."""
 DEFAULT_MAX_SPEAKERS = 10
 DEFAULT_MAX_COHOSTS = 2
 
@@ -45,7 +46,9 @@ class Member:
     """One member: name, role, and the flags the room shows for them.
 
     ``hand`` is 0 when the hand is down, else the seq of the change that raised it, which
-    orders the hand queue.
+    orders the hand queue.  ``gateway`` is set for a browser guest: the member node that
+    serves it and relays its signed requests and its voice (named in the guest's own signed
+    join; DESIGN.md section 5b).  A guest leaves with its gateway.
     """
 
     name: str
@@ -53,6 +56,7 @@ class Member:
     muted: bool = False
     hand: int = 0
     invited: bool = False
+    gateway: NodeId | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,24 @@ class RoomState:
     def authority_set(self) -> tuple[NodeId, ...]:
         """Host, then co-hosts in succession order."""
         return (self.host, *self.cohosts)
+
+    def gateway_of(self, node: bytes) -> NodeId | None:
+        """The gateway serving ``node`` if it is a browser guest, else None."""
+        member = self.members.get(NodeId(node))
+        return member.gateway if member is not None else None
+
+    def guests_of(self, gateway: bytes) -> list[NodeId]:
+        """The guests ``gateway`` serves (a scan of the roster: for removals only)."""
+        return [node for node, m in self.members.items() if m.gateway == gateway]
+
+    def voice_links(self) -> set[NodeId]:
+        """The nodes whose audio reaches the room: every node member in a speaking role, and
+        the gateway of every guest in one (a guest's voice comes through its gateway)."""
+        voices = set()
+        for node, member in self.members.items():
+            if member.role in SPEAKING_ROLES:
+                voices.add(member.gateway or node)
+        return voices
 
 
 def genesis_record(
@@ -170,8 +192,9 @@ def _copy(members: Mapping[NodeId, Member]) -> _Members:
     return dict(members)
 
 
-def _join(state: RoomState, members: _Members, actor: NodeId, _t: NodeId, a: wire.Action) -> Any:
-    members[actor] = Member(a.text, Role.HOST if actor == state.host else Role.LISTENER)
+def _join(state: RoomState, members: _Members, actor: NodeId, via: NodeId, a: wire.Action) -> Any:
+    role = Role.HOST if actor == state.host else Role.LISTENER
+    members[actor] = Member(a.text, role, gateway=via if via != actor else None)
     return {}
 
 
@@ -197,7 +220,9 @@ def _block(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: 
 
 
 def _without(state: RoomState, members: _Members, node: NodeId) -> dict[str, Any]:
-    members.pop(node, None)
+    if members.pop(node, None) is not None:
+        for guest in state.guests_of(node):  # a gateway's guests cannot stay without it
+            members.pop(guest, None)
     if node in state.cohosts:
         return {"cohosts": tuple(c for c in state.cohosts if c != node)}
     return {}
@@ -267,6 +292,21 @@ _CHANGES = {
 }
 
 
+REMOVALS = frozenset({ActionKind.LEAVE, ActionKind.REMOVE, ActionKind.BLOCK, ActionKind.DROP})
+"""The changes that take a member out (and with it the guests it serves)."""
+
+
+def changed_members(
+    before: RoomState, after: RoomState, actor: NodeId, action: wire.Action
+) -> set[NodeId]:
+    """The members an applied change touched: its actor and target, and on a removal the
+    guests that left with their gateway (the only change whose cost grows with the room)."""
+    changed = {actor} if action.target is None else {actor, NodeId(action.target)}
+    if action.kind in REMOVALS:
+        changed.update(before.members.keys() - after.members.keys())
+    return changed
+
+
 def with_authority(state: RoomState, epoch: int, authority: NodeId) -> RoomState:
     """The state once ``authority`` holds ``epoch`` (a takeover counts as one change)."""
     return dataclasses.replace(state, epoch=epoch, authority=authority, seq=state.seq + 1)
@@ -276,7 +316,7 @@ def with_authority(state: RoomState, epoch: int, authority: NodeId) -> RoomState
 
 
 def _entry(node: NodeId, m: Member) -> list[Any]:
-    return [node, m.name, int(m.role), m.muted, m.hand, m.invited]
+    return [node, m.name, int(m.role), m.muted, m.hand, m.invited, m.gateway]
 
 
 _MEMBERS_AT = 7
@@ -398,7 +438,7 @@ def state_hash(state: RoomState, members: MemberDigests | None = None) -> bytes:
 _KEY = Bytes(32, 32)
 _NAME = Text(wire.NAME_MAX, min_chars=1)
 _COUNT = Int(0, wire.U63)
-_MEMBER_FIELDS = (_KEY, _NAME, Int(0, 3), Bool(), _COUNT, Bool())
+_MEMBER_FIELDS = (_KEY, _NAME, Int(0, 3), Bool(), _COUNT, Bool(), codec.Optional(_KEY))
 
 
 @codec.guarded
@@ -406,15 +446,16 @@ def decode_state(data: bytes) -> RoomState:
     """Parse canonical state bytes, refusing anything malformed, inconsistent or non-canonical."""
     obj = codec.unpack(data)
     if type(obj) is not list or len(obj) != 14 or obj[0] != STATE_FORMAT:
-        raise Invalid("state: not a format-1 state array")
+        raise Invalid("state: not a format-2 state array")
     members: dict[NodeId, Member] = {}
     for entry in _list(obj[7]):
         if type(entry) is not list or len(entry) != len(_MEMBER_FIELDS):
             raise Invalid("state: malformed member")
-        node, name, role, muted, hand, invited = (
+        node, name, role, muted, hand, invited, gateway = (
             kind.parse(value) for kind, value in zip(_MEMBER_FIELDS, entry, strict=True)
         )
-        members[NodeId(node)] = Member(name, Role(role), muted, hand, invited)
+        via = NodeId(gateway) if gateway is not None else None
+        members[NodeId(node)] = Member(name, Role(role), muted, hand, invited, via)
     state = RoomState(
         room_id=RoomId(_KEY.parse(obj[1])),
         host=NodeId(_KEY.parse(obj[2])),
@@ -456,3 +497,7 @@ def _check_consistent(state: RoomState) -> None:
     for node, member in state.members.items():
         if (member.role == Role.HOST) != (node == state.host):
             raise Invalid("state: only the host holds the host role")
+        if member.gateway is not None:
+            served_by = state.members.get(member.gateway)
+            if served_by is None or served_by.gateway is not None or member.role >= Role.COHOST:
+                raise Invalid("state: a guest needs a member node as its gateway, below co-host")

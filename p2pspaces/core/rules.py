@@ -14,6 +14,9 @@ Rules of the table (DESIGN.md section 3):
   one else may unmute them.
 * Nothing is allowed after ``end``; a blocked key can do nothing, joining included.
 * Limits: ``max_cohosts`` co-hosts, ``max_speakers`` speakers beside the host and co-hosts.
+* A browser guest joins naming its gateway as the join's target: a member node, not a guest.
+  A guest may speak when invited but never be a co-host; its gateway may drop it (the guest's
+  page went away), and no other guest of it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class Actor(enum.Enum):
     MODERATOR = "the host or a co-host"
     HOST = "the host"
     AUTHORITY = "the room's authority"
+    KEEPER = "the room's authority or the guest's gateway"
 
 
 class Form(enum.Enum):
@@ -122,6 +126,17 @@ def _not_blocked_yet(state: RoomState, actor: NodeId, action: wire.Action) -> st
     return "already blocked" if action.target in state.blocked else None
 
 
+def _gateway(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
+    served_by = state.members.get(NodeId(action.target or b""))
+    if served_by is None:
+        return "the gateway is not a member"
+    return "a guest cannot be a gateway" if served_by.gateway is not None else None
+
+
+def _not_guest(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
+    return "a browser guest cannot be a co-host" if state.gateway_of(action.target or b"") else None
+
+
 def _recording_changes(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
     return None if action.flag != state.recording else "recording is already so"
 
@@ -133,6 +148,7 @@ _BELOW_HOST = frozenset({Role.LISTENER, Role.SPEAKER, Role.COHOST})
 
 RULES: dict[tuple[ActionKind, Form], Rule] = {
     (ActionKind.JOIN, Form.SELF): Rule(Actor.NON_MEMBER, checks=(_name,)),
+    (ActionKind.JOIN, Form.OTHER): Rule(Actor.NON_MEMBER, checks=(_name, _gateway)),
     (ActionKind.LEAVE, Form.SELF): Rule(Actor.MEMBER),
     (ActionKind.RAISE_HAND, Form.SELF): Rule(Actor.MEMBER, _LISTENER, checks=(_hand_down,)),
     (ActionKind.LOWER_HAND, Form.SELF): Rule(Actor.MEMBER, checks=(_hand_up,)),
@@ -156,9 +172,9 @@ RULES: dict[tuple[ActionKind, Form], Rule] = {
     (ActionKind.BLOCK, Form.OTHER): Rule(
         Actor.MODERATOR, target_member=False, checks=(_not_host, _not_blocked_yet)
     ),
-    (ActionKind.DROP, Form.OTHER): Rule(Actor.AUTHORITY),
+    (ActionKind.DROP, Form.OTHER): Rule(Actor.KEEPER),
     (ActionKind.ADD_COHOST, Form.OTHER): Rule(
-        Actor.HOST, frozenset({Role.LISTENER, Role.SPEAKER}), checks=(_cohost_room,)
+        Actor.HOST, frozenset({Role.LISTENER, Role.SPEAKER}), checks=(_not_guest, _cohost_room)
     ),
     (ActionKind.REMOVE_COHOST, Form.OTHER): Rule(Actor.HOST, frozenset({Role.COHOST})),
     (ActionKind.REMOVE_COHOST, Form.SELF): Rule(Actor.MEMBER, frozenset({Role.COHOST})),
@@ -191,9 +207,15 @@ def refusal(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
     if rule is None:
         about = "oneself" if form is Form.SELF else "another member"
         return f"{action.kind.value} cannot be done to {about}"
-    reason = _actor_refusal(state, actor, rule, form)
-    if reason is None and form is Form.OTHER:
-        reason = _target_refusal(state, actor, rule, NodeId(action.target or b""))
+    target = NodeId(action.target or b"")
+    if rule.actor is Actor.NON_MEMBER:  # a join: its target is the gateway, checked below
+        reason = "already a member" if state.power(actor) is not None else None
+    elif rule.actor is Actor.KEEPER and state.gateway_of(target) == actor:
+        reason = None  # a gateway drops its own guest: no rank needed
+    else:
+        reason = _actor_refusal(state, actor, rule, form)
+        if reason is None and form is Form.OTHER:
+            reason = _target_refusal(state, actor, rule, target)
     for check in rule.checks:
         if reason is not None:
             break
@@ -203,8 +225,6 @@ def refusal(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
 
 def _actor_refusal(state: RoomState, actor: NodeId, rule: Rule, form: Form) -> str | None:
     power = state.power(actor)
-    if rule.actor is Actor.NON_MEMBER:
-        return "already a member" if power is not None else None
     if power is None:
         return "not a member of the room"
     allowed = {
@@ -212,6 +232,7 @@ def _actor_refusal(state: RoomState, actor: NodeId, rule: Rule, form: Form) -> s
         Actor.MODERATOR: power >= Role.COHOST,
         Actor.HOST: power == Role.HOST,
         Actor.AUTHORITY: actor == state.authority,
+        Actor.KEEPER: actor == state.authority,
     }[rule.actor]
     if not allowed:
         return f"only {rule.actor.value} may do this"

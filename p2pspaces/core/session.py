@@ -25,10 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from p2pspaces.core import lifecycle, room, wire
-from p2pspaces.core.authority import AuthorityRole
+from p2pspaces.core.authority import AuthorityRole, relayed_by
 from p2pspaces.core.contacts import ContactBook
 from p2pspaces.core.context import Output, SessionContext
-from p2pspaces.core.errors import CommandError, Equivocation, PeerError
+from p2pspaces.core.errors import CommandError, Equivocation, PeerError, WireError
 from p2pspaces.core.events import (
     AuthorityChanged,
     Ended,
@@ -42,7 +42,7 @@ from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.lifecycle import Phase
 from p2pspaces.core.member import FLOODING, MemberRole
-from p2pspaces.core.room import SPEAKING_ROLES, RoomState
+from p2pspaces.core.room import RoomState
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.core.takeover import Reunion, Succession
 from p2pspaces.core.talk import ChatRelay
@@ -233,6 +233,39 @@ class RoomSession:
         """Send an emoji reaction (one of the fixed set, or its name)."""
         self.talk.react(emoji, now)
 
+    def relay_guest(self, guest: NodeId, data: bytes, now: float) -> wire.Message:
+        """As a gateway: pass on a browser guest's own signed request, chat line or reaction.
+
+        The envelope must be signed by ``guest`` for our room, and ``guest`` must be one of
+        ours (or, for a join, name us); then it goes to the authority as the guest signed it
+        (handled here if we are the authority).  Returns the inner message; raises
+        :class:`CommandError` with the reason otherwise, and nothing is sent."""
+        ctx = self._ctx
+        replica = ctx.room()
+        try:
+            envelope = wire.expect(wire.decode(data), wire.Signed)
+            inner = wire.open_signed(envelope, guest)
+        except WireError as exc:
+            raise CommandError(f"refused: {exc.reason}") from None
+        if not isinstance(inner, (wire.Request, wire.Chat, wire.Reaction)):
+            raise CommandError(f"refused: a guest cannot send {inner.TYPE}")
+        if inner.room_id != replica.room_id:
+            raise CommandError("refused: that is not this room")
+        action = inner.action if isinstance(inner, wire.Request) else None
+        if not relayed_by(replica.state, guest, action, ctx.me):
+            raise CommandError("refused: not a guest of this node")
+        if self.is_authority:
+            self._signed[type(inner)](ctx.me, envelope, inner, data, now)
+        elif not ctx.send(replica.state.authority, data):
+            raise CommandError("not connected to the room's authority; try again in a moment")
+        return inner
+
+    def drop_guest(self, guest: NodeId, now: float) -> None:
+        """As a gateway: our guest's page went away; take it out of the room."""
+        state = self.state
+        if state is not None and state.gateway_of(guest) == self.me and not state.ended:
+            self.request(Action(ActionKind.DROP, guest), now)
+
     def leave(self, now: float) -> None:
         """Start leaving (as authority: hand over to a co-host, or end the room); the shell
         flushes the links, then calls :meth:`finish_leaving`."""
@@ -353,9 +386,12 @@ class RoomSession:
         state = self.state
         if state is None or not lifecycle.in_room(self.phase):
             return frozenset()
-        voices = {n for n, m in state.members.items() if m.role in SPEAKING_ROLES}
+        voices = state.voice_links()  # a guest's voice comes from its gateway
         voices.add(state.authority)
-        wanted = set(state.members) if self.me in voices else voices
+        if self.me in voices:
+            wanted = {n for n, m in state.members.items() if m.gateway is None}
+        else:
+            wanted = voices
         wanted.add(state.authority)
         if self._ctx.redirect is not None:
             wanted.add(self._ctx.redirect)

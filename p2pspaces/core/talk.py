@@ -88,9 +88,10 @@ class ChatRelay:
         if replica is None or message.room_id != replica.room_id:
             raise PeerError(f"{message.TYPE} for another room")
         if ctx.is_authority:
-            if envelope.signer != peer:
+            author = NodeId(envelope.signer)
+            if author != peer and replica.state.gateway_of(author) != peer:
                 raise PeerError(f"{message.TYPE} relayed to the authority by someone else")
-            self.relay(peer, data, message, now)
+            self.relay(author, data, message, now)
             return
         if peer != replica.state.authority:
             raise PeerError(f"{message.TYPE} not relayed by the authority")

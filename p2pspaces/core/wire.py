@@ -373,12 +373,15 @@ class Reaction(Message):
 @record
 @dataclass(frozen=True, slots=True)
 class Error(Message):
-    """A refusal: a short machine code, a human reason, and the request it answers (0: none)."""
+    """A refusal: a short machine code, a human reason, and the request it answers (0: none).
+
+    ``to`` names a browser guest when the refusal is for it, sent to its gateway."""
 
     TYPE = "error"
     code: str = spec(Text(32, min_chars=1))
     reason: str = spec(Text(REASON_MAX))
     req_id: int = spec(_COUNTER, default=0)
+    to: NodeId | None = spec(Optional(_KEY), default=None)
 
 
 @record

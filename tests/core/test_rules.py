@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from p2pspaces.core import room
 from p2pspaces.core.errors import Refused
 from p2pspaces.core.room import Role
 from p2pspaces.core.rules import RULES, Form, authorize
@@ -20,6 +21,8 @@ CASES: list[tuple[tuple[ActionKind, Form], list[Step], str, str | None, str, boo
     ((K.JOIN, Form.SELF), [("host", K.BLOCK, "new")], "new", None, "Nia", False, "blocked"),
     ((K.JOIN, Form.SELF), [], "lee", None, "Lee", False, "already a member"),
     ((K.JOIN, Form.SELF), [], "new", None, "   ", False, "a name must be"),
+    ((K.JOIN, Form.OTHER), [], "new", "lee", "Nia", False, None),
+    ((K.JOIN, Form.OTHER), [], "new", "lee", "", False, "a name must be"),
     ((K.LEAVE, Form.SELF), [], "lee", None, "", False, None),
     ((K.LEAVE, Form.SELF), [], "new", None, "", False, "not a member"),
     ((K.RAISE_HAND, Form.SELF), [], "lee", None, "", False, None),
@@ -221,8 +224,8 @@ def test_actions_missing_from_the_table_are_refused() -> None:
     space = full_space()
     with pytest.raises(Refused, match="unmute cannot be done to another member"):
         space.do("cora", K.UNMUTE, "sam")
-    with pytest.raises(Refused, match="join cannot be done to another member"):
-        space.do("host", K.JOIN, "lee")
+    with pytest.raises(Refused, match="set_title cannot be done to another member"):
+        space.do("host", K.SET_TITLE, "lee", text="x")
 
 
 @pytest.mark.parametrize("kind", [K.RAISE_HAND, K.LEAVE, K.MUTE, K.SET_TITLE, K.END])
@@ -305,3 +308,68 @@ def test_host_leaving_without_cohosts_ends_the_room() -> None:
     space.join("lee", 6)
     space.do("host", K.LEAVE)
     assert space.state.ended
+
+
+# --- browser guests (DESIGN.md section 5b) ---------------------------------------------------
+
+
+def _with_guest() -> Space:
+    """The full space, and Gus, a browser guest served by Lee's node."""
+    space = full_space()
+    space.people["gus"] = person(20)
+    space.do("gus", K.JOIN, "lee", text="Gus")
+    return space
+
+
+def test_a_guest_joins_naming_its_gateway() -> None:
+    space = _with_guest()
+    gus = space.state.members[space.key("gus")]
+    assert (gus.name, gus.role, gus.gateway) == ("Gus", Role.LISTENER, space.key("lee"))
+    assert space.state.guests_of(space.key("lee")) == [space.key("gus")]
+
+
+def test_a_guest_cannot_serve_guests_and_a_gateway_must_be_a_member() -> None:
+    space = _with_guest()
+    space.people["gia"] = person(21)
+    with pytest.raises(Refused, match="a guest cannot be a gateway"):
+        space.do("gia", K.JOIN, "gus", text="Gia")
+    space.people["out"] = person(22)
+    with pytest.raises(Refused, match="the gateway is not a member"):
+        space.do("gia", K.JOIN, "out", text="Gia")
+
+
+def test_a_gateway_drops_its_own_guest_and_no_one_else() -> None:
+    space = _with_guest()
+    with pytest.raises(Refused, match="only the room's authority or the guest's gateway"):
+        space.do("liv", K.DROP, "gus")
+    with pytest.raises(Refused, match="only the room's authority or the guest's gateway"):
+        space.do("lee", K.DROP, "liv")
+    space.do("lee", K.DROP, "gus")
+    assert space.key("gus") not in space.state.members
+
+
+def test_guests_leave_with_their_gateway() -> None:
+    for kind in (K.LEAVE, K.REMOVE, K.BLOCK, K.DROP):
+        space = _with_guest()
+        space.replica.hash()  # the kept member digests are in use from here on
+        if kind is K.LEAVE:
+            space.do("lee", K.LEAVE)
+        else:
+            space.do("host", kind, "lee")
+        assert space.key("gus") not in space.state.members
+        assert space.key("gus") not in space.state.blocked  # only the gateway was blocked
+        assert space.replica.hash() == room.state_hash(space.state)
+        assert room.decode_state(room.encode_state(space.state)) == space.state
+
+
+def test_a_guest_speaks_when_invited_but_is_never_a_cohost() -> None:
+    space = _with_guest()
+    space.do("host", K.INVITE_SPEAKER, "gus")
+    space.do("gus", K.ACCEPT_INVITE)
+    assert space.state.may_speak(space.key("gus"))
+    assert space.key("lee") in space.state.voice_links()
+    assert space.key("gus") not in space.state.voice_links()
+    with pytest.raises(Refused, match="a browser guest cannot be a co-host"):
+        space.do("host", K.ADD_COHOST, "gus")
+    with pytest.raises(Refused, match="only the host or a co-host"):
+        space.do("gus", K.MUTE, "sam")

@@ -80,7 +80,7 @@ def _packed(**fields: Any) -> bytes:
     return msgpack.packb(fields, use_bin_type=True)
 
 
-CHAT = {"v": 1, "t": "chat", "room_id": b"r" * 32, "chat_id": 1, "text": "hi"}
+CHAT = {"v": codec.PROTOCOL_VERSION, "t": "chat", "room_id": b"r" * 32, "chat_id": 1, "text": "hi"}
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ CHAT = {"v": 1, "t": "chat", "room_id": b"r" * 32, "chat_id": 1, "text": "hi"}
     [
         ({**CHAT, "extra": 1}, r"unknown fields \['extra'\]"),
         ({k: v for k, v in CHAT.items() if k != "text"}, r"missing fields \['text'\]"),
-        ({**CHAT, "v": 2}, "unsupported protocol version 2"),
+        ({**CHAT, "v": 1}, "unsupported protocol version 1"),
         ({**CHAT, "t": "bogus"}, "unknown message type 'bogus'"),
         ({**CHAT, "room_id": b"r" * 31}, r"Chat.room_id: length 31 not in 32..32"),
         ({**CHAT, "chat_id": -1}, "Chat.chat_id: -1 not in"),
