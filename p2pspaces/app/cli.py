@@ -34,6 +34,7 @@ from p2pspaces.net import ice
 from p2pspaces.net.ice import NoUsableAddress, choose_addresses
 from p2pspaces.node import Node
 from p2pspaces.node.home import load_or_create, resolve_home
+from p2pspaces.node.node import WebSettings
 
 HOME_OPTION = click.option(
     "--home",
@@ -139,6 +140,33 @@ def _default_name() -> str:
     is_flag=True,
     help="No UI: JSON events on stdout, JSON commands on stdin (docs/headless.md).",
 )
+@click.option(
+    "--web/--no-web",
+    "web",
+    default=None,
+    help="Serve the room to phones' browsers (default: while you host or co-host).",
+)
+@click.option(
+    "--web-port",
+    type=click.IntRange(0, 65535),
+    default=8480,
+    show_default=True,
+    help="The browser page's HTTP port (HTTPS is on --web-https-port); 0: any free port.",
+)
+@click.option(
+    "--web-https-port",
+    type=click.IntRange(0, 65535),
+    default=8443,
+    show_default=True,
+    help="The secure page's port (browsers give the microphone only to HTTPS pages).",
+)
+@click.option(
+    "--max-guests",
+    type=click.IntRange(1, 500),
+    default=30,
+    show_default=True,
+    help="Browser guests this node serves at most (others are sent to other nodes).",
+)
 @click.option("-v", "--verbose", count=True, help="Log more to stderr (-vv for debug).")
 def start_command(
     name: str | None,
@@ -154,6 +182,10 @@ def start_command(
     frame_log: Path | None,
     plain: bool,
     headless: bool,
+    web: bool | None,
+    web_port: int,
+    web_https_port: int,
+    max_guests: int,
     verbose: int,
 ) -> None:
     """Run a node: find Spaces on this network, host one or join one.
@@ -172,7 +204,11 @@ def start_command(
     source, sink, why = _open_audio(input_spec, output_spec)
     if why is not None and not app:
         click.echo(f"p2pspaces: {why}", err=True)
-    node = _make_node(folder, name or _default_name(), interface, source, sink, drop_audio)
+    mode = "auto" if web is None else ("on" if web else "off")
+    settings = WebSettings(mode, web_port, web_https_port, max_guests)
+    node = _make_node(
+        folder, name or _default_name(), interface, source, sink, drop_audio, settings
+    )
     if frame_log is not None:
         node.audio.frame_log = FrameLog()
     node.audio.fault_jitter_ms = jitter_audio
@@ -226,6 +262,7 @@ def _make_node(
     source: Source,
     sink: Sink,
     drop_audio: float,
+    web: WebSettings | None = None,
 ) -> Node:
     try:
         identity = load_or_create(folder)
@@ -238,6 +275,7 @@ def _make_node(
             drop_audio=drop_audio,
             record_dir=folder / "recordings",
             state_dir=folder,
+            web=web,
         )
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc

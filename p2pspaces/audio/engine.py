@@ -82,6 +82,10 @@ class AudioEngine:
         """The input's level now, sent or not (a microphone check before speaking)."""
         self._wake = asyncio.Event()
         self._rephase_at: float | None = None
+        self.tap: Callable[[list[tuple[bytes, Pcm]], Pcm | None], None] | None = None
+        """Called every tick with each stream's frame (before gain) and our own voice (if
+        sent): a web gateway mixes its browser guests' audio from these."""
+        self._frames: list[tuple[bytes, Pcm]] = []
         self.fault_jitter_ms = 0.0
         """Fault injection for tests (--jitter-audio): delay each incoming packet by a random
         0 to this many ms before it reaches its jitter buffer (reordering some)."""
@@ -184,6 +188,11 @@ class AudioEngine:
                 self.frame_log.ticks.append(self._clock())
             self.sink.write(frame)
             own, self._own = self._own, None
+            if self.tap is not None:
+                try:
+                    self.tap(self._frames, own)
+                except Exception:
+                    log.exception("audio tap failed; the room's audio goes on")
             if self.recorder is not None:
                 self.recorder.write(frame if own is None else mix([(frame, 1.0), (own, 1.0)]))
 
@@ -214,12 +223,14 @@ class AudioEngine:
     def _tick(self) -> Pcm:
         now_ms = self._clock() * 1000
         frames = []
+        self._frames = []
         for peer, stream in list(self.streams.items()):
             frame = stream.pull(now_ms) if self.allowed(peer) else None
             meter = self.meters.setdefault(peer, LevelMeter())
             self._meter(peer, meter, frame if frame is not None else silence())
             if frame is not None:
                 frames.append((frame, self.gains.get(peer, 1.0)))
+                self._frames.append((peer, frame))
         return mix(frames)
 
     def _meter(self, member: bytes, meter: LevelMeter, frame: Pcm) -> None:

@@ -65,6 +65,20 @@ class Ready(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class WebReady(Event):
+    """This node serves its room to browsers: the pages' addresses and the certificate's
+    SHA-256 fingerprint (hex) for people who compare it."""
+
+    NAME = "web"
+    http: str
+    https: str
+    cert_sha256: str
+
+    def fields(self) -> dict[str, Any]:
+        return {"http": self.http, "https": self.https, "cert_sha256": self.cert_sha256}
+
+
+@dataclass(frozen=True, slots=True)
 class RoomFound(Event):
     """A room is live on the network (or its advert changed: ``changed``)."""
 

@@ -55,6 +55,14 @@ FLUSH_NOTICE_S = 0.3
 """How long a dropped flooder's link stays open for the notice saying why."""
 PENALTY_MAX_S = 60.0
 """Offences older than this are forgotten when the record is full."""
+VOICE_MAX = 1500
+"""A relayed voice frame: a guest's key, seq, timestamp and one Opus packet."""
+VOICE_RATE = 700.0
+VOICE_BURST = 1400.0
+"""Relayed voice frames a peer may send a second: 50 a second for each guest speaker (at most
+12 on a stage) with room to spare; frames over the rate are dropped, not the peer."""
+VOICE_QUEUE_MAX = 64 * 1024
+VOICE_LABEL = "voice"
 
 
 class Media(Protocol):
@@ -85,6 +93,9 @@ class MeshHandler(Protocol):
     def on_link_down(self, peer_id: NodeId, reason: str) -> None:
         """A peer's link is gone."""
 
+    def on_voice(self, link: Link, data: bytes) -> None:
+        """A relayed voice frame arrived (size and rate already checked)."""
+
 
 @dataclass(eq=False)
 class Link:
@@ -97,6 +108,22 @@ class Link:
     last_seen: float
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(MESSAGE_RATE, MESSAGE_BURST))
     flush_before_close: bool = False
+    voice_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(VOICE_RATE, VOICE_BURST))
+    voice_refused: int = 0
+
+    voice: RTCDataChannel | None = None
+    """Browser guests' voices relayed by their gateway (unordered, no retransmission)."""
+
+    def send_voice(self, data: bytes) -> bool:
+        """Send one relayed voice frame if the channel is open and not backed up (late audio
+        is dropped, never queued)."""
+        voice = self.voice
+        if voice is None or voice.readyState != "open":
+            return False
+        if voice.bufferedAmount + len(data) > VOICE_QUEUE_MAX:
+            return False
+        voice.send(data)
+        return True
 
     @property
     def label(self) -> str:
@@ -126,9 +153,18 @@ def sdp_fingerprints(sdp: str) -> str:
     return ";".join(prints)
 
 
-def _new_connection(peer: bytes, media: Media | None) -> tuple[RTCPeerConnection, RTCDataChannel]:
+Channels = tuple[RTCPeerConnection, RTCDataChannel, RTCDataChannel]
+"""A connection, its control channel and its relayed-voice channel."""
+
+
+def _new_connection(peer: bytes, media: Media | None) -> Channels:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     channel = pc.createDataChannel("control", negotiated=True, id=0, ordered=True)
+    # Browser guests' voices, relayed by their gateway: late audio is worthless, so unordered
+    # and never retransmitted (see Mesh.send_voice).
+    voice = pc.createDataChannel(
+        VOICE_LABEL, negotiated=True, id=1, ordered=False, maxRetransmits=0
+    )
     if media is not None:
         # Every connection carries one Opus audio transceiver from the start, so becoming a
         # speaker needs no renegotiation: a track only yields packets while its node speaks.
@@ -144,7 +180,7 @@ def _new_connection(peer: bytes, media: Media | None) -> tuple[RTCPeerConnection
         # (see p2pspaces.audio.jitter).  Its transport hands each RTP packet to the receiver's
         # _handle_rtp_packet, looked up on the instance, which is where ours goes in.
         transceiver.receiver._handle_rtp_packet = functools.partial(media.on_rtp, peer)  # type: ignore[method-assign]
-    return pc, channel
+    return pc, channel, voice
 
 
 def _check_description(message: Offer | Answer, session: Session) -> None:
@@ -162,12 +198,10 @@ async def _set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
         raise WireError(f"unusable SDP {kind} ({type(exc).__name__})") from None
 
 
-async def negotiate(
-    session: Session, media: Media | None = None
-) -> tuple[RTCPeerConnection, RTCDataChannel]:
+async def negotiate(session: Session, media: Media | None = None) -> Channels:
     """Exchange signed offer and answer over ``session``; return the connection being set up."""
     me, peer = session.identity.node_id, session.peer_id
-    pc, channel = _new_connection(peer, media)
+    pc, channel, voice = _new_connection(peer, media)
     try:
         if me < peer:
             await pc.setLocalDescription(await pc.createOffer())
@@ -191,7 +225,7 @@ async def negotiate(
     except BaseException:
         await pc.close()
         raise
-    return pc, channel
+    return pc, channel, voice
 
 
 async def _wait_open(pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
@@ -262,13 +296,14 @@ class Mesh:
             # Say why before hanging up: a blocked member's app can tell its user.
             await session.send(wire.encode(wire.Error("refused", reason[: wire.REASON_MAX])))
             raise PeerError(f"{signaling.describe(session)} refused: {reason}")
-        pc, channel = await negotiate(session, self.media)
+        pc, channel, voice = await negotiate(session, self.media)
         try:
             await _wait_open(pc, channel)
         except BaseException:
             await pc.close()
             raise
         link = Link(session.peer_id, session.peer.name, pc, channel, self._clock())
+        link.voice = voice
         self._register(link)
         return link
 
@@ -278,6 +313,8 @@ class Mesh:
             self._forget(old)
         self.links[link.peer_id] = link
         link.channel.on("message", lambda data: self._receive(link, data))
+        if link.voice is not None:
+            link.voice.on("message", lambda data: self._receive_voice(link, data))
         link.channel.on("close", lambda: self._lost(link, "control channel closed"))
         link.pc.on("connectionstatechange", lambda: self._on_state(link))
         log.info("mesh: link up with %s", link.label)
@@ -299,6 +336,24 @@ class Mesh:
         else:
             link.last_seen = self._clock()
             self._handler.on_message(link, data)
+
+    def _receive_voice(self, link: Link, data: object) -> None:
+        if self.links.get(link.peer_id) is not link:
+            return
+        if (
+            isinstance(data, bytes)
+            and len(data) <= VOICE_MAX
+            and link.voice_bucket.take(self._clock())
+        ):
+            self._handler.on_voice(link, data)
+        else:
+            link.voice_refused += 1
+
+    def send_voice(self, data: bytes, *, but: NodeId | None = None) -> None:
+        """Send a relayed voice frame to every linked peer (but one)."""
+        for link in list(self.links.values()):
+            if link.peer_id != but:
+                link.send_voice(data)
 
     def _penalize(self, peer_id: NodeId, reason: str) -> None:
         """Drop a peer that broke the caps, tell it why and for how long, and remember when

@@ -14,8 +14,10 @@ import contextlib
 import logging
 import os
 import random
+import struct
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,9 @@ from p2pspaces.core.events import (
     Ready,
     RoomFound,
     StateChanged,
+    WebReady,
 )
-from p2pspaces.core.identity import Identity, NodeId
+from p2pspaces.core.identity import NODE_ID_SIZE, Identity, NodeId
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.lifecycle import Phase
 from p2pspaces.core.room import RoomState
@@ -60,6 +63,38 @@ TAKEOVER_JITTER_S = 0.2
 """Co-hosts of equal rank spread their takeover turns over this much (drawn once per node)."""
 
 
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    """Serving the room to browsers: ``mode`` auto (when hosting or co-hosting), on or off."""
+
+    mode: str = "auto"
+    http_port: int = 8480
+    https_port: int = 8443
+    max_guests: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedVoice:
+    """A guest's RTP packet as its gateway relays it: the fields the jitter buffer reads."""
+
+    guest: NodeId
+    sequence_number: int
+    timestamp: int
+    payload: bytes
+
+    def encode(self) -> bytes:
+        header = struct.pack("!HI", self.sequence_number & 0xFFFF, self.timestamp & 0xFFFFFFFF)
+        return self.guest + header + self.payload
+
+    @classmethod
+    def parse(cls, data: bytes) -> RelayedVoice | None:
+        """The frame, or None if it is too short to be one."""
+        if len(data) < NODE_ID_SIZE + 7:
+            return None
+        seq, timestamp = struct.unpack_from("!HI", data, NODE_ID_SIZE)
+        return cls(NodeId(data[:NODE_ID_SIZE]), seq, timestamp, data[NODE_ID_SIZE + 6 :])
+
+
 class Node:
     """One running p2pspaces peer."""
 
@@ -76,14 +111,25 @@ class Node:
         record_dir: Path = Path("p2pspaces-recordings"),
         state_dir: Path | None = None,
         timing: Timing = DEFAULT_TIMING,
+        web: WebSettings | None = None,
     ) -> None:
+        """``web``: whether and where to serve the room to browsers (None: not at all; the
+        command line's default is :class:`WebSettings`' own: when hosting or co-hosting)."""
         self.identity = identity
+        self.web_settings = web or WebSettings(mode="off")
+        self.web: Any = None
+        """The web gateway once it serves (p2pspaces.web.gateway.WebGateway)."""
+        self._web_starting = False
+        self._state_dir = state_dir
         self.name = name
         self.timing = timing
         self.addresses = ice.choose_addresses(interface)
         self._interface = interface
         self._clock = clock
         self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.watchers: list[Callable[[Event], None]] = []
+        """Called with every event the node emits, before the front end reads it (the web
+        gateway follows the room this way)."""
         self.port = 0
         jitter = random.uniform(0, TAKEOVER_JITTER_S)  # noqa: S311 - spreading, not secrecy
         self.session = RoomSession(identity, name, timing, jitter_s=jitter)
@@ -93,13 +139,13 @@ class Node:
             source,
             sink,
             clock=clock,
-            emit=self.events.put_nowait,
+            emit=self._emit,
             drop_audio=drop_audio,
         )
         self.mesh.media = self.audio
         self.people = PeopleBook(state_dir)
         self.directory = RoomDirectory(
-            self.events.put_nowait,
+            self._emit,
             self._room_now,
             lambda node, name: self.people.trust(node, name).value,
         )
@@ -117,7 +163,7 @@ class Node:
             timing,
             clock=clock,
             spawn=self._spawn,
-            emit=self.events.put_nowait,
+            emit=self._emit,
             on_refused=self._link_refused,
         )
         self._tasks: set[asyncio.Task[None]] = set()
@@ -171,7 +217,9 @@ class Node:
         self._spawn(self._run_timers())
         self._spawn(self._watch_links())
         self.audio.start()
-        self.events.put_nowait(Ready(self.node_id, self.name, self.port, self.addresses))
+        self._emit(Ready(self.node_id, self.name, self.port, self.addresses))
+        if self.web_settings.mode == "on":
+            await self._start_web()
 
     async def stop(self) -> None:
         """Leave the room cleanly, withdraw the advert and close everything."""
@@ -184,6 +232,8 @@ class Node:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.web is not None:
+            await self.web.close()
         await self.mesh.close()
         await self._signaling.close()
         await self._discovery.close()
@@ -274,6 +324,19 @@ class Node:
         self.session.react(emoji, self._clock())
         self._pump()
 
+    def relay_guest(self, guest: NodeId, data: bytes) -> wire.Message:
+        """As a web gateway: pass on a browser guest's own signed message (see
+        :meth:`RoomSession.relay_guest`); :class:`CommandError` says why not."""
+        message = self.session.relay_guest(guest, data, self._clock())
+        self._pump()
+        return message
+
+    def drop_guest(self, guest: NodeId) -> None:
+        """As a web gateway: a guest's page went away; take it out of the room."""
+        with contextlib.suppress(CommandError):
+            self.session.drop_guest(guest, self._clock())
+            self._pump()
+
     def set_volume(self, member: NodeId, gain: float) -> float:
         """Play ``member`` at ``gain`` (0 to 2; 1 is as sent) on this node only; returns it."""
         gain = min(MAX_GAIN, max(0.0, gain))
@@ -360,6 +423,23 @@ class Node:
         self.session.link_down(peer_id, reason, self._clock(), misbehaved=flooded)
         self._pump()
 
+    def on_voice(self, link: Link, data: bytes) -> None:
+        """A browser guest's voice frame relayed by ``link``'s node: played only if the signed
+        state names that node as the guest's gateway and the guest may speak now."""
+        frame = RelayedVoice.parse(data)
+        state = self.session.state
+        if frame is None or state is None or state.gateway_of(frame.guest) != link.peer_id:
+            link.voice_refused += 1
+            return
+        self._spawn(self.audio.on_rtp(frame.guest, frame))
+
+    async def guest_voice(self, guest: NodeId, packet: Any) -> None:
+        """As a gateway: our guest's RTP packet (the web gateway checked it may speak): play it
+        here and relay it to every member we are linked to."""
+        frame = RelayedVoice(guest, packet.sequence_number, packet.timestamp, packet.payload)
+        self.mesh.send_voice(frame.encode())
+        await self.audio.on_rtp(guest, frame)
+
     def _link_refused(self, peer: NodeId, reason: str) -> None:
         self.session.link_refused(peer, reason)
         self._pump()
@@ -382,7 +462,7 @@ class Node:
                 self.links.hangup(output)
         for event in session.pop_events():
             self._note(event)
-            self.events.put_nowait(event)
+            self._emit(event)
         self._follow_state(session.state is not self._last_state)
         self._last_state = session.state
         self._moved.set()
@@ -393,7 +473,7 @@ class Node:
         if isinstance(event, Joined) and event.host:
             warning = self.hosted.remember(event.room, event.title)
             if warning is not None:
-                self.events.put_nowait(ErrorEvent("hosting_not_saved", warning))
+                self._emit(ErrorEvent("hosting_not_saved", warning))
         elif isinstance(event, Ended | Left):
             if isinstance(event, Ended) or event.reason == "left":
                 self.hosted.forget(event.room)
@@ -416,17 +496,47 @@ class Node:
             nodes = list(roster)
         members = ((n, roster[n].name) for n in nodes if n in roster and n != self.node_id)
         for warning in self.people.meet_all(members):
-            self.events.put_nowait(ErrorEvent("name_clash", warning))
+            self._emit(ErrorEvent("name_clash", warning))
 
     def _follow_state(self, changed: bool) -> None:
         recording = self.recorder.follow(
             self.replica.state if self.replica else None, self.is_authority
         )
         if recording is not None:
-            self.events.put_nowait(recording)
+            self._emit(recording)
         if changed:
             self.advert.changed()
+            self._maybe_serve_web()
         self.links.ensure(drop_unneeded=changed)
+
+    def _maybe_serve_web(self) -> None:
+        """In the default mode, start serving browsers once we host or co-host."""
+        if self.web is not None or self._web_starting or self.web_settings.mode != "auto":
+            return
+        replica = self.replica
+        if replica is not None and self.node_id in replica.state.authority_set():
+            self._web_starting = True
+            self._spawn(self._start_web())
+
+    async def _start_web(self) -> None:
+        from p2pspaces.web.gateway import WebGateway  # noqa: PLC0415 - aiohttp loads slowly
+
+        settings = self.web_settings
+        folder = self._state_dir or Path(".")
+        gateway = WebGateway(
+            self,
+            folder,
+            http_port=settings.http_port,
+            https_port=settings.https_port,
+            max_guests=settings.max_guests,
+        )
+        try:
+            info = await gateway.start(self._interface or "0.0.0.0")  # noqa: S104 - LAN service
+        except OSError as exc:
+            self._emit(ErrorEvent("web_failed", f"cannot serve the room to browsers: {exc}"))
+            return
+        self.web = gateway
+        self._emit(WebReady(info.http, info.https, info.cert_sha256))
 
     def _room_advert(self) -> RoomAdvert | None:
         replica = self.replica
@@ -466,6 +576,14 @@ class Node:
             await asyncio.sleep(self.timing.heartbeat_s)
             self.mesh.check_liveness(self._clock(), self.timing.peer_timeout_s)
             self.links.ensure(drop_unneeded=True)
+
+    def _emit(self, event: Event) -> None:
+        for watch in self.watchers:
+            try:
+                watch(event)
+            except Exception:
+                log.exception("an event watcher failed on %s", event.NAME)
+        self.events.put_nowait(event)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

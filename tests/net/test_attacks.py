@@ -99,7 +99,7 @@ async def test_an_sdp_whose_fingerprint_differs_from_the_signed_one_is_refused(
     while mallory.node_id > host.node_id:  # Mallory must be the one who offers
         mallory = Identity.generate()
     session = await signaling.connect(LOOPBACK, host.port, mallory, "Mallory")
-    pc, _ = _new_connection(host.node_id, None)
+    pc, *_ = _new_connection(host.node_id, None)
     await pc.setLocalDescription(await pc.createOffer())
     sdp = pc.localDescription.sdp
     honest = Offer(mallory.node_id, host.node_id, os.urandom(16), sdp, sdp_fingerprints(sdp))

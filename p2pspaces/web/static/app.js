@@ -1,0 +1,408 @@
+// The guest page: join a Space from a browser, hear it, chat, react, raise a hand, speak.
+// Everything the room sends is shown with textContent, never as markup.
+
+import * as wire from "./wire.js";
+
+const $ = (id) => document.getElementById(id);
+const EMOJI = ["👏", "❤️", "😂", "💯", "🙌", "🤔", "🔥", "👋"];
+const NAME_KEY = "p2pspaces.name";
+const SPEAKING_ROLES = new Set(["host", "cohost", "speaker"]);
+const AUDIENCE_SHOWN = 200;
+const CHAT_KEPT = 300;
+
+const page = {
+  key: null, ws: null, welcome: null, gateway: null, state: null, me: null,
+  pc: null, sender: null, mic: null, reqId: Date.now(), chatId: Date.now(),
+  wantJoin: false, out: false, retry: 500, speaking: new Set(), lastRole: null,
+};
+window.p2pspaces = page; // for people who look under the hood (and for the tests)
+
+function notice(text) {
+  const box = $("notice");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+function secure() {
+  return window.isSecureContext && location.protocol === "https:";
+}
+
+// --- start and the socket -----------------------------------------------------------------
+
+async function start() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const handed = params.get("seed");
+  if (params.get("name")) localStorage.setItem(NAME_KEY, params.get("name").slice(0, 32));
+  if (params.get("join") === "1") page.wantJoin = true;
+  if (location.hash) history.replaceState(null, "", location.pathname);
+  page.key = await wire.loadKey(handed && /^[0-9a-f]{64}$/.test(handed) ? handed : null);
+  $("name").value = localStorage.getItem(NAME_KEY) || "";
+  $("join-form").addEventListener("submit", onJoin);
+  $("chat-form").addEventListener("submit", onChat);
+  $("tap-button").addEventListener("click", () => playAudio());
+  for (const emoji of EMOJI) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = emoji;
+    button.setAttribute("aria-label", "React " + emoji);
+    button.addEventListener("click", () => send(wire.reaction(roomId(), emoji)));
+    $("reactions").append(button);
+  }
+  connect();
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+  ws.binaryType = "arraybuffer";
+  page.ws = ws;
+  ws.onmessage = (event) => {
+    if (typeof event.data === "string") handle(JSON.parse(event.data)).catch(console.error);
+  };
+  ws.onopen = () => { page.retry = 500; };
+  ws.onclose = () => {
+    if (page.ws !== ws || page.out) return;
+    notice("Lost the connection to the node serving this page; trying again…");
+    setTimeout(connect, page.retry);
+    page.retry = Math.min(page.retry * 2, 8000);
+  };
+}
+
+function sendJson(message) {
+  if (page.ws && page.ws.readyState === WebSocket.OPEN) page.ws.send(JSON.stringify(message));
+}
+
+async function send(message) {
+  if (!page.ws || page.ws.readyState !== WebSocket.OPEN) {
+    notice("Not connected to the node right now; try again in a moment.");
+    return;
+  }
+  page.ws.send(await wire.seal(page.key, message));
+}
+
+function roomId() {
+  return wire.unhex(page.state.room.id);
+}
+
+function act(kind, target = null) {
+  page.reqId += 1;
+  return send(wire.request(roomId(), page.reqId, kind, target ? wire.unhex(target) : null));
+}
+
+// --- what the node says -------------------------------------------------------------------
+
+async function handle(m) {
+  switch (m.t) {
+    case "welcome": return onWelcome(m);
+    case "state": return onState(m);
+    case "chat": return addChat(m.name, m.text, m.from);
+    case "reaction": return onReaction(m);
+    case "speaking":
+      if (m.on) page.speaking.add(m.id); else page.speaking.delete(m.id);
+      return renderPeople();
+    case "error": return notice(m.reason);
+    case "answer": return page.pc && page.pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
+    case "out": return onOut(m.reason);
+    case "closed": return notice(m.reason);
+    case "full": return onFull(m);
+    default: return undefined;
+  }
+}
+
+async function onWelcome(m) {
+  page.welcome = m;
+  page.gateway = wire.unhex(m.gateway);
+  const sig = await wire.proveKey(page.key, wire.unhex(m.challenge), page.gateway);
+  sendJson({ t: "hello", key: wire.hex(page.key.publicKey), sig });
+  if (!m.room) {
+    $("title").textContent = "No Space here right now";
+    $("subtitle").textContent = "The node serving this page is not in a Space. Keep this page open or ask the host for the address.";
+  }
+  page.gatewayName = m.gateway_name;
+  const link = $("secure-link");
+  if (!secure() && m.https) {
+    link.hidden = false;
+    link.addEventListener("click", (event) => { event.preventDefault(); goSecure(); });
+  }
+}
+
+function onState(m) {
+  const first = page.state === null;
+  page.state = m;
+  if (!m.room) return;
+  const wasMember = page.me !== null;
+  page.me = m.me;
+  if (m.speaking) page.speaking = new Set(m.speaking);
+  $("gateway").textContent = `Served by ${page.gatewayName}'s node · ${m.guests} of ${page.welcome.max_guests} browser guests`;
+  $("title").textContent = m.room.title;
+  $("rec").hidden = !m.room.recording;
+  const host = m.members.find((x) => x.id === m.room.host);
+  $("subtitle").textContent = `Hosted by ${host ? host.name : "someone"} · ${m.members.length} in the room`;
+  if (!page.me) {
+    $("room").hidden = true;
+    $("join").hidden = false;
+    $("join-help").textContent = secure()
+      ? "You will hear the room, chat, react, raise your hand, and speak when invited."
+      : "You will hear the room, chat, react and raise your hand. To speak, use the secure page (link below).";
+    if (page.wantJoin && (first || wasMember === false)) joinNow();
+    return;
+  }
+  page.wantJoin = true;
+  $("join").hidden = true;
+  $("room").hidden = false;
+  if (first || !wasMember) notice("");
+  if (!page.pc) startAudio().catch((err) => notice("Could not start the audio: " + err));
+  renderMe();
+  renderPeople();
+}
+
+function onReaction(m) {
+  addChat(m.name, m.emoji, m.from, true);
+}
+
+function onOut(reason) {
+  page.out = true;
+  page.wantJoin = false;
+  notice(reason);
+  stopAudio();
+  $("room").hidden = true;
+  $("join").hidden = true;
+}
+
+function onFull(m) {
+  page.out = true;
+  notice(m.reason);
+  const list = $("others");
+  list.replaceChildren();
+  for (const other of m.others || []) {
+    const item = document.createElement("li");
+    const a = document.createElement("a");
+    a.href = other.http;
+    a.textContent = `${other.name} (${other.guests} guests)`;
+    item.append(a);
+    list.append(item);
+  }
+  $("elsewhere").hidden = (m.others || []).length === 0;
+}
+
+// --- joining, chat ------------------------------------------------------------------------
+
+function onJoin(event) {
+  event.preventDefault();
+  const name = $("name").value.trim();
+  if (!name) return;
+  localStorage.setItem(NAME_KEY, name);
+  page.wantJoin = true;
+  playAudio(); // a tap: browsers let the room's audio play after one
+  joinNow();
+}
+
+function joinNow() {
+  const name = (localStorage.getItem(NAME_KEY) || $("name").value || "").trim();
+  if (!name || !page.state || !page.state.room) return;
+  $("join-button").disabled = true;
+  setTimeout(() => { $("join-button").disabled = false; }, 3000);
+  page.reqId += 1;
+  send(wire.request(roomId(), page.reqId, "join", page.gateway, name));
+}
+
+function onChat(event) {
+  event.preventDefault();
+  const input = $("chat-input");
+  const text = input.value.trim();
+  if (!text || !page.me) return;
+  page.chatId += 1;
+  send(wire.chat(roomId(), page.chatId, text));
+  input.value = "";
+}
+
+function addChat(name, text, from, isReaction = false) {
+  const item = document.createElement("li");
+  const who = document.createElement("span");
+  who.className = "author";
+  who.textContent = name;
+  const what = document.createElement("span");
+  what.textContent = text;
+  if (isReaction) item.className = "event";
+  item.append(who, what);
+  const log = $("chat");
+  log.append(item);
+  while (log.children.length > CHAT_KEPT) log.firstChild.remove();
+  log.scrollTop = log.scrollHeight;
+}
+
+// --- the people ---------------------------------------------------------------------------
+
+function myself() {
+  return page.state && page.state.members.find((x) => x.id === page.me);
+}
+
+function button(label, run, secondary = false) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  if (secondary) b.className = "secondary";
+  b.addEventListener("click", run);
+  return b;
+}
+
+function renderMe() {
+  const me = myself();
+  if (!me) return;
+  const controls = $("controls");
+  controls.replaceChildren();
+  const onStage = SPEAKING_ROLES.has(me.role);
+  let text;
+  if (onStage && !secure()) {
+    text = "You are on stage. Browsers give a page the microphone only over HTTPS: open the secure page to speak.";
+    controls.append(button("Open the secure page to speak", goSecure));
+    controls.append(button("Leave the stage", () => act("make_listener"), true));
+  } else if (onStage) {
+    text = me.muted ? "You are on stage, muted." : "You are on stage: the room hears you.";
+    controls.append(button(me.muted ? "Unmute" : "Mute", () => act(me.muted ? "unmute" : "mute")));
+    controls.append(button("Leave the stage", () => act("make_listener"), true));
+  } else if (me.invited) {
+    text = "You are invited to speak.";
+    if (secure()) {
+      controls.append(button("Accept", () => act("accept_invite")));
+    } else {
+      text += " Speaking needs the secure page; your invitation goes with you.";
+      controls.append(button("Open the secure page to accept", goSecure));
+    }
+    controls.append(button("Decline", () => act("decline_invite"), true));
+  } else if (me.hand) {
+    text = "Your hand is raised.";
+    controls.append(button("Lower hand", () => act("lower_hand"), true));
+  } else {
+    text = "You are listening.";
+    controls.append(button("✋ Raise hand", () => act("raise_hand")));
+  }
+  controls.append(button("Leave", () => leave(), true));
+  $("you-state").textContent = text;
+  followMic(me, onStage);
+}
+
+function chip(member) {
+  const item = document.createElement("li");
+  if (page.speaking.has(member.id)) item.className = "speaking";
+  const dot = document.createElement("span");
+  dot.className = "dot";
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = member.name + (member.id === page.me ? " (you)" : "");
+  item.append(dot, who);
+  const tags = [];
+  if (member.role === "host") tags.push("host");
+  if (member.role === "cohost") tags.push("co-host");
+  if (member.muted) tags.push("muted");
+  if (member.hand) tags.push("✋");
+  if (member.guest) tags.push("browser");
+  if (tags.length) {
+    const tag = document.createElement("span");
+    tag.className = "tag";
+    tag.textContent = tags.join(" · ");
+    item.append(tag);
+  }
+  return item;
+}
+
+function renderPeople() {
+  if (!page.state || !page.state.members) return;
+  const order = { host: 0, cohost: 1, speaker: 2, listener: 3 };
+  const members = [...page.state.members].sort((a, b) => order[a.role] - order[b.role]);
+  const stage = members.filter((m) => SPEAKING_ROLES.has(m.role));
+  const audience = members.filter((m) => !SPEAKING_ROLES.has(m.role));
+  $("stage").replaceChildren(...stage.map(chip));
+  const shown = audience.slice(0, AUDIENCE_SHOWN).map(chip);
+  if (audience.length > AUDIENCE_SHOWN) {
+    const more = document.createElement("li");
+    more.textContent = `and ${audience.length - AUDIENCE_SHOWN} more`;
+    shown.push(more);
+  }
+  $("audience").replaceChildren(...shown);
+  $("audience-title").textContent = `Listening (${audience.length})`;
+}
+
+async function leave() {
+  page.wantJoin = false;
+  await act("leave");
+}
+
+// --- audio --------------------------------------------------------------------------------
+
+async function startAudio() {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  page.pc = pc;
+  const transceiver = pc.addTransceiver("audio", { direction: "sendrecv" });
+  page.sender = transceiver.sender;
+  pc.ontrack = (event) => {
+    $("audio").srcObject = event.streams[0] || new MediaStream([event.track]);
+    playAudio();
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "failed" && page.pc === pc) {
+      page.pc = null;
+      notice("The audio connection failed; reconnecting…");
+      setTimeout(() => { if (!page.pc && page.me) startAudio(); }, 1000);
+    }
+  };
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  sendJson({ t: "offer", sdp: pc.localDescription.sdp });
+  if (page.mic) await page.sender.replaceTrack(page.mic.getAudioTracks()[0]);
+}
+
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 2000);
+  });
+}
+
+function playAudio() {
+  const audio = $("audio");
+  if (!audio.srcObject) return;
+  audio.play().then(() => { $("tap").hidden = true; }, () => { $("tap").hidden = false; });
+}
+
+async function followMic(me, onStage) {
+  const wanted = onStage && secure();
+  if (wanted && !page.mic) {
+    try {
+      page.mic = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      });
+    } catch (err) {
+      notice("The microphone is not available: " + err.message + ". Allow it for this page to speak.");
+      return;
+    }
+    if (page.sender) await page.sender.replaceTrack(page.mic.getAudioTracks()[0]);
+  } else if (!wanted && page.mic) {
+    for (const track of page.mic.getTracks()) track.stop();
+    page.mic = null;
+    if (page.sender) await page.sender.replaceTrack(null);
+  }
+  if (page.mic) for (const track of page.mic.getAudioTracks()) track.enabled = !me.muted;
+}
+
+function stopAudio() {
+  if (page.mic) for (const track of page.mic.getTracks()) track.stop();
+  page.mic = null;
+  if (page.pc) page.pc.close();
+  page.pc = null;
+}
+
+function goSecure() {
+  const https = page.welcome && page.welcome.https;
+  if (!https) return;
+  const params = new URLSearchParams();
+  const seed = page.key.handoff();
+  if (seed) params.set("seed", seed);
+  params.set("name", localStorage.getItem(NAME_KEY) || "");
+  if (page.me) params.set("join", "1");
+  location.href = `${https}#${params.toString()}`;
+}
+
+start().catch((err) => notice("This page could not start: " + err));
