@@ -66,3 +66,97 @@ def test_a_phone_hears_chats_and_reacts_through_the_hosts_page(lan3: Lan, tmp_pa
             page.screenshot(path=str(tmp_path / "guest.png"))
     finally:
         assert hana.stop() == 0
+
+
+FORGE_JS = """async ([kind, target]) => {
+  const p = window.p2pspaces, w = p.wire;
+  const room = w.unhex(p.state.room.id);
+  const request = w.request(room, Date.now(), kind, target ? w.unhex(target) : null);
+  if (kind === 'leave') {  // signed by a key that is not this guest's
+    const stranger = await w.keyFromSeed('11'.repeat(32));
+    p.ws.send(await w.seal(stranger, request));
+  } else {
+    p.ws.send(await w.seal(p.key, request));
+  }
+}"""
+
+
+def _member(state: dict[str, object], name: str) -> dict[str, object]:
+    members = state["members"]
+    assert isinstance(members, list)
+    return next(m for m in members if m["name"] == name)
+
+
+def test_a_phone_speaks_through_one_node_and_is_heard_through_another(
+    lan3: Lan, tmp_path: Path
+) -> None:
+    clip_path = speech(tmp_path / "speech.wav")
+    clip = load_audio(clip_path)
+    hana = lan3.headless(
+        0, tmp_path, "hana", "--host", "Phones on stage", "--input", "none", "--output", "none"
+    )
+    nodes = [hana]
+    try:
+        hana.wait_for("joined")
+        hana_web = hana.wait_for("web")  # a host serves browsers once its room is up
+        bob = lan3.headless(
+            1,
+            tmp_path,
+            "bob",
+            "--join",
+            "Phones on stage",
+            "--web",
+            "--input",
+            "none",
+            "--output",
+            f"file:{tmp_path / 'bob.wav'}",
+        )
+        nodes.append(bob)
+        bob_web = bob.wait_for("web")
+        bob.wait_for("joined")
+        with chromium(lan3.hosts[2], tmp_path, mic=clip_path) as browser:
+            gus = phone(browser)
+            join(gus, hana_web["https"], "Gus")  # the secure page: it may use the microphone
+            gia = phone(browser)
+            join(gia, bob_web["http"], "Gia")  # the plain page, through Bob's node
+            state = hana.wait_for("state", lambda e: len(e["members"]) == 4)
+            gus_id = _member(state, "Gus")["id"]
+            gus.click("text=Raise hand")
+            hana.wait_for("state", lambda e: bool(_member(e, "Gus")["hand"]))
+            hana.send(cmd="request", action="accept_hand", target="Gus")
+            gus.wait_for_selector("text=You are on stage", timeout=10_000)
+            gus.check("#headphones")  # no echo filter: the fake microphone's clip goes as it is
+            bob.wait_for("speaking", lambda e: e["name"] == "Gus", within=20)
+            # Gia, on another gateway, hears Gus too.
+            heard = record(gia, 2.5 * len(clip) / SAMPLE_RATE)
+            gia_alignment = align(heard, clip)
+            # A listener's page cannot mute anyone; a request signed by another key is refused.
+            gia.evaluate(FORGE_JS, ["mute", gus_id])
+            gia.wait_for_selector("#notice:has-text('only the host or a co-host')", timeout=10_000)
+            gia.evaluate(FORGE_JS, ["leave", None])
+            gia.wait_for_selector("#notice:has-text('signed by an unexpected key')", timeout=10_000)
+            assert _member(bob.current_state(), "Gia")["role"] == "listener"
+            # Muted: Bob stops hearing Gus.
+            hana.send(cmd="request", action="mute", target="Gus")
+            bob.wait_for("quiet", lambda e: e["name"] == "Gus", within=10)
+            gus.wait_for_selector("text=You are on stage, muted", timeout=10_000)
+            # Blocked: the page says so and cannot come back.
+            hana.send(cmd="request", action="block", target="Gus")
+            gus.wait_for_selector("#notice:has-text('blocked')", timeout=10_000)
+            gus.reload()
+            gus.wait_for_selector("#join:not([hidden])", timeout=15_000)
+            gus.click("#join-button")
+            gus.wait_for_selector("#notice:has-text('blocked from this room')", timeout=10_000)
+            state = hana.current_state()
+            assert gus_id in state["blocked"]
+            assert all(m["name"] != "Gus" for m in state["members"])
+            hashes = {node.current_state()["hash"] for node in nodes}
+            assert len(hashes) == 1
+    finally:
+        statuses = [node.stop() for node in reversed(nodes)]
+    assert statuses == [0] * len(nodes)
+    recording = load_audio(tmp_path / "bob.wav")
+    alignment = align(recording, clip)
+    print("bob", alignment, "gia", gia_alignment)
+    assert alignment.correlation >= 0.8, alignment
+    assert gia_alignment.correlation >= 0.8, gia_alignment

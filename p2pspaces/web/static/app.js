@@ -15,6 +15,7 @@ const page = {
   pc: null, sender: null, mic: null, reqId: Date.now(), chatId: Date.now(),
   wantJoin: false, out: false, retry: 500, speaking: new Set(), lastRole: null,
 };
+page.wire = wire;
 window.p2pspaces = page; // for people who look under the hood (and for the tests)
 
 function notice(text) {
@@ -261,6 +262,7 @@ function renderMe() {
     text = me.muted ? "You are on stage, muted." : "You are on stage: the room hears you.";
     controls.append(button(me.muted ? "Unmute" : "Mute", () => act(me.muted ? "unmute" : "mute")));
     controls.append(button("Leave the stage", () => act("make_listener"), true));
+    controls.append(headphonesToggle(me));
   } else if (me.invited) {
     text = "You are invited to speak.";
     if (secure()) {
@@ -371,8 +373,11 @@ async function followMic(me, onStage) {
   const wanted = onStage && secure();
   if (wanted && !page.mic) {
     try {
+      // Echo cancellation keeps a phone's loudspeaker out of the room, but it also dulls the
+      // voice; with headphones there is no echo to cancel, so the voice goes as it is.
+      const clean = !headphones();
       page.mic = await navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+        audio: { echoCancellation: clean, noiseSuppression: clean, autoGainControl: true },
       });
     } catch (err) {
       notice("The microphone is not available: " + err.message + ". Allow it for this page to speak.");
@@ -385,6 +390,29 @@ async function followMic(me, onStage) {
     if (page.sender) await page.sender.replaceTrack(null);
   }
   if (page.mic) for (const track of page.mic.getAudioTracks()) track.enabled = !me.muted;
+}
+
+const HEADPHONES_KEY = "p2pspaces.headphones";
+
+function headphones() {
+  return localStorage.getItem(HEADPHONES_KEY) === "1";
+}
+
+function headphonesToggle(me) {
+  const label = document.createElement("label");
+  label.className = "check";
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.id = "headphones";
+  box.checked = headphones();
+  box.addEventListener("change", async () => {
+    localStorage.setItem(HEADPHONES_KEY, box.checked ? "1" : "0");
+    if (page.mic) for (const track of page.mic.getTracks()) track.stop();
+    page.mic = null;
+    await followMic(me, true);
+  });
+  label.append(box, document.createTextNode(" I wear headphones (clearer voice, no echo filter)"));
+  return label;
 }
 
 function stopAudio() {
