@@ -63,7 +63,20 @@ def test_a_phone_hears_chats_and_reacts_through_the_hosts_page(lan3: Lan, tmp_pa
             hana.send(cmd="react", emoji="fire")
             page.wait_for_selector("#chat li:has-text('🔥')", timeout=10_000)
             assert dialogs == []
-            page.screenshot(path=str(tmp_path / "guest.png"))
+            # Accepted on the plain page, the guest moves to the secure one to speak: the same
+            # key and the same place on stage (the key goes along in the address's fragment).
+            gus_id = _member(hana.current_state(), "Gus")["id"]
+            page.click("text=Raise hand")
+            hana.wait_for("state", lambda e: bool(_member(e, "Gus")["hand"]))
+            hana.send(cmd="request", action="accept_hand", target="Gus")
+            page.click("text=Open the secure page to speak")
+            page.wait_for_selector("text=You are on stage", timeout=15_000)
+            assert page.url.startswith(web["https"])
+            assert "seed" not in page.url
+            assert page.evaluate("window.isSecureContext")
+            hana.send(cmd="state")  # (current_state waits for a quiet moment: Gus is talking)
+            gus = _member(hana.wait_for("state"), "Gus")
+            assert (gus["id"], gus["role"]) == (gus_id, "speaker")
     finally:
         assert hana.stop() == 0
 
