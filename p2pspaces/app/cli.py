@@ -34,7 +34,8 @@ from p2pspaces.net import ice
 from p2pspaces.net.ice import NoUsableAddress, choose_addresses
 from p2pspaces.node import Node
 from p2pspaces.node.home import load_or_create, resolve_home
-from p2pspaces.node.node import WebSettings
+from p2pspaces.web.service import WebService
+from p2pspaces.web.settings import WebSettings
 
 HOME_OPTION = click.option(
     "--home",
@@ -206,9 +207,9 @@ def start_command(
         click.echo(f"p2pspaces: {why}", err=True)
     mode = "auto" if web is None else ("on" if web else "off")
     settings = WebSettings(mode, web_port, web_https_port, max_guests)
-    node = _make_node(
-        folder, name or _default_name(), interface, source, sink, drop_audio, settings
-    )
+    node = _make_node(folder, name or _default_name(), interface, source, sink, drop_audio)
+    if settings.mode != "off":
+        node.services.append(WebService(node, folder, settings))
     if frame_log is not None:
         node.audio.frame_log = FrameLog()
     node.audio.fault_jitter_ms = jitter_audio
@@ -262,7 +263,6 @@ def _make_node(
     source: Source,
     sink: Sink,
     drop_audio: float,
-    web: WebSettings | None = None,
 ) -> Node:
     try:
         identity = load_or_create(folder)
@@ -275,7 +275,6 @@ def _make_node(
             drop_audio=drop_audio,
             record_dir=folder / "recordings",
             state_dir=folder,
-            web=web,
         )
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -20,9 +20,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from p2pspaces.app.qr import qr_lines
 from p2pspaces.app.words import Narrator, printable
 from p2pspaces.core.errors import CommandError
-from p2pspaces.core.events import ErrorEvent, Event, Notice, RoomList, StateChanged
+from p2pspaces.core.events import ErrorEvent, Event, Notice, RoomList, StateChanged, WebReady
 from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import Action, ActionKind
@@ -214,8 +215,12 @@ class PlainOutput:
         """Whether a prompt is on screen (output is then printed above it)."""
 
     def render(self, event: Event) -> str:
-        """The event's sentences, one per line ("" for events that are only indicators)."""
-        return "\n".join(line.text for line in self.narrator.tell(event))
+        """The event's sentences, one per line ("" for events that are only indicators); the
+        web page's address comes with its QR code for phones to scan."""
+        text = "\n".join(line.text for line in self.narrator.tell(event))
+        if isinstance(event, WebReady):
+            text += "\n" + "\n".join(qr_lines(event.http))
+        return text
 
     def show(self, event: Event) -> None:
         """Print the event's sentences, keeping the typed line intact below them."""

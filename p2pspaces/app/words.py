@@ -31,10 +31,12 @@ from p2pspaces.core.events import (
     RoomList,
     RoomLost,
     StateChanged,
+    WebReady,
 )
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.room import Role, RoomState
 from p2pspaces.core.wire import Action, ActionKind
+from p2pspaces.web.cert import grouped
 
 
 def printable(text: str) -> str:
@@ -210,6 +212,7 @@ class Narrator:
         self.state: RoomState | None = None
         self._handlers: dict[type[Event], Callable[[Any], list[Line]]] = {
             Ready: self._ready,
+            WebReady: self._web,
             RoomFound: self._room_found,
             RoomLost: lambda e: [],
             RoomList: self._room_list,
@@ -258,6 +261,17 @@ class Narrator:
             Line(
                 f"Hello {printable(event.name)} ({short_fingerprint(event.node)}). Looking for "
                 f"Spaces on this network; {hint}"
+            )
+        ]
+
+    def _web(self, event: WebReady) -> list[Line]:
+        show = "W shows its QR code" if self.keys else "its QR code is below"
+        return [
+            Line(
+                f"Phones can join this Space from their browser at {event.http} ({show}). "
+                f"To speak they use the secure page {event.https}: the browser warns that this "
+                f"node made its own certificate; its SHA-256 fingerprint begins "
+                f"{grouped(event.cert_sha256)[:23]}."
             )
         ]
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from p2pspaces.audio.devices import Sink, Source
 from p2pspaces.core import lifecycle, room, wire
@@ -34,7 +34,6 @@ from p2pspaces.core.events import (
     Ready,
     RoomFound,
     StateChanged,
-    WebReady,
 )
 from p2pspaces.core.identity import NODE_ID_SIZE, Identity, NodeId
 from p2pspaces.core.ledger import Replica
@@ -63,14 +62,14 @@ TAKEOVER_JITTER_S = 0.2
 """Co-hosts of equal rank spread their takeover turns over this much (drawn once per node)."""
 
 
-@dataclass(frozen=True, slots=True)
-class WebSettings:
-    """Serving the room to browsers: ``mode`` auto (when hosting or co-hosting), on or off."""
+class Service(Protocol):
+    """A part added to a node from above (see :attr:`Node.services`)."""
 
-    mode: str = "auto"
-    http_port: int = 8480
-    https_port: int = 8443
-    max_guests: int = 30
+    async def start(self) -> None:
+        """The node is up."""
+
+    async def close(self) -> None:
+        """The node is stopping."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +110,12 @@ class Node:
         record_dir: Path = Path("p2pspaces-recordings"),
         state_dir: Path | None = None,
         timing: Timing = DEFAULT_TIMING,
-        web: WebSettings | None = None,
     ) -> None:
-        """``web``: whether and where to serve the room to browsers (None: not at all; the
-        command line's default is :class:`WebSettings`' own: when hosting or co-hosting)."""
         self.identity = identity
-        self.web_settings = web or WebSettings(mode="off")
-        self.web: Any = None
-        """The web gateway once it serves (p2pspaces.web.gateway.WebGateway)."""
-        self._web_starting = False
-        self._state_dir = state_dir
+        self.state_dir = state_dir
+        self.services: list[Service] = []
+        """Parts added from above (the web gateway): started once the node is up, closed
+        before it stops."""
         self.name = name
         self.timing = timing
         self.addresses = ice.choose_addresses(interface)
@@ -139,13 +134,13 @@ class Node:
             source,
             sink,
             clock=clock,
-            emit=self._emit,
+            emit=self.emit,
             drop_audio=drop_audio,
         )
         self.mesh.media = self.audio
         self.people = PeopleBook(state_dir)
         self.directory = RoomDirectory(
-            self._emit,
+            self.emit,
             self._room_now,
             lambda node, name: self.people.trust(node, name).value,
         )
@@ -163,7 +158,7 @@ class Node:
             timing,
             clock=clock,
             spawn=self._spawn,
-            emit=self._emit,
+            emit=self.emit,
             on_refused=self._link_refused,
         )
         self._tasks: set[asyncio.Task[None]] = set()
@@ -217,9 +212,9 @@ class Node:
         self._spawn(self._run_timers())
         self._spawn(self._watch_links())
         self.audio.start()
-        self._emit(Ready(self.node_id, self.name, self.port, self.addresses))
-        if self.web_settings.mode == "on":
-            await self._start_web()
+        self.emit(Ready(self.node_id, self.name, self.port, self.addresses))
+        for service in self.services:
+            await service.start()
 
     async def stop(self) -> None:
         """Leave the room cleanly, withdraw the advert and close everything."""
@@ -232,8 +227,8 @@ class Node:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.web is not None:
-            await self.web.close()
+        for service in self.services:
+            await service.close()
         await self.mesh.close()
         await self._signaling.close()
         await self._discovery.close()
@@ -265,6 +260,11 @@ class Node:
     def find_room(self, ref: str) -> RoomListing:
         """The room named by ``ref``: a room id, a unique id prefix, or an exact title."""
         return self.directory.find(ref)
+
+    @property
+    def bind_address(self) -> str:
+        """The address this node's servers listen on (its interface's, or every one)."""
+        return self._interface or "0.0.0.0"  # noqa: S104 - a LAN service listens on the LAN
 
     @property
     def join_addresses(self) -> tuple[str, ...]:
@@ -462,7 +462,7 @@ class Node:
                 self.links.hangup(output)
         for event in session.pop_events():
             self._note(event)
-            self._emit(event)
+            self.emit(event)
         self._follow_state(session.state is not self._last_state)
         self._last_state = session.state
         self._moved.set()
@@ -473,7 +473,7 @@ class Node:
         if isinstance(event, Joined) and event.host:
             warning = self.hosted.remember(event.room, event.title)
             if warning is not None:
-                self._emit(ErrorEvent("hosting_not_saved", warning))
+                self.emit(ErrorEvent("hosting_not_saved", warning))
         elif isinstance(event, Ended | Left):
             if isinstance(event, Ended) or event.reason == "left":
                 self.hosted.forget(event.room)
@@ -496,47 +496,17 @@ class Node:
             nodes = list(roster)
         members = ((n, roster[n].name) for n in nodes if n in roster and n != self.node_id)
         for warning in self.people.meet_all(members):
-            self._emit(ErrorEvent("name_clash", warning))
+            self.emit(ErrorEvent("name_clash", warning))
 
     def _follow_state(self, changed: bool) -> None:
         recording = self.recorder.follow(
             self.replica.state if self.replica else None, self.is_authority
         )
         if recording is not None:
-            self._emit(recording)
+            self.emit(recording)
         if changed:
             self.advert.changed()
-            self._maybe_serve_web()
         self.links.ensure(drop_unneeded=changed)
-
-    def _maybe_serve_web(self) -> None:
-        """In the default mode, start serving browsers once we host or co-host."""
-        if self.web is not None or self._web_starting or self.web_settings.mode != "auto":
-            return
-        replica = self.replica
-        if replica is not None and self.node_id in replica.state.authority_set():
-            self._web_starting = True
-            self._spawn(self._start_web())
-
-    async def _start_web(self) -> None:
-        from p2pspaces.web.gateway import WebGateway  # noqa: PLC0415 - aiohttp loads slowly
-
-        settings = self.web_settings
-        folder = self._state_dir or Path(".")
-        gateway = WebGateway(
-            self,
-            folder,
-            http_port=settings.http_port,
-            https_port=settings.https_port,
-            max_guests=settings.max_guests,
-        )
-        try:
-            info = await gateway.start(self._interface or "0.0.0.0")  # noqa: S104 - LAN service
-        except OSError as exc:
-            self._emit(ErrorEvent("web_failed", f"cannot serve the room to browsers: {exc}"))
-            return
-        self.web = gateway
-        self._emit(WebReady(info.http, info.https, info.cert_sha256))
 
     def _room_advert(self) -> RoomAdvert | None:
         replica = self.replica
@@ -577,7 +547,8 @@ class Node:
             self.mesh.check_liveness(self._clock(), self.timing.peer_timeout_s)
             self.links.ensure(drop_unneeded=True)
 
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
+        """Send an event to the watchers and the front end."""
         for watch in self.watchers:
             try:
                 watch(event)

@@ -48,14 +48,12 @@ from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import ActionKind
 from p2pspaces.web.cert import Certificate, load_or_create
 from p2pspaces.web.mixer import GuestMixer
+from p2pspaces.web.settings import DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MAX_GUESTS
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 DOMAIN_WEB = b"p2pspaces/1 web guest\x00"
-DEFAULT_HTTP_PORT = 8480
-DEFAULT_HTTPS_PORT = 8443
-DEFAULT_MAX_GUESTS = 30
 TEXT_MAX = 32 * 1024
 """A JSON frame from a page: an SDP offer is the biggest (a few KB)."""
 BINARY_MAX = 4096

@@ -40,6 +40,7 @@ from p2pspaces.core.events import (
     RoomLost,
     Speaking,
     StateChanged,
+    WebReady,
 )
 from p2pspaces.node import Node
 from p2pspaces.node.directory import AmbiguousRoom
@@ -267,6 +268,8 @@ class SpacesApp(App[int]):
             self.room.show_speaking(event.member, isinstance(event, Speaking))
         elif isinstance(event, ReactionReceived) and self.room is not None:
             self.room.show_reaction(event.author, event.emoji)
+        elif isinstance(event, WebReady) and self.room is not None:
+            self.room.redraw()  # the room bar shows the phones' address
         elif isinstance(event, Ended | Left):
             self._back_to_lobby()
         if isinstance(event, RoomFound | RoomLost):

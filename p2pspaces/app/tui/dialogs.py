@@ -14,10 +14,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Markdown, OptionList
 from textual.widgets.option_list import Option
 
+from p2pspaces.app.qr import qr_lines
 from p2pspaces.app.words import printable
 from p2pspaces.core.events import RoomFound
 from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.node.dialer import parse_address
+from p2pspaces.web.cert import grouped
 
 
 class Confirm(ModalScreen[bool]):
@@ -226,6 +228,7 @@ Audio rooms on this network, with no server. **Keys work when the chat line is n
 | **1**-**8** | react: 👏 ❤️ 😂 💯 🙌 🤔 🔥 👋 |
 | **+** / **-** | louder / quieter: the selected person, for you only |
 | **Tab** | move between the stage, the hands, the audience and the chat |
+| **W** | phones: the QR code and address of the page phones join from (no install) |
 | **Ctrl+L** | leave the Space |
 
 ## For hosts and co-hosts (on the selected person)
@@ -260,6 +263,40 @@ class HelpScreen(ModalScreen[None]):
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:
         """Back to where you were."""
+        self.dismiss(None)
+
+
+class PhonesDialog(ModalScreen[None]):
+    """How phones join from their browser: the page's QR code, its addresses and the secure
+    page's certificate fingerprint (W)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,w,q", "close", "Close")]
+
+    def __init__(self, http: str, https: str, cert_sha256: str, guests: int) -> None:
+        super().__init__()
+        self._http, self._https, self._cert, self._guests = http, https, cert_sha256, guests
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog phones"):
+            yield Label(Text("Phones join from their browser", style="bold"), classes="title")
+            yield Label(Text("\n".join(qr_lines(self._http)), style="white on black"), id="qr")
+            yield Label(Text(f"Scan, or open {self._http}"))
+            yield Label(
+                Text(
+                    f"To speak, phones use {self._https}. The browser warns that the "
+                    "certificate is not from an authority: this node made it. Its SHA-256:"
+                )
+            )
+            half = len(grouped(self._cert)) // 2 + 1
+            yield Label(
+                Text(f"{grouped(self._cert)[:half]}\n{grouped(self._cert)[half:]}", style="cyan")
+            )
+            yield Label(Text(f"Browser guests served by this node now: {self._guests}"))
+            yield Button("Close (Esc)", id="close")
+
+    @on(Button.Pressed, "#close")
+    def action_close(self) -> None:
+        """Back to the room."""
         self.dismiss(None)
 
 

@@ -19,11 +19,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 from p2pspaces.app.tui.base import spaces
-from p2pspaces.app.tui.dialogs import Confirm, Invitation, TitleDialog
+from p2pspaces.app.tui.dialogs import Confirm, Invitation, PhonesDialog, TitleDialog
 from p2pspaces.app.words import Line, Tone, printable, role_word
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.room import Role, RoomState
 from p2pspaces.core.wire import Action, ActionKind, Emoji
+from p2pspaces.web.service import web_of
 
 REACTION_S = 4.0
 """How long a reaction stays next to its sender's name."""
@@ -70,6 +71,7 @@ class RoomScreen(Screen[None]):
         Binding("t", "title", "Title", show=False),
         Binding("ctrl+r", "record", "Record", show=False),
         Binding("e", "end", "End", show=False),
+        Binding("w", "phones", "Phones"),
         Binding("ctrl+l", "app.leave_room", "Leave"),
         Binding("f1", "app.help", "Help"),
         Binding("escape", "keys", "Keys", show=False),
@@ -170,6 +172,10 @@ class RoomScreen(Screen[None]):
 
     # --- drawing -------------------------------------------------------------------------
 
+    def redraw(self) -> None:
+        """Draw the room bar and the people again (something outside the state changed)."""
+        self._draw()
+
     def _draw(self) -> None:
         state = self.state
         if state is None:
@@ -184,9 +190,13 @@ class RoomScreen(Screen[None]):
             acting = state.members.get(state.authority)
             name = printable(acting.name) if acting else short_fingerprint(state.authority)
             bar.append(f"  acting host: {name}", style="yellow")
-        address = spaces(self.app).node.join_address()
+        node = spaces(self.app).node
+        address = node.join_address()
         if address is not None:
             bar.append(f"  join address: {address}", style="cyan")
+        web = web_of(node)
+        if web is not None and web.info is not None:
+            bar.append(f"  phones: {web.info.http} (W)", style="green")
         self.query_one("#roombar", Static).update(bar)
         self._draw_people()
 
@@ -330,6 +340,19 @@ class RoomScreen(Screen[None]):
     def _request(self, kind: ActionKind, target: NodeId | None = None, **kw: Any) -> None:
         app = spaces(self.app)
         app.do(app.node.request(Action(kind, target, **kw)))
+
+    def action_phones(self) -> None:
+        """Show how phones join from their browser (the QR code of the page)."""
+        web = web_of(spaces(self.app).node)
+        if web is None or web.info is None:
+            self.notify(
+                "This node does not serve the room to browsers (it does while you host or "
+                "co-host, or with --web).",
+                severity="warning",
+            )
+            return
+        info = web.info
+        self.app.push_screen(PhonesDialog(info.http, info.https, info.cert_sha256, web.serving))
 
     def action_chat(self) -> None:
         """Type a chat line."""
