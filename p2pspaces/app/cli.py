@@ -168,6 +168,13 @@ def _default_name() -> str:
     show_default=True,
     help="Browser guests this node serves at most (others are sent to other nodes).",
 )
+@click.option(
+    "--guest-grace",
+    type=click.FloatRange(0.5, 600),
+    default=20.0,
+    hidden=True,
+    help="Seconds a browser guest whose page went away keeps its place.",
+)
 @click.option("-v", "--verbose", count=True, help="Log more to stderr (-vv for debug).")
 def start_command(
     name: str | None,
@@ -187,6 +194,7 @@ def start_command(
     web_port: int,
     web_https_port: int,
     max_guests: int,
+    guest_grace: float,
     verbose: int,
 ) -> None:
     """Run a node: find Spaces on this network, host one or join one.
@@ -206,7 +214,7 @@ def start_command(
     if why is not None and not app:
         click.echo(f"p2pspaces: {why}", err=True)
     mode = "auto" if web is None else ("on" if web else "off")
-    settings = WebSettings(mode, web_port, web_https_port, max_guests)
+    settings = WebSettings(mode, web_port, web_https_port, max_guests, guest_grace)
     node = _make_node(folder, name or _default_name(), interface, source, sink, drop_audio)
     if settings.mode != "off":
         node.services.append(WebService(node, folder, settings))

@@ -30,6 +30,8 @@ class ContactBook:
         self._ctx = ctx
         self.own: tuple[tuple[str, ...], int] | None = None
         """Where this node listens (set by the shell once it listens)."""
+        self.web: tuple[int, int, int, int] = (0, 0, 0, 0)
+        """The guest page's ports, guests served and their cap (zeros: no page)."""
         self._signed: dict[NodeId, bytes] = {}
         self._reach: dict[NodeId, wire.Contact] = {}
 
@@ -43,6 +45,23 @@ class ContactBook:
         state = self._ctx.state
         if entry is not None and state is not None:
             self._ctx.send(peer, wire.encode(wire.Contacts(state.room_id, (entry,))))
+
+    def set_web(self, web: tuple[int, int, int, int]) -> None:
+        """Our guest page or its load changed: tell the room (the authority relays it; as the
+        authority, we tell every member ourselves)."""
+        if web == self.web:
+            return
+        self.web = web
+        ctx = self._ctx
+        state = ctx.state
+        entry = self._own_entry()
+        if state is None or entry is None:
+            return
+        bundle = wire.encode(wire.Contacts(state.room_id, (entry,)))
+        if ctx.is_authority:
+            ctx.send_members(bundle)
+        elif ctx.me in state.members:
+            ctx.send(state.authority, bundle)
 
     def hand_to(self, joiner: NodeId) -> None:
         """Give a member (a joiner) every contact we hold, ours first, in bundles."""
@@ -100,7 +119,7 @@ class ContactBook:
         if self.own is None or state is None:
             return None
         addresses, port = self.own
-        contact = wire.Contact(state.room_id, addresses[: wire.ADDRESSES_MAX], port)
+        contact = wire.Contact(state.room_id, addresses[: wire.ADDRESSES_MAX], port, *self.web)
         return wire.seal_bytes(self._ctx.identity, contact)
 
 

@@ -156,6 +156,7 @@ class StateChanged(Event):
                 "muted": m.muted,
                 "hand": m.hand,
                 "invited": m.invited,
+                "gateway": m.gateway.hex() if m.gateway is not None else None,
             }
             for node, m in sorted(state.members.items(), key=lambda item: (-item[1].role, item[0]))
         ]

@@ -158,6 +158,10 @@ class RoomSession:
         """Where this node listens, to tell the room (the shell calls this once it listens)."""
         self.contacts.own = (addresses, port)
 
+    def set_web_load(self, http_port: int, https_port: int, guests: int, max_guests: int) -> None:
+        """Our guest page (its ports, guests served, their cap), to tell the room."""
+        self.contacts.set_web((http_port, https_port, guests, max_guests))
+
     def may_speak(self, node: bytes) -> bool:
         """Whether audio from ``node`` is to be played (or ours sent)."""
         state = self.state

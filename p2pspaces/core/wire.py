@@ -336,6 +336,12 @@ class Contact(Message):
     room_id: RoomId = spec(_HASH)
     addresses: tuple[str, ...] = spec(ListOf(Text(ADDRESS_MAX, min_chars=1), ADDRESSES_MAX))
     port: int = spec(Int(1, 65535))
+    web_port: int = spec(Int(0, 65535), default=0)
+    """The node's guest page (HTTP; 0: it serves no browsers), so that a busy gateway's page
+    can send browsers to a less busy node of the room."""
+    web_secure_port: int = spec(Int(0, 65535), default=0)
+    guests: int = spec(Int(0, 65535), default=0)
+    max_guests: int = spec(Int(0, 65535), default=0)
 
 
 @record

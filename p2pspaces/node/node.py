@@ -331,6 +331,15 @@ class Node:
         self._pump()
         return message
 
+    def set_web_load(self, http_port: int, https_port: int, guests: int, max_guests: int) -> None:
+        """As a web gateway: tell the room where our guest page is and how busy it is."""
+        self.session.set_web_load(http_port, https_port, guests, max_guests)
+        self._pump()
+
+    def contact_of(self, node: NodeId) -> wire.Contact | None:
+        """Where a fellow member said it listens (and whether it serves browsers)."""
+        return self.session.contact_of(node)
+
     def drop_guest(self, guest: NodeId) -> None:
         """As a web gateway: a guest's page went away; take it out of the room."""
         with contextlib.suppress(CommandError):

@@ -48,7 +48,12 @@ from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import ActionKind
 from p2pspaces.web.cert import Certificate, load_or_create
 from p2pspaces.web.mixer import GuestMixer
-from p2pspaces.web.settings import DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT, DEFAULT_MAX_GUESTS
+from p2pspaces.web.settings import (
+    DEFAULT_GRACE_S,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_HTTPS_PORT,
+    DEFAULT_MAX_GUESTS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,13 @@ BINARY_MAX = 4096
 """A signed envelope from a page: a request, a chat line (500 characters) or a reaction."""
 FRAME_RATE = 20.0
 FRAME_BURST = 40.0
-GRACE_S = 20.0
-"""A guest whose page went away keeps its place this long: a reload, or the move from the
-plain page to the secure one, must not cost a raised hand or the stage."""
+HEARTBEAT_S = 5.0
+"""WebSocket pings: a page that vanished without closing (a phone gone off the Wi-Fi) is
+noticed within one and a half of these, then keeps its place for the grace."""
+OTHERS_SHOWN = 5
+LOAD_GAP_S = 2.0
+"""A gateway tells the room its guest count at most this often (each costs every member a
+relayed contact)."""
 STATE_DELAY_S = 0.05
 """State pushes to pages are coalesced over this long (a burst of changes sends one)."""
 
@@ -125,11 +134,13 @@ class WebGateway:
         http_port: int = DEFAULT_HTTP_PORT,
         https_port: int = DEFAULT_HTTPS_PORT,
         max_guests: int = DEFAULT_MAX_GUESTS,
+        grace_s: float = DEFAULT_GRACE_S,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.node = node
         self.folder = folder
         self.max_guests = max_guests
+        self.grace_s = grace_s
         self._ports = (http_port, https_port)
         self._clock = clock or node._clock
         self.guests: dict[NodeId, Guest] = {}
@@ -142,6 +153,9 @@ class WebGateway:
         self.info: WebInfo | None = None
         self.cert: Certificate | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._ports_bound = (0, 0)
+        self._load_due = False
+        self._told_load = False
         self.speaking: set[bytes] = set()
         """Who is speaking now (from the node's level meters), for pages that open midway."""
 
@@ -169,6 +183,8 @@ class WebGateway:
         )
         self.node.watchers.append(self.on_event)
         self.node.audio.tap = self._tap
+        self._ports_bound = (ports[0], ports[1])
+        self._tell_load()
         log.info("web: serving %s and %s", self.info.http, self.info.https)
         return self.info
 
@@ -200,7 +216,7 @@ class WebGateway:
         return web.json_response(self._welcome_room())
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=TEXT_MAX, heartbeat=10.0)
+        ws = web.WebSocketResponse(max_msg_size=TEXT_MAX, heartbeat=HEARTBEAT_S)
         await ws.prepare(request)
         guest = Guest(ws, secure=request.secure)
         if len(self.pages) >= self.max_guests + 5 or self.serving >= self.max_guests:
@@ -252,12 +268,48 @@ class WebGateway:
             "cert_sha256": info.cert_sha256 if info else None,
             "guests": self.serving,
             "max_guests": self.max_guests,
+            "others": self.other_gateways(),
         }
 
     def other_gateways(self) -> list[dict[str, Any]]:
-        """Other nodes of this room that serve pages, least busy first (from their adverts)."""
-        finder = getattr(self.node, "web_gateways", None)
-        return list(finder()) if finder is not None else []
+        """Other nodes of this room that serve pages and have room for guests, least busy
+        first (from the signed contacts the room relays)."""
+        state = self._state()
+        if state is None:
+            return []
+        others = []
+        for node, member in state.members.items():
+            contact = self.node.contact_of(node) if member.gateway is None else None
+            if node == self.node.node_id or contact is None or not contact.web_port:
+                continue
+            if contact.guests >= contact.max_guests or not contact.addresses:
+                continue
+            address = contact.addresses[0]
+            others.append(
+                {
+                    "name": member.name,
+                    "http": f"http://{address}:{contact.web_port}/",
+                    "https": f"https://{address}:{contact.web_secure_port}/",
+                    "guests": contact.guests,
+                    "max_guests": contact.max_guests,
+                }
+            )
+        others.sort(key=lambda o: (o["guests"] / max(1, o["max_guests"]), o["guests"]))
+        return others[:OTHERS_SHOWN]
+
+    def _tell_load(self) -> None:
+        """Tell the room how busy this gateway is (at most every LOAD_GAP_S)."""
+        if self._load_due:
+            return
+        self._load_due = True
+
+        def tell() -> None:
+            self._load_due = False
+            http, https = self._ports_bound
+            self.node.set_web_load(http, https, self.serving, self.max_guests)
+
+        asyncio.get_running_loop().call_later(LOAD_GAP_S if self._told_load else 0, tell)
+        self._told_load = True
 
     # --- from the page -------------------------------------------------------------------
 
@@ -299,6 +351,7 @@ class WebGateway:
             handle.cancel()
         guest.key = node_key
         self.guests[node_key] = guest
+        self._tell_load()
         log.info("web: guest %s connected (%s)", guest.label, "https" if guest.secure else "http")
         await self._push_state(guest)
 
@@ -434,10 +487,11 @@ class WebGateway:
             return
         del self.guests[key]
         self.mixer.forget(key)
+        self._tell_load()
         state = self._state()
         if state is not None and key in state.members:
             loop = asyncio.get_running_loop()
-            self._graces[key] = loop.call_later(GRACE_S, self._grace_over, key)
+            self._graces[key] = loop.call_later(self.grace_s, self._grace_over, key)
 
     def _grace_over(self, key: NodeId) -> None:
         self._graces.pop(key, None)
@@ -451,6 +505,7 @@ class WebGateway:
         if guest.key is not None and self.guests.get(guest.key) is guest:
             del self.guests[guest.key]
             self.mixer.forget(guest.key)
+            self._tell_load()
         self.pages.discard(guest)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await guest.ws.close()

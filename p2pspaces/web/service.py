@@ -51,6 +51,7 @@ class WebService:
             http_port=settings.http_port,
             https_port=settings.https_port,
             max_guests=settings.max_guests,
+            grace_s=settings.grace_s,
         )
         try:
             info = await gateway.start(self.node.bind_address)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 DEFAULT_HTTP_PORT = 8480
 DEFAULT_HTTPS_PORT = 8443
 DEFAULT_MAX_GUESTS = 30
+DEFAULT_GRACE_S = 20.0
+"""A guest whose page went away keeps its place this long: a reload, or the move from the
+plain page to the secure one, must not cost a raised hand or the stage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,3 +20,4 @@ class WebSettings:
     http_port: int = DEFAULT_HTTP_PORT
     https_port: int = DEFAULT_HTTPS_PORT
     max_guests: int = DEFAULT_MAX_GUESTS
+    grace_s: float = DEFAULT_GRACE_S

@@ -173,3 +173,71 @@ def test_a_phone_speaks_through_one_node_and_is_heard_through_another(
     print("bob", alignment, "gia", gia_alignment)
     assert alignment.correlation >= 0.8, alignment
     assert gia_alignment.correlation >= 0.8, gia_alignment
+
+
+def test_a_full_node_sends_phones_to_another_and_a_lost_page_costs_only_its_guest(
+    lan3: Lan, tmp_path: Path
+) -> None:
+    hana = lan3.headless(
+        0,
+        tmp_path,
+        "hana",
+        "--host",
+        "Busy night",
+        "--max-guests",
+        "1",
+        "--guest-grace",
+        "2",
+        "--input",
+        "none",
+        "--output",
+        "none",
+    )
+    nodes = [hana]
+    try:
+        hana.wait_for("joined")
+        hana_web = hana.wait_for("web")
+        bob = lan3.headless(
+            1,
+            tmp_path,
+            "bob",
+            "--join",
+            "Busy night",
+            "--web",
+            "--input",
+            "none",
+            "--output",
+            "none",
+        )
+        nodes.append(bob)
+        bob_web = bob.wait_for("web")
+        bob.wait_for("joined")
+        with chromium(lan3.hosts[2], tmp_path) as browser:
+            ann = phone(browser)
+            join(ann, hana_web["http"], "Ann")
+            # Hana serves one browser at most: the next page goes on to Bob's node by itself.
+            cal = phone(browser)  # another phone: a context of its own, its own key
+            cal.goto(hana_web["http"])
+            cal.wait_for_selector("#notice:has-text('already serves 1 guests')", timeout=15_000)
+            cal.wait_for_url(f"{bob_web['http']}*", timeout=15_000)
+            cal.wait_for_selector("#join:not([hidden])", timeout=15_000)
+            cal.fill("#name", "Cal")
+            cal.click("#join-button")
+            cal.wait_for_selector("#room:not([hidden])", timeout=15_000)
+            state = hana.wait_for(
+                "state", lambda e: {m["name"] for m in e["members"]} >= {"Ann", "Cal"}
+            )
+            gateways = {m["name"]: m["gateway"] for m in state["members"]}
+            assert gateways["Ann"] != gateways["Cal"]
+            assert gateways["hana"] is None and gateways["bob"] is None
+            # Cal's page goes away: after the grace Cal is out, Ann is not.
+            cal.close()
+            hana.wait_for(
+                "state", lambda e: all(m["name"] != "Cal" for m in e["members"]), within=30
+            )
+            ann.fill("#chat-input", "still here")
+            ann.click("#chat-form button")
+            assert hana.wait_for("chat", lambda e: e["name"] == "Ann")["text"] == "still here"
+    finally:
+        statuses = [node.stop() for node in reversed(nodes)]
+    assert statuses == [0] * len(nodes)

@@ -113,6 +113,12 @@ async function handle(m) {
 async function onWelcome(m) {
   page.welcome = m;
   page.gateway = wire.unhex(m.gateway);
+  const others = m.others || [];
+  if (m.guests + 1 >= 0.8 * m.max_guests && others.length) {
+    $("elsewhere").querySelector("h2").textContent =
+      `This node is busy (${m.guests} of ${m.max_guests} browser guests); these serve the same Space`;
+    listOthers(others);
+  }
   const sig = await wire.proveKey(page.key, wire.unhex(m.challenge), page.gateway);
   sendJson({ t: "hello", key: wire.hex(page.key.publicKey), sig });
   if (!m.room) {
@@ -170,20 +176,41 @@ function onOut(reason) {
   $("join").hidden = true;
 }
 
-function onFull(m) {
-  page.out = true;
-  notice(m.reason);
+// A busy node sends browsers on to a less busy node of the same Space, so fifty phones do not
+// all land on the host's laptop.  The guest's key and name go along in the fragment.
+function elsewhere(other) {
+  const params = new URLSearchParams();
+  const seed = page.key.handoff();
+  if (seed) params.set("seed", seed);
+  params.set("name", localStorage.getItem(NAME_KEY) || "");
+  if (page.wantJoin || page.me) params.set("join", "1");
+  return `${secure() ? other.https : other.http}#${params.toString()}`;
+}
+
+function listOthers(others) {
   const list = $("others");
   list.replaceChildren();
-  for (const other of m.others || []) {
+  for (const other of others) {
     const item = document.createElement("li");
     const a = document.createElement("a");
-    a.href = other.http;
-    a.textContent = `${other.name} (${other.guests} guests)`;
+    a.href = elsewhere(other);
+    a.textContent = `${other.name}'s node (${other.guests} of ${other.max_guests} browser guests)`;
     item.append(a);
     list.append(item);
   }
-  $("elsewhere").hidden = (m.others || []).length === 0;
+  $("elsewhere").hidden = others.length === 0;
+}
+
+function onFull(m) {
+  page.out = true;
+  const others = m.others || [];
+  listOthers(others);
+  if (others.length) {
+    notice(`${m.reason}. Taking you to ${others[0].name}'s node, which serves the same Space…`);
+    setTimeout(() => { location.href = elsewhere(others[0]); }, 1500);
+  } else {
+    notice(`${m.reason}, and no other node of this Space has room for browsers. Try again later.`);
+  }
 }
 
 // --- joining, chat ------------------------------------------------------------------------
