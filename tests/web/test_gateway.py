@@ -1,0 +1,140 @@
+"""The web gateway is hostile ground: a real node on loopback serving a real aiohttp app, and
+pages played by an aiohttp client (the browser's own part is tested with Chromium in e2e)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from p2pspaces.core import wire
+from p2pspaces.core.identity import Identity
+from p2pspaces.core.wire import Action, ActionKind
+from p2pspaces.node import Node
+from p2pspaces.web.gateway import BINARY_MAX, DOMAIN_WEB, STATIC, WebGateway
+
+LOOPBACK = "127.0.0.1"
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[Node, WebGateway]]:
+    node = Node(Identity.generate(), "Hana", interface=LOOPBACK)
+    await node.start()
+    await node.host("Hostile ground")
+    gateway = WebGateway(node, tmp_path, http_port=0, https_port=0, max_guests=3)
+    await gateway.start(LOOPBACK)
+    yield node, gateway
+    await gateway.close()
+    await node.stop()
+
+
+async def _messages(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict[str, Any]]:
+    async for message in ws:
+        if message.type is aiohttp.WSMsgType.TEXT:
+            yield json.loads(message.data)
+
+
+async def _next(ws: aiohttp.ClientWebSocketResponse, kind: str) -> dict[str, Any]:
+    async with asyncio.timeout(10):
+        async for message in _messages(ws):
+            if message["t"] == kind:
+                return message
+    raise AssertionError(f"socket closed before {kind}")
+
+
+async def _hello(ws: aiohttp.ClientWebSocketResponse, key: Identity) -> dict[str, Any]:
+    welcome = await _next(ws, "welcome")
+    transcript = bytes.fromhex(welcome["challenge"]) + bytes.fromhex(welcome["gateway"])
+    sig = key.sign(DOMAIN_WEB, transcript)
+    await ws.send_str(json.dumps({"t": "hello", "key": key.node_id.hex(), "sig": sig.hex()}))
+    return welcome
+
+
+def _url(gateway: WebGateway, path: str = "") -> str:
+    assert gateway.info is not None
+    return gateway.info.http + path
+
+
+async def test_every_response_carries_a_strict_policy_and_the_page_has_no_inline_code(
+    served: tuple[Node, WebGateway],
+) -> None:
+    _, gateway = served
+    async with aiohttp.ClientSession() as http:
+        for path in ("", "static/app.js", "static/vendor/noble-ed25519/index.js"):
+            async with http.get(_url(gateway, path)) as response:
+                assert response.status == 200
+                policy = response.headers["Content-Security-Policy"]
+                assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+                assert response.headers["X-Content-Type-Options"] == "nosniff"
+        async with http.get(_url(gateway, "static/../gateway.py")) as response:
+            assert response.status in (403, 404)
+    page = (STATIC / "index.html").read_text()
+    assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []
+    assert re.findall(r"\son[a-z]+=|\sstyle=", page) == []
+    for licence in ("noble-ed25519", "noble-hashes"):
+        assert "MIT License" in (STATIC / "vendor" / licence / "LICENSE").read_text()
+
+
+async def test_a_page_must_prove_its_key_before_anything_it_signs_is_passed_on(
+    served: tuple[Node, WebGateway],
+) -> None:
+    node, gateway = served
+    guest = Identity.generate()
+    async with aiohttp.ClientSession() as http, http.ws_connect(_url(gateway, "ws")) as ws:
+        welcome = await _next(ws, "welcome")
+        room = bytes.fromhex(welcome["room"]["id"])
+        join = wire.seal_bytes(
+            guest, wire.Request(room, 1, Action(ActionKind.JOIN, node.node_id, "Gus"))
+        )  # type: ignore[arg-type]
+        await ws.send_bytes(join)  # no hello yet
+        assert (await _next(ws, "error"))["reason"] == "not accepted"
+        other = Identity.generate()  # a signature by another key over the challenge
+        sig = other.sign(DOMAIN_WEB, bytes.fromhex(welcome["challenge"]) + node.node_id)
+        await ws.send_str(json.dumps({"t": "hello", "key": guest.node_id.hex(), "sig": sig.hex()}))
+        assert (await _next(ws, "error"))["code"] == "bad_hello"
+        assert gateway.serving == 0
+        assert guest.node_id not in node.replica.state.members  # type: ignore[union-attr]
+
+
+async def test_a_flooding_or_oversized_page_loses_its_socket_and_no_one_else_does(
+    served: tuple[Node, WebGateway],
+) -> None:
+    node, gateway = served
+    calm, noisy, big = Identity.generate(), Identity.generate(), Identity.generate()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(_url(gateway, "ws")) as calm_ws,
+        http.ws_connect(_url(gateway, "ws")) as noisy_ws,
+        http.ws_connect(_url(gateway, "ws")) as big_ws,
+    ):
+        welcome = await _hello(calm_ws, calm)
+        room = bytes.fromhex(welcome["room"]["id"])
+        request = wire.Request(room, 1, Action(ActionKind.JOIN, node.node_id, "Calm"))  # type: ignore[arg-type]
+        await calm_ws.send_bytes(wire.seal_bytes(calm, request))
+        await _hello(noisy_ws, noisy)
+        await _hello(big_ws, big)
+        for _ in range(200):
+            await noisy_ws.send_str(json.dumps({"t": "nonsense"}))
+        closed = await _next(noisy_ws, "closed")
+        assert "too many messages" in closed["reason"]
+        await big_ws.send_bytes(b"\x00" * (BINARY_MAX + 1))
+        assert (await _next(big_ws, "error"))["reason"] == "not accepted"
+        await big_ws.send_str("x" * 100_000)  # over the frame cap: aiohttp closes it
+        async with asyncio.timeout(10):
+            async for _ in _messages(big_ws):
+                pass
+        assert big_ws.closed
+        # Calm is in the room and still served.
+        await _next(calm_ws, "state")
+        await asyncio.sleep(0.3)
+        assert calm.node_id in node.replica.state.members  # type: ignore[union-attr]
+        await calm_ws.send_bytes(wire.seal_bytes(calm, wire.Chat(room, 1, "<b>hi</b>")))  # type: ignore[arg-type]
+        line = await _next(calm_ws, "chat")
+        assert line["text"] == "<b>hi</b>"
+        assert set(gateway.guests) == {calm.node_id}
