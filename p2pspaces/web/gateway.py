@@ -21,6 +21,7 @@ import functools
 import json
 import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ HEARTBEAT_S = 5.0
 """WebSocket pings: a page that vanished without closing (a phone gone off the Wi-Fi) is
 noticed within one and a half of these, then keeps its place for the grace."""
 OTHERS_SHOWN = 5
+RECENT_CHAT = 30
 LOAD_GAP_S = 2.0
 """A gateway tells the room its guest count at most this often (each costs every member a
 relayed contact)."""
@@ -156,6 +158,8 @@ class WebGateway:
         self._ports_bound = (0, 0)
         self._load_due = False
         self._told_load = False
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_CHAT)
+        """The last chat lines, for a page that opens (or moves to the secure page) midway."""
         self.speaking: set[bytes] = set()
         """Who is speaking now (from the node's level meters), for pages that open midway."""
 
@@ -183,6 +187,8 @@ class WebGateway:
         )
         self.node.watchers.append(self.on_event)
         self.node.audio.tap = self._tap
+        meters = self.node.audio.meters
+        self.speaking = {member for member, meter in meters.items() if meter.speaking}
         self._ports_bound = (ports[0], ports[1])
         self._tell_load()
         log.info("web: serving %s and %s", self.info.http, self.info.https)
@@ -354,6 +360,8 @@ class WebGateway:
         self._tell_load()
         log.info("web: guest %s connected (%s)", guest.label, "https" if guest.secure else "http")
         await self._push_state(guest)
+        for line in list(self.recent):
+            await guest.send(line)
 
     async def _on_signed(self, guest: Guest, data: bytes) -> None:
         if guest.key is None or len(data) > BINARY_MAX:
@@ -406,6 +414,9 @@ class WebGateway:
         if isinstance(event, StateChanged):
             self._state_changed(event)
         elif isinstance(event, ChatReceived):
+            self.recent.append(
+                {"t": "chat", "from": event.author.hex(), "name": event.name, "text": event.text}
+            )
             self._to_all(
                 {"t": "chat", "from": event.author.hex(), "name": event.name, "text": event.text}
             )

@@ -133,7 +133,10 @@ function idb(run) {
 }
 
 async function webCryptoKey() {
-  if (!window.isSecureContext || !crypto.subtle || !window.indexedDB) return null;
+  // Only the HTTPS page: a plain page on localhost is a secure context too, but its guest
+  // must be able to take its key along to the HTTPS page, and a WebCrypto key cannot go.
+  const https = location.protocol === "https:" && window.isSecureContext;
+  if (!https || !crypto.subtle || !window.indexedDB) return null;
   try {
     let pair = await idb((store) => store.get("guest"));
     if (!pair) {
