@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from p2pspaces.audio import SAMPLE_RATE
+from p2pspaces.audio.analysis import chunk_correlations
 
 from ..needs import unavailable
 
@@ -98,6 +99,15 @@ def record(page: Any, seconds: float) -> np.ndarray:
             chunks.append(out.to_ndarray().reshape(-1))
     container.close()
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+
+
+def match(heard: np.ndarray, clip: np.ndarray) -> float:
+    """How well what a page heard matches ``clip``: the median of each second of the clip
+    aligned on its own.  Chromium's jitter buffer (NetEq) stretches and squeezes time when
+    packets bunch (a busy machine), so one global alignment would count a faithful but
+    stretched copy as a mismatch; per second, the words either are there or are not."""
+    scores = chunk_correlations(heard, clip)
+    return float(np.median(scores)) if scores else 0.0
 
 
 def join(page: Any, url: str, name: str) -> None:
