@@ -74,7 +74,8 @@ FIRST_AUDIO_JS = """async () => {
       const stats = await pc.getStats();
       let heard = false;
       stats.forEach((r) => {
-        if (r.type === 'inbound-rtp' && r.totalSamplesReceived > 0 && r.audioLevel > 0) heard = true;
+        const inbound = r.type === 'inbound-rtp';
+        if (inbound && r.totalSamplesReceived > 0 && r.audioLevel > 0) heard = true;
       });
       if (heard) return performance.timeOrigin + performance.now();
     }
@@ -104,9 +105,19 @@ class Proc:
     def __init__(self, *args: str, log: Path) -> None:
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "p2pspaces", "start", "--headless", "--interface", LOOPBACK,
-             *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            [
+                sys.executable,
+                "-m",
+                "p2pspaces",
+                "start",
+                "--headless",
+                "--interface",
+                LOOPBACK,
+                *args,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
         )
 
     def wait_for(self, name: str, within: float = 30) -> dict[str, Any]:
@@ -194,24 +205,49 @@ async def cpu_while(proc: Proc, seconds: float) -> float:
 async def one_run(folder: Path, seconds: float) -> dict[str, Any]:
     clicks = clicks_wav(folder / "clicks.wav")
     host = Proc(
-        "--name", "Hana", "--home", str(folder / "hana"), "--host", "Bench",
-        "--input", f"file:{clicks}?loop", "--output", "none", "--web", "--web-port", "0",
-        "--web-https-port", "0", "--max-guests", "40", "--frame-log", str(folder / "host.json"),
+        "--name",
+        "Hana",
+        "--home",
+        str(folder / "hana"),
+        "--host",
+        "Bench",
+        "--input",
+        f"file:{clicks}?loop",
+        "--output",
+        "none",
+        "--web",
+        "--web-port",
+        "0",
+        "--web-https-port",
+        "0",
+        "--max-guests",
+        "40",
+        "--frame-log",
+        str(folder / "host.json"),
         log=folder / "host.log",
     )
     web = host.wait_for("web")
     listener = Proc(
-        "--name", "Lee", "--home", str(folder / "lee"), "--join", "Bench", "--input", "none",
-        "--output", f"file:{folder / 'lee.wav'}", "--frame-log", str(folder / "lee.json"),
+        "--name",
+        "Lee",
+        "--home",
+        str(folder / "lee"),
+        "--join",
+        "Bench",
+        "--input",
+        "none",
+        "--output",
+        f"file:{folder / 'lee.wav'}",
+        "--frame-log",
+        str(folder / "lee.json"),
         log=folder / "lee.log",
     )
     listener.wait_for("joined")
     result: dict[str, Any] = {}
     offset = time.time() - time.monotonic()
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
-        )
+        args = ["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
         await asyncio.sleep(2)
         result["cpu_0"] = await cpu_while(host, seconds)
         result["rss_0"] = host.rss_mb()
@@ -234,7 +270,8 @@ async def one_run(folder: Path, seconds: float) -> dict[str, Any]:
     listener.stop()
     host.stop()
     sent = send_times(folder / "host.json")
-    result["browser_ms"] = [1000 * d for d in delays([o / 1000 - offset for o in page_onsets], sent)]
+    heard = [o / 1000 - offset for o in page_onsets]
+    result["browser_ms"] = [1000 * d for d in delays(heard, sent)]
     result["node_ms"] = [
         1000 * d for d in delays(node_onsets(folder / "lee.wav", folder / "lee.json"), sent)
     ]
@@ -255,7 +292,8 @@ def main() -> None:
         print(
             f"run {run + 1}: mouth-to-ear node listener {statistics.median(node):.1f} ms "
             f"({len(node)} clicks), browser guest {statistics.median(browser):.1f} ms "
-            f"({len(browser)} clicks); join to first audio {statistics.median(result['join_s']):.2f} s"
+            f"({len(browser)} clicks); page to first audio "
+            f"{statistics.median(result['join_s']):.2f} s"
         )
         base = result["cpu_0"]
         for count in GUEST_COUNTS:

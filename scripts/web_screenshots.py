@@ -49,7 +49,10 @@ async def main(out: Path) -> None:
 
     async def node(name: str, source: str = "none", home: Path | None = None) -> Node:
         made = Node(
-            Identity.generate(), name, interface="127.0.0.1", source=open_input(source),
+            Identity.generate(),
+            name,
+            interface="127.0.0.1",
+            source=open_input(source),
             state_dir=home,
         )
         await made.start()
