@@ -12,7 +12,8 @@ Playwright) with up to 30 guest pages in one browser.
   uncertainty).  Times are CLOCK_MONOTONIC; the page's wall clock is mapped onto it.
 * CPU and memory: the host process (the gateway) over ``--seconds`` with N guests listening,
   less the same with none; per guest.
-* Join time: from ``page.goto`` to the page's first decoded audio (WebRTC stats), N = 10.
+* Join time: from ``page.goto`` (then typing a name and joining, as fast as a script can) to
+  the page's first decoded audio (WebRTC stats: samples received), for the first 10 guests.
 
     python3 scripts/bench_web.py [--runs 3] [--seconds 10]
 """
@@ -23,10 +24,13 @@ import argparse
 import asyncio
 import json
 import os
+import queue
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -75,7 +79,7 @@ FIRST_AUDIO_JS = """async () => {
       let heard = false;
       stats.forEach((r) => {
         const inbound = r.type === 'inbound-rtp';
-        if (inbound && r.totalSamplesReceived > 0 && r.audioLevel > 0) heard = true;
+        if (inbound && r.packetsReceived > 0 && r.totalSamplesReceived > 0) heard = true;
       });
       if (heard) return performance.timeOrigin + performance.now();
     }
@@ -100,7 +104,7 @@ def clicks_wav(path: Path) -> Path:
 
 
 class Proc:
-    """A headless node; its JSON events are read on demand."""
+    """A headless node; its JSON events are read all the time (a full pipe would stall it)."""
 
     def __init__(self, *args: str, log: Path) -> None:
         self._log = log.open("wb")
@@ -119,15 +123,21 @@ class Proc:
             stdout=subprocess.PIPE,
             stderr=self._log,
         )
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.events.put(json.loads(line))
 
     def wait_for(self, name: str, within: float = 30) -> dict[str, Any]:
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
                 break
-            event = json.loads(line)
             if event["event"] == name:
                 return event
         raise RuntimeError(f"no {name} event")
@@ -192,7 +202,15 @@ async def open_guest(browser: Browser, url: str, name: str) -> tuple[Page, float
     await page.wait_for_selector("#join:not([hidden])")
     await page.fill("#name", name)
     await page.click("#join-button")
-    heard_ms = await page.evaluate(FIRST_AUDIO_JS)
+    try:
+        async with asyncio.timeout(30):
+            heard_ms = await page.evaluate(FIRST_AUDIO_JS)
+    except TimeoutError:
+        why = await page.evaluate(
+            "() => { const p = window.p2pspaces; return [p.me, p.pc && p.pc.connectionState,"
+            " document.getElementById('notice').textContent]; }"
+        )
+        raise RuntimeError(f"{name} heard nothing in 30 s: {why}") from None
     return page, heard_ms / 1000 - opened
 
 
@@ -258,6 +276,7 @@ async def one_run(folder: Path, seconds: float) -> dict[str, Any]:
                 page, join_s = await open_guest(browser, web["http"], f"Guest{len(pages) + 1}")
                 pages.append(page)
                 joins.append(join_s)
+                print(f"  guest {len(pages)} heard audio {join_s:.2f} s after opening", flush=True)
             if count == 1:
                 await pages[0].evaluate(ONSETS_JS)
             await asyncio.sleep(2)
@@ -285,8 +304,9 @@ def main() -> None:
     args = parser.parse_args()
     runs = []
     for run in range(args.runs):
-        with tempfile.TemporaryDirectory() as folder:
-            result = asyncio.run(one_run(Path(folder), args.seconds))
+        folder = tempfile.mkdtemp(prefix="bench-web-")
+        result = asyncio.run(one_run(Path(folder), args.seconds))  # logs kept if it fails
+        shutil.rmtree(folder)
         runs.append(result)
         node, browser = result["node_ms"], result["browser_ms"]
         print(
