@@ -169,14 +169,15 @@ def send_times(frame_log: Path, loops: int = 400) -> list[float]:
     return out
 
 
-def delays(onsets: list[float], sent: list[float]) -> list[float]:
-    """Each heard click's delay from the latest click sent before it."""
+def delays(onsets: list[float], sent: list[float], skip: int = 2) -> list[float]:
+    """Each heard click's delay from the latest click sent before it (the first ``skip``
+    clicks meet a start-up jitter buffer)."""
     out = []
     for heard in onsets:
         before = [s for s in sent if s < heard]
         if before and heard - before[-1] < 0.5:
             out.append(heard - before[-1])
-    return out[2:]  # the first clicks meet a start-up jitter buffer
+    return out[skip:]
 
 
 def node_onsets(recording: Path, frame_log: Path) -> list[float]:
@@ -220,7 +221,7 @@ async def cpu_while(proc: Proc, seconds: float) -> float:
     return 100 * (proc.cpu_seconds() - start) / (time.monotonic() - t0)
 
 
-async def one_run(folder: Path, seconds: float) -> dict[str, Any]:
+async def one_run(folder: Path, seconds: float, counts: tuple[int, ...]) -> dict[str, Any]:
     clicks = clicks_wav(folder / "clicks.wav")
     host = Proc(
         "--name",
@@ -271,29 +272,33 @@ async def one_run(folder: Path, seconds: float) -> dict[str, Any]:
         result["rss_0"] = host.rss_mb()
         pages: list[Page] = []
         joins: list[float] = []
-        for count in GUEST_COUNTS:
+        phases: list[tuple[int, float, float]] = []
+        for count in counts:
             while len(pages) < count:
                 page, join_s = await open_guest(browser, web["http"], f"Guest{len(pages) + 1}")
                 pages.append(page)
                 joins.append(join_s)
                 print(f"  guest {len(pages)} heard audio {join_s:.2f} s after opening", flush=True)
-            if count == 1:
+            if count == counts[0]:
                 await pages[0].evaluate(ONSETS_JS)
             await asyncio.sleep(2)
+            begin = time.monotonic()
             result[f"cpu_{count}"] = await cpu_while(host, seconds)
             result[f"rss_{count}"] = host.rss_mb()
-            if count == 10:
-                result["join_s"] = joins[:10]
+            phases.append((count, begin, time.monotonic()))
+            result["join_s"] = joins[:10]
         page_onsets = await pages[0].evaluate("window.onsets")
         await browser.close()
     listener.stop()
     host.stop()
     sent = send_times(folder / "host.json")
     heard = [o / 1000 - offset for o in page_onsets]
-    result["browser_ms"] = [1000 * d for d in delays(heard, sent)]
-    result["node_ms"] = [
-        1000 * d for d in delays(node_onsets(folder / "lee.wav", folder / "lee.json"), sent)
-    ]
+    node_heard = node_onsets(folder / "lee.wav", folder / "lee.json")
+    for count, begin, end in phases:  # each figure from its own phase: load changes it
+        page_phase = [t for t in heard if begin <= t <= end]
+        node_phase = [t for t in node_heard if begin <= t <= end]
+        result[f"browser_ms_{count}"] = [1000 * d for d in delays(page_phase, sent, skip=0)]
+        result[f"node_ms_{count}"] = [1000 * d for d in delays(node_phase, sent, skip=0)]
     return result
 
 
@@ -301,44 +306,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--guests", type=int, nargs="+", default=list(GUEST_COUNTS))
     args = parser.parse_args()
     runs = []
     for run in range(args.runs):
         folder = tempfile.mkdtemp(prefix="bench-web-")
-        result = asyncio.run(one_run(Path(folder), args.seconds))  # logs kept if it fails
+        counts = tuple(args.guests)
+        result = asyncio.run(one_run(Path(folder), args.seconds, counts))  # logs kept if it fails
         shutil.rmtree(folder)
         runs.append(result)
-        node, browser = result["node_ms"], result["browser_ms"]
-        print(
-            f"run {run + 1}: mouth-to-ear node listener {statistics.median(node):.1f} ms "
-            f"({len(node)} clicks), browser guest {statistics.median(browser):.1f} ms "
-            f"({len(browser)} clicks); page to first audio "
-            f"{statistics.median(result['join_s']):.2f} s"
-        )
+        print(f"run {run + 1}: page to first audio {statistics.median(result['join_s']):.2f} s")
         base = result["cpu_0"]
-        for count in GUEST_COUNTS:
+        print(f"    0 guests: gateway CPU {base:5.1f}%, RSS {result['rss_0']:.1f} MB")
+        for count in counts:
             cpu, rss = result[f"cpu_{count}"], result[f"rss_{count}"]
+            node, browser = result[f"node_ms_{count}"], result[f"browser_ms_{count}"]
             print(
                 f"   {count:2d} guests: gateway CPU {cpu:5.1f}% of a core "
                 f"({(cpu - base) / count:4.2f}% per guest), RSS {rss:6.1f} MB "
-                f"({(rss - result['rss_0']) / count:5.2f} MB per guest)"
+                f"({(rss - result['rss_0']) / count:5.2f} MB per guest); mouth-to-ear: node "
+                f"listener {statistics.median(node):.1f} ms, browser guest "
+                f"{statistics.median(browser):.1f} ms ({len(browser)} clicks)"
             )
-        print(f"    0 guests: gateway CPU {base:5.1f}%, RSS {result['rss_0']:.1f} MB")
     print("\nover the runs (median, min..max of each run's median):")
 
     def spread(key: str, fn: Any = statistics.median) -> str:
         values = [fn(r[key]) for r in runs]
         return f"{statistics.median(values):.1f} ({min(values):.1f}..{max(values):.1f})"
 
-    print(f"  mouth-to-ear, node listener: {spread('node_ms')} ms")
-    print(f"  mouth-to-ear, browser guest: {spread('browser_ms')} ms")
-    print(f"  page opened to first audio:  {spread('join_s')} s")
-    for count in GUEST_COUNTS:
+    print(f"  page opened to first audio: {spread('join_s')} s")
+    for count in counts:
         per = [(r[f"cpu_{count}"] - r["cpu_0"]) / count for r in runs]
         mem = [(r[f"rss_{count}"] - r["rss_0"]) / count for r in runs]
         print(
-            f"  {count:2d} guests: {statistics.median(per):.2f}% CPU per guest "
-            f"({min(per):.2f}..{max(per):.2f}), {statistics.median(mem):.2f} MB per guest"
+            f"  {count:2d} guests: mouth-to-ear node listener {spread(f'node_ms_{count}')} ms, "
+            f"browser guest {spread(f'browser_ms_{count}')} ms; gateway "
+            f"{statistics.median(per):.2f}% CPU per guest ({min(per):.2f}..{max(per):.2f}), "
+            f"{statistics.median(mem):.2f} MB per guest"
         )
 
 

@@ -382,7 +382,8 @@ class WebGateway:
         guest.pc = pc
         track = guest.track = PacketTrack()
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            offer = RTCSessionDescription(sdp=without_mdns_candidates(sdp), type="offer")
+            await pc.setRemoteDescription(offer)
             pc.addTrack(track)
             for transceiver in pc.getTransceivers():
                 if transceiver.kind == "audio":
@@ -475,6 +476,7 @@ class WebGateway:
         message = state_message(state, guest.key, self.node.node_id)
         message["speaking"] = [m.hex() for m in self.speaking]
         message["guests"] = self.serving
+        message["others"] = self.other_gateways()  # where to go if this node goes away
         await guest.send(message)
 
     def _to_all(self, message: dict[str, Any]) -> None:
@@ -539,6 +541,22 @@ class WebGateway:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def without_mdns_candidates(sdp: str) -> str:
+    """The offer without the page's ``<uuid>.local`` candidates.
+
+    Browsers hide a page's addresses behind mDNS names; aioice tries to resolve each one and
+    waits about a second for an answer that, on most LANs, never comes, which delayed every
+    guest's audio by that second.  Nothing is lost without them: the page's connectivity
+    checks reach our own candidates, and aioice learns the page's address from those as a
+    peer-reflexive candidate."""
+    kept = [
+        line
+        for line in sdp.split("\r\n")
+        if not (line.startswith("a=candidate:") and ".local " in line)
+    ]
+    return "\r\n".join(kept)
 
 
 def _out_reason(kind: ActionKind) -> str:

@@ -11,7 +11,7 @@ from p2pspaces.audio import SAMPLE_RATE
 from p2pspaces.audio.analysis import align
 from p2pspaces.audio.devices import load_audio
 
-from ..audio.signals import write_wav
+from ..audio.signals import dominant_hz, write_wav
 from .browser import chromium, join, match, phone, record
 from .lan import Lan
 from .test_netns_audio import speech
@@ -241,3 +241,42 @@ def test_a_full_node_sends_phones_to_another_and_a_lost_page_costs_only_its_gues
     finally:
         statuses = [node.stop() for node in reversed(nodes)]
     assert statuses == [0] * len(nodes)
+
+
+def test_a_phone_carries_on_through_a_cohost_when_the_hosts_laptop_dies(
+    lan3: Lan, tmp_path: Path
+) -> None:
+    hana = lan3.headless(
+        0, tmp_path, "hana", "--host", "Sudden stop", "--input", "none", "--output", "none"
+    )
+    nodes = [hana]
+    try:
+        hana.wait_for("joined")
+        hana_web = hana.wait_for("web")
+        bob = lan3.headless(
+            1, tmp_path, "bob", "--join", "Sudden stop", "--input", "tone:330", "--output", "none"
+        )
+        nodes.append(bob)
+        bob.wait_for("joined")
+        hana.send(cmd="request", action="add_cohost", target="bob")
+        bob_web = bob.wait_for("web")  # a co-host serves browsers too, by default
+        with chromium(lan3.hosts[2], tmp_path) as browser:
+            page = phone(browser)
+            join(page, hana_web["http"], "Gus")
+            bob.wait_for("state", lambda e: any(m["name"] == "Gus" for m in e["members"]))
+            hana.proc.kill()  # the host's laptop dies
+            page.wait_for_url(f"{bob_web['http']}*", timeout=30_000)
+            # Bob took over; Gus is back in, through Bob's node, and hears Bob's tone.
+            bob.wait_for(
+                "state",
+                lambda e: any(
+                    m["name"] == "Gus" and m["gateway"] == e["authority"] for m in e["members"]
+                ),
+                within=30,
+            )
+            page.wait_for_selector("#room:not([hidden])", timeout=15_000)
+            heard = record(page, 2.0)
+            assert abs(dominant_hz(heard) - 330) < 10
+    finally:
+        statuses = [node.stop() for node in reversed(nodes)]
+    assert statuses[0] == 0  # Bob's node left cleanly (Hana's was killed)

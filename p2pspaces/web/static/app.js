@@ -13,7 +13,7 @@ const CHAT_KEPT = 300;
 const page = {
   key: null, ws: null, welcome: null, gateway: null, state: null, me: null,
   pc: null, sender: null, mic: null, reqId: Date.now(), chatId: Date.now(),
-  wantJoin: false, out: false, retry: 500, speaking: new Set(), lastRole: null,
+  wantJoin: false, lastJoin: 0, out: false, retry: 500, failures: 0, speaking: new Set(),
 };
 page.wire = wire;
 window.p2pspaces = page; // for people who look under the hood (and for the tests)
@@ -60,12 +60,22 @@ function connect() {
   ws.onmessage = (event) => {
     if (typeof event.data === "string") handle(JSON.parse(event.data)).catch(console.error);
   };
-  ws.onopen = () => { page.retry = 500; };
+  ws.onopen = () => { page.retry = 500; page.failures = 0; };
   ws.onclose = () => {
     if (page.ws !== ws || page.out) return;
+    page.failures += 1;
+    const others = (page.state && page.state.others) || [];
+    if (page.failures >= 3 && others.length) {
+      // The node serving this page is gone (a laptop closed): carry on through another node of
+      // the same Space, with this guest's key and name.
+      notice(`The node serving this page is gone; moving to ${others[0].name}'s node…`);
+      page.out = true;
+      location.href = elsewhere(others[0]);
+      return;
+    }
     notice("Lost the connection to the node serving this page; trying again…");
     setTimeout(connect, page.retry);
-    page.retry = Math.min(page.retry * 2, 8000);
+    page.retry = Math.min(page.retry * 2, 4000);
   };
 }
 
@@ -151,7 +161,8 @@ function onState(m) {
     $("join-help").textContent = secure()
       ? "You will hear the room, chat, react, raise your hand, and speak when invited."
       : "You will hear the room, chat, react and raise your hand. To speak, use the secure page (link below).";
-    if (page.wantJoin && (first || wasMember === false)) joinNow();
+    // Out without being put out (our node went away and the room dropped its guests): back in.
+    if (page.wantJoin && Date.now() - page.lastJoin > 1500) joinNow();
     return;
   }
   page.wantJoin = true;
@@ -228,6 +239,7 @@ function onJoin(event) {
 function joinNow() {
   const name = (localStorage.getItem(NAME_KEY) || $("name").value || "").trim();
   if (!name || !page.state || !page.state.room) return;
+  page.lastJoin = Date.now();
   $("join-button").disabled = true;
   setTimeout(() => { $("join-button").disabled = false; }, 3000);
   page.reqId += 1;
@@ -381,11 +393,19 @@ async function startAudio() {
   if (page.mic) await page.sender.replaceTrack(page.mic.getAudioTracks()[0]);
 }
 
+// The node's WebRTC stack takes no trickled candidates, so the offer carries them: send it
+// once gathering completes, or once a first candidate is in and a moment has passed (a LAN
+// has no other kind worth waiting for; the node also learns the page's address from its
+// connectivity checks).
 function gathered(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
-    const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
-    pc.addEventListener("icegatheringstatechange", done);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    });
+    pc.addEventListener("icecandidate", (event) => {
+      if (event.candidate) setTimeout(resolve, 100);
+    });
     setTimeout(resolve, 2000);
   });
 }
