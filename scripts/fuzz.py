@@ -13,6 +13,8 @@ Targets (hypothesis-driven: random bytes, and valid inputs with bytes flipped, c
 * ``frame``: :func:`p2pspaces.net.signaling.read_frame` on a byte stream -> a frame,
   ``WireError`` (over the cap, refused before reading it) or ``PeerError`` (the peer hung up
   mid-frame).
+* ``handshake``: :func:`p2pspaces.net.signaling.handshake` (the mutual challenge-response) fed a
+  peer's (mutated) hello and response frames -> a session, ``WireError`` or ``PeerError``.
 * ``typed``: :func:`p2pspaces.app.console.typed_command` on typed lines -> a command or
   ``BadCommand``.
 * ``headless``: JSON command lines (every command, fields of every type) into a real node on
@@ -77,6 +79,42 @@ def mutated(draw: st.DrawFn, valid: list[bytes]) -> bytes:
 
 
 BYTES = st.one_of(st.binary(max_size=512), mutated(VALID_MESSAGES))
+
+
+def _framed(*messages: bytes) -> bytes:
+    return b"".join(len(m).to_bytes(4, "big") + m for m in messages)
+
+
+PEER = Identity.from_seed(bytes(range(1, 33)))
+VALID_HANDSHAKES = [
+    _framed(
+        wire.encode(wire.Hello(PEER.node_id, "Peer", bytes(32))),
+        wire.encode(wire.ChallengeResponse(bytes(64))),
+    ),
+    _framed(wire.encode(wire.Hello(IDENTITY.node_id, "Me again", bytes(32)))),
+    _framed(wire.encode(wire.ChallengeResponse(bytes(64)))),
+]
+
+
+class _Sink:
+    """Where our side of the handshake writes (nobody reads it)."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    async def drain(self) -> None:
+        pass
+
+
+def check_handshake(stream: bytes) -> None:
+    async def run() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(stream)
+        reader.feed_eof()
+        with contextlib.suppress(WireError, PeerError):
+            await signaling.handshake(reader, _Sink(), IDENTITY, "Fuzz")  # type: ignore[arg-type]
+
+    asyncio.run(run())
 
 
 def check_wire(data: bytes) -> None:
@@ -216,6 +254,9 @@ def targets(examples: int) -> dict[str, Callable[[], None]]:
         "frame": fuzz(
             given(st.one_of(st.binary(max_size=64), mutated(VALID_MESSAGES)))(check_frame)
         ),
+        "handshake": fuzz(
+            given(st.one_of(st.binary(max_size=128), mutated(VALID_HANDSHAKES)))(check_handshake)
+        ),
         "headless": lambda: check_headless(examples),
         "typed": fuzz(
             given(st.text(max_size=80).map(lambda t: "/" + t if t[:1] != "/" else t))(check_typed)
@@ -233,7 +274,7 @@ def main() -> None:
             continue
         start = time.monotonic()
         run()
-        print(f"{name:7} {args.examples:,} inputs, no crash ({time.monotonic() - start:.1f} s)")
+        print(f"{name:9} {args.examples:,} inputs, no crash ({time.monotonic() - start:.1f} s)")
 
 
 if __name__ == "__main__":
