@@ -1,0 +1,1 @@
+"""The terminal app (Textual): lobby, room, dialogs."""
