@@ -102,6 +102,15 @@ BENCHES = (
         ("bench_app.py", "--runs", "2", "--idle", "5"),
     ),
     Bench(
+        "soak",
+        "Soak and churn",
+        "Two speakers for 10 minutes while listeners join and leave every 3 s, a host action "
+        "and a chat line every second, a speaker's link cut every minute: hashes, chat, audio, "
+        "links at the end, and the memory slope.",
+        ("soak.py", "--seconds", "600"),
+        ("soak.py", "--seconds", "60"),
+    ),
+    Bench(
         "web",
         "Browser guests",
         "A guest page's mouth-to-ear against a node listener in the same run, the gateway's "
