@@ -33,10 +33,9 @@ from p2pspaces.core.events import (
     StateChanged,
     WebReady,
 )
-from p2pspaces.core.identity import NodeId, short_fingerprint
+from p2pspaces.core.identity import NodeId, grouped_hex, short_fingerprint
 from p2pspaces.core.room import Role, RoomState
 from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.web.cert import grouped
 
 
 def printable(text: str) -> str:
@@ -271,7 +270,7 @@ class Narrator:
                 f"Phones can join this Space from their browser at {event.http} ({show}). "
                 f"To speak they use the secure page {event.https}: the browser warns that this "
                 f"node made its own certificate; its SHA-256 fingerprint begins "
-                f"{grouped(event.cert_sha256)[:23]}."
+                f"{grouped_hex(event.cert_sha256)[:23]}."
             )
         ]
 

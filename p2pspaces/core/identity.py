@@ -38,6 +38,12 @@ def short_fingerprint(node_id: bytes) -> str:
     return "-".join(fingerprint(node_id).split("-")[:_SHORT_GROUPS])
 
 
+def grouped_hex(hex_digest: str) -> str:
+    """A hex digest as people compare it: ``AB:CD:...`` (a certificate's fingerprint)."""
+    upper = hex_digest.upper()
+    return ":".join(upper[i : i + 2] for i in range(0, len(upper), 2))
+
+
 def verify(node_id: bytes, signature: bytes, domain: bytes, data: bytes) -> bool:
     """Return whether ``signature`` is ``node_id``'s signature over ``domain + data``."""
     if len(node_id) != NODE_ID_SIZE or len(signature) != SIGNATURE_SIZE:

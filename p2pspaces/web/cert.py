@@ -113,9 +113,3 @@ def _describe(cert: x509.Certificate, cert_path: Path, key_path: Path) -> Certif
         hashlib.sha256(der).hexdigest(),
         base64.b64encode(hashlib.sha256(spki).digest()).decode(),
     )
-
-
-def grouped(hex_digest: str) -> str:
-    """A fingerprint as people compare it: ``AB:CD:...``."""
-    upper = hex_digest.upper()
-    return ":".join(upper[i : i + 2] for i in range(0, len(upper), 2))

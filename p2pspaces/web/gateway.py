@@ -469,16 +469,25 @@ class WebGateway:
 
     def _push_all(self) -> None:
         self._state_due = False
+        view = self._room_view()  # once for every page: only "me" differs between them
         for guest in list(self.guests.values()):
-            self._spawn(self._push_state(guest))
+            self._spawn(guest.send(self._for(view, guest)))
 
     async def _push_state(self, guest: Guest) -> None:
-        state = self._state()
-        message = state_message(state, guest.key, self.node.node_id)
+        await guest.send(self._for(self._room_view(), guest))
+
+    def _room_view(self) -> dict[str, Any]:
+        """The room as every page shows it."""
+        message = state_message(self._state(), None, self.node.node_id)
         message["speaking"] = [m.hex() for m in self.speaking]
         message["guests"] = self.serving
         message["others"] = self.other_gateways()  # where to go if this node goes away
-        await guest.send(message)
+        return message
+
+    def _for(self, view: dict[str, Any], guest: Guest) -> dict[str, Any]:
+        state = self._state()
+        member = guest.key is not None and state is not None and guest.key in state.members
+        return {**view, "me": guest.key.hex() if member and guest.key is not None else None}
 
     def _to_all(self, message: dict[str, Any]) -> None:
         for guest in list(self.guests.values()):

@@ -17,9 +17,8 @@ from textual.widgets.option_list import Option
 from p2pspaces.app.qr import qr_lines
 from p2pspaces.app.words import printable
 from p2pspaces.core.events import RoomFound
-from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.core.identity import grouped_hex, short_fingerprint
 from p2pspaces.node.dialer import parse_address
-from p2pspaces.web.cert import grouped
 
 
 class Confirm(ModalScreen[bool]):
@@ -287,10 +286,9 @@ class PhonesDialog(ModalScreen[None]):
                     "certificate is not from an authority: this node made it. Its SHA-256:"
                 )
             )
-            half = len(grouped(self._cert)) // 2 + 1
-            yield Label(
-                Text(f"{grouped(self._cert)[:half]}\n{grouped(self._cert)[half:]}", style="cyan")
-            )
+            shown = grouped_hex(self._cert)
+            half = len(shown) // 2 + 1
+            yield Label(Text(f"{shown[:half]}\n{shown[half:]}", style="cyan"))
             yield Label(Text(f"Browser guests served by this node now: {self._guests}"))
             yield Button("Close (Esc)", id="close")
 
