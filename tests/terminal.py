@@ -25,8 +25,11 @@ class Terminal:
         if shutil.which("tmux") is None:
             unavailable("the terminal tests need tmux")
         self.name = f"{name}{time.monotonic_ns() % 10**8}"
-        script = shlex.join(argv) + "; echo EXIT=$?; stty -a | tr ' ' '\\n' | "
-        script += "grep -x -e icanon -e echo; sleep 60"
+        # One line, written at once: the status and the flags (printing them apart let a
+        # reader catch EXIT= before the flags were on screen).
+        script = shlex.join(argv) + "; status=$?; flags=$(stty -a | tr ' ' '\\n' | "
+        script += "grep -x -e icanon -e echo | tr '\\n' ' '); "
+        script += 'echo "EXIT=$status $flags"; sleep 60'
         size = ("-x", str(width), "-y", str(height))
         self._tmux("new-session", "-d", "-s", self.name, *size, "bash", "-c", script)
 
