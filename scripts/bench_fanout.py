@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CPU of a speaker sending to N listeners: encode once (p2pspaces) vs one encoder per peer.
+"""CPU of a speaker sending to N listeners: p2pspaces' direct fan-out against aiortc's paths.
 
 The speaker runs in this process; the N listeners are real aiortc peer connections in a second
 process (a "farm") that receive the RTP and drop it, so that only the speaker's CPU is measured.
@@ -7,8 +7,10 @@ SDP goes between the two processes over a pipe.  For each N the speaker sends a 
 and then a measured window; CPU is this process's CPU time (all threads) over wall time, in % of
 one core.
 
-* encode once: p2pspaces' Broadcaster, one Opus encode per 20 ms frame, the same packet queued to
-  every peer's PacketTrack (aiortc only packetizes it).
+* direct (p2pspaces): the Broadcaster encodes each 20 ms frame once and writes each connection's
+  RTP header itself, straight to its DTLS transport (SRTP, then the socket).
+* encoded track: one encode per frame, the same packet queued to a PacketTrack per peer, which
+  aiortc's RTCRtpSender only packetizes (p2pspaces' path before the direct one).
 * per connection: aiortc's default, a track of raw frames per peer connection, each RTCRtpSender
   encoding on its own (96 kbit/s stereo in aiortc).
 """
@@ -31,7 +33,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSession
 from aiortc.mediastreams import MediaStreamTrack
 
 from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
-from p2pspaces.audio.fanout import Broadcaster
+from p2pspaces.audio.fanout import Broadcaster, PacketTrack
+from p2pspaces.audio.opus import Encoder
 from p2pspaces.net import ice
 
 LOOPBACK = "127.0.0.1"
@@ -109,9 +112,13 @@ class Farm:
         self.proc.wait(timeout=30)
 
 
-async def connect(farm_: Farm, track: MediaStreamTrack) -> RTCPeerConnection:
+async def connect(
+    farm_: Farm, track: MediaStreamTrack | None, attach: Any = None
+) -> RTCPeerConnection:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    transceiver = pc.addTransceiver(track, direction="sendonly")
+    transceiver = pc.addTransceiver(track or "audio", direction="sendonly")
+    if attach is not None:
+        attach(transceiver.sender)
     opus = [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/opus"]
     transceiver.setCodecPreferences(opus)
     await pc.setLocalDescription(await pc.createOffer())
@@ -133,13 +140,25 @@ async def connected(pc: RTCPeerConnection) -> None:
     await asyncio.wait_for(done.wait(), 20)
 
 
-def send(to: Broadcaster | list[asyncio.Queue[av.AudioFrame]], index: int) -> None:
-    """Hand frame ``index`` to the broadcaster (encoded once) or to every raw track."""
+async def send(
+    to: Broadcaster | list[PacketTrack] | list[asyncio.Queue[av.AudioFrame]],
+    index: int,
+    encoder: Encoder,
+) -> None:
+    """Hand frame ``index`` to the broadcaster, to every packet track (encoded once here), or to
+    every raw track."""
     frame = tone_frame(index)
     if isinstance(to, Broadcaster):
-        to.send(frame, index * FRAME_SAMPLES)
+        await to.send(frame, index * FRAME_SAMPLES)
+        return
+    if to and isinstance(to[0], PacketTrack):
+        payload = encoder.encode(frame)
+        for track in to:
+            assert isinstance(track, PacketTrack)
+            track.offer(payload, index * FRAME_SAMPLES)
         return
     for queue in to:
+        assert isinstance(queue, asyncio.Queue)
         av_frame = av.AudioFrame.from_ndarray(frame.reshape(1, -1), format="s16", layout="mono")
         av_frame.sample_rate = SAMPLE_RATE
         av_frame.pts = index * FRAME_SAMPLES
@@ -151,11 +170,18 @@ def send(to: Broadcaster | list[asyncio.Queue[av.AudioFrame]], index: int) -> No
 
 async def measure(farm_: Farm, peers: int, mode: str, warmup: float, window: float) -> float:
     broadcaster = Broadcaster()
+    encoder = Encoder()
     queues: list[asyncio.Queue[av.AudioFrame]] = []
+    tracks: list[PacketTrack] = []
     pcs = []
     for index in range(peers):
-        if mode == "once":
-            track: MediaStreamTrack = broadcaster.track_for(bytes([index % 256, index // 256]) * 16)
+        if mode == "direct":
+            peer = bytes([index % 256, index // 256]) * 16
+            pcs.append(await connect(farm_, None, lambda s, p=peer: broadcaster.attach(p, s)))
+            continue
+        if mode == "track":
+            tracks.append(PacketTrack())
+            track: MediaStreamTrack = tracks[-1]
         else:
             queues.append(asyncio.Queue(maxsize=5))
             track = RawTrack(queues[-1])
@@ -171,7 +197,8 @@ async def measure(farm_: Farm, peers: int, mode: str, warmup: float, window: flo
             cpu_start, wall_start = time.process_time(), now
         if wall_start is not None and now - wall_start >= window:
             break
-        send(broadcaster if mode == "once" else queues, index)
+        to = {"direct": broadcaster, "track": tracks}.get(mode, queues)
+        await send(to, index, encoder)
         index += 1
         await asyncio.sleep(max(0.0, start + index * FRAME_S - time.monotonic()))
     assert cpu_start is not None and wall_start is not None
@@ -190,11 +217,15 @@ async def speaker(counts: list[int], warmup: float, window: float) -> None:
     farm_ = Farm()
     try:
         print(f"speaker CPU, % of one core ({os.cpu_count()} cores), {window:.0f} s windows")
-        print("   N   encode once   per connection   ratio")
+        print("   N   direct (ours)   encoded track   per connection   direct/track")
         for peers in counts:
-            once = await measure(farm_, peers, "once", warmup, window)
+            direct = await measure(farm_, peers, "direct", warmup, window)
+            track = await measure(farm_, peers, "track", warmup, window)
             each = await measure(farm_, peers, "each", warmup, window)
-            print(f"{peers:4}   {once:10.1f}%   {each:13.1f}%   {once / each:6.2f}")
+            print(
+                f"{peers:4}   {direct:12.1f}%   {track:12.1f}%   {each:13.1f}%   "
+                f"{direct / track:12.2f}"
+            )
     finally:
         farm_.close()
 

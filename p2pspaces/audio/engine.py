@@ -19,10 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from aiortc import RTCRtpSender
 
 from p2pspaces.audio import FRAME_MS, FRAME_SAMPLES
 from p2pspaces.audio.devices import FRAME_S, Sink, Source
-from p2pspaces.audio.fanout import Broadcaster, PacketTrack
+from p2pspaces.audio.fanout import Broadcaster
 from p2pspaces.audio.jitter import JitterBuffer
 from p2pspaces.audio.level import LevelMeter, rms_dbfs
 from p2pspaces.audio.mixer import mix, silence
@@ -112,9 +113,9 @@ class AudioEngine:
 
     # --- sending -------------------------------------------------------------------------
 
-    def track_for(self, peer: bytes) -> PacketTrack:
-        """The track feeding ``peer``'s connection."""
-        return self.broadcaster.track_for(peer)
+    def attach(self, peer: bytes, sender: RTCRtpSender) -> None:
+        """Send our voice to ``peer`` through this connection's audio sender."""
+        self.broadcaster.attach(peer, sender)
 
     def forget(self, peer: bytes) -> None:
         """A peer's connection is gone."""
@@ -134,7 +135,7 @@ class AudioEngine:
                 self.mic_level_db = rms_dbfs(frame)
                 sending = self.may_send()
                 if sending:
-                    self.broadcaster.send(frame, pts)
+                    await self.broadcaster.send(frame, pts)
                     self._own = frame
                     if self.frame_log is not None:
                         self.frame_log.sent[pts] = self._clock()

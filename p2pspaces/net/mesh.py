@@ -30,7 +30,6 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamTrack
 
 from p2pspaces.core import wire
 from p2pspaces.core.errors import PeerError, WireError
@@ -68,8 +67,8 @@ VOICE_LABEL = "voice"
 class Media(Protocol):
     """The audio side of every connection (see :mod:`p2pspaces.audio.engine`)."""
 
-    def track_for(self, peer: bytes) -> MediaStreamTrack:
-        """The track whose packets go to ``peer``."""
+    def attach(self, peer: bytes, sender: RTCRtpSender) -> None:
+        """Send ``peer``'s audio through this connection's ``sender``."""
 
     async def on_rtp(self, peer: bytes, packet: Any, arrival_time_ms: int = 0) -> None:
         """An RTP packet from ``peer``."""
@@ -175,7 +174,7 @@ def _new_connection(peer: bytes, media: Media | None) -> Channels:
             if c.mimeType.lower() == "audio/opus"
         ]
         transceiver.setCodecPreferences(opus)
-        transceiver.sender.replaceTrack(media.track_for(peer))
+        media.attach(peer, transceiver.sender)
         # We own the receive path: aiortc's jitter buffer holds 80 ms and has no loss handling
         # (see p2pspaces.audio.jitter).  Its transport hands each RTP packet to the receiver's
         # _handle_rtp_packet, looked up on the instance, which is where ours goes in.
@@ -269,6 +268,9 @@ class Mesh:
         self._handler = handler
         self.links: dict[NodeId, Link] = {}
         self.media: Media | None = None
+        self.source: str | None = None
+        """The local address signaling connections go out from (None: the routing table's
+        choice); a node given an interface uses that interface's address."""
         self._offences: dict[NodeId, float] = {}
         self._closing: set[asyncio.Task[Any]] = set()
 
@@ -277,7 +279,7 @@ class Mesh:
     ) -> Link:
         """Connect to the node listening for signaling at ``host:port``; ``identified`` is
         told its key as soon as the handshake proves it (before the WebRTC link is up)."""
-        session = await signaling.connect(host, port, self.identity, self.name)
+        session = await signaling.connect(host, port, self.identity, self.name, self.source)
         try:
             if identified is not None:
                 identified(session.peer_id)

@@ -117,10 +117,14 @@ async def handshake(
     return Session(reader, writer, identity, peer)
 
 
-async def connect(host: str, port: int, identity: Identity, name: str) -> Session:
-    """Open a signaling session to ``host:port``."""
+async def connect(
+    host: str, port: int, identity: Identity, name: str, source: str | None = None
+) -> Session:
+    """Open a signaling session to ``host:port``, from the local address ``source`` if given
+    (else the one the routing table picks)."""
+    local = (source, 0) if source is not None else None
     async with asyncio.timeout(READ_TIMEOUT):
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
     try:
         return await handshake(reader, writer, identity, name)
     except BaseException:

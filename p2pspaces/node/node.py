@@ -110,8 +110,12 @@ class Node:
         record_dir: Path = Path("p2pspaces-recordings"),
         state_dir: Path | None = None,
         timing: Timing = DEFAULT_TIMING,
+        mdns: bool = True,
     ) -> None:
         self.identity = identity
+        self.mdns = mdns
+        """Whether the node advertises and browses with mDNS.  Without it, rooms are joined by
+        address and members find each other from the room's signed contacts."""
         self.state_dir = state_dir
         self.services: list[Service] = []
         """Parts added from above (the web gateway): started once the node is up, closed
@@ -129,6 +133,7 @@ class Node:
         jitter = random.uniform(0, TAKEOVER_JITTER_S)  # noqa: S311 - spreading, not secrecy
         self.session = RoomSession(identity, name, timing, jitter_s=jitter)
         self.mesh = Mesh(identity, name, clock, self, penalty_s=timing.penalty_s)
+        self.mesh.source = interface
         self.audio = voice_engine(
             self.session,
             source,
@@ -207,8 +212,9 @@ class Node:
         bind = self._interface or "0.0.0.0"  # noqa: S104 - a LAN service listens on the LAN
         self.port = await self._signaling.start(bind)
         self.session.set_contact(self.addresses, self.port)
-        await self._discovery.start()
-        self._spawn(self.advert.run(self.port))
+        if self.mdns:
+            await self._discovery.start()
+            self._spawn(self.advert.run(self.port))
         self._spawn(self._run_timers())
         self._spawn(self._watch_links())
         self.audio.start()

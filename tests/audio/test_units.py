@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection
 
 from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.analysis import align
 from p2pspaces.audio.devices import SourceError, load_audio, open_input, open_output
-from p2pspaces.audio.fanout import Broadcaster
+from p2pspaces.audio.fanout import Broadcaster, PacketTrack
 from p2pspaces.audio.level import LevelMeter, rms_dbfs
 from p2pspaces.audio.mixer import mix
 from p2pspaces.audio.opus import Decoder, Encoder
+from p2pspaces.net import ice
 
 from .signals import chirp, dominant_hz, frames_of, tone, write_wav
 
@@ -147,24 +153,66 @@ def test_opus_round_trip_keeps_the_waveform() -> None:
     assert alignment.correlation > 0.9
 
 
-@pytest.mark.parametrize("peers", [1, 8, 32])
-def test_one_encode_per_frame_whatever_the_number_of_peers(peers: int) -> None:
+async def _audio_pair(broadcaster: Broadcaster, heard: list[Any]) -> list[RTCPeerConnection]:
+    """A real connection on loopback whose offerer's audio sender the broadcaster feeds; the
+    answerer files every RTP packet it receives in ``heard``."""
+    ice.use_addresses(("127.0.0.1",))
+    sending = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    receiving = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    transceiver = sending.addTransceiver("audio", direction="sendrecv")
+    broadcaster.attach(bytes([len(broadcaster.outlets)]) * 32, transceiver.sender)
+    await sending.setLocalDescription(await sending.createOffer())
+    await receiving.setRemoteDescription(sending.localDescription)
+
+    async def file(packet: Any, arrival_time_ms: int = 0) -> None:
+        heard.append(packet)
+
+    receiving.getTransceivers()[0].receiver._handle_rtp_packet = file
+    await receiving.setLocalDescription(await receiving.createAnswer())
+    await sending.setRemoteDescription(receiving.localDescription)
+    await _until(lambda: all(o.ready for o in broadcaster.outlets.values()), 20)
+    return [sending, receiving]
+
+
+async def _until(done: Callable[[], bool], within: float) -> None:
+    async with asyncio.timeout(within):
+        while not done():  # noqa: ASYNC110 - polling what aiortc offers no event for
+            await asyncio.sleep(0.02)
+
+
+async def test_one_encode_per_frame_reaches_every_connection_as_rtp() -> None:
     broadcaster = Broadcaster()
-    tracks = [broadcaster.track_for(bytes([i]) * 32) for i in range(peers)]
-    for index, frame in enumerate(frames_of(chirp(0.1))):
-        broadcaster.send(frame, index * FRAME_SAMPLES)
-    assert broadcaster.frames_encoded == 5
-    first = [tracks[0]._queue.get_nowait() for _ in range(5)]
-    for track in tracks[1:]:
-        packets = [track._queue.get_nowait() for _ in range(5)]
-        assert [bytes(p) for p in packets] == [bytes(p) for p in first]
-        assert [p.pts for p in packets] == [i * FRAME_SAMPLES for i in range(5)]
+    heard: list[list[Any]] = [[], [], []]
+    pcs = [pc for ears in heard for pc in await _audio_pair(broadcaster, ears)]
+    try:
+        frames = frames_of(chirp(0.2))
+        for index, frame in enumerate(frames[:5]):
+            await broadcaster.send(frame, index * FRAME_SAMPLES)
+        # A pause (not speaking), then a new talkspurt.
+        for index, frame in enumerate(frames[5:], start=8):
+            await broadcaster.send(frame, index * FRAME_SAMPLES)
+        await _until(lambda: all(len(ears) == len(frames) for ears in heard), 5)
+    finally:
+        for pc in pcs:
+            await pc.close()
+    assert broadcaster.frames_encoded == len(frames)
+    payloads = [bytes(p.payload) for p in heard[0]]
+    decoder = Decoder()
+    assert rms_dbfs(np.concatenate([decoder.decode(p) for p in payloads])) > -30
+    for ears in heard:
+        assert [bytes(p.payload) for p in ears] == payloads  # the same bytes to everyone
+        seqs = [p.sequence_number for p in ears]
+        assert [(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)] == [1] * 9
+        steps = [(b.timestamp - a.timestamp) & 0xFFFFFFFF for a, b in itertools.pairwise(ears)]
+        assert steps == [FRAME_SAMPLES] * 4 + [4 * FRAME_SAMPLES] + [FRAME_SAMPLES] * 4
+        assert [p.marker for p in ears] == [1, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+    assert len({ears[0].ssrc for ears in heard}) == 3  # each connection its own stream
 
 
 def test_a_lagging_peer_loses_its_oldest_packets_not_the_others_time() -> None:
-    broadcaster = Broadcaster()
-    track = broadcaster.track_for(b"p" * 32)
+    track = PacketTrack()
+    encoder = Encoder()
     for index, frame in enumerate(frames_of(chirp(0.3))):
-        broadcaster.send(frame, index * FRAME_SAMPLES)
+        track.offer(encoder.encode(frame), index * FRAME_SAMPLES)
     assert track.dropped == 15 - 5
     assert track._queue.get_nowait().pts == 10 * FRAME_SAMPLES
