@@ -27,6 +27,10 @@ FLOODING = "flooding"
 """The error code a node sends a peer it drops for breaking the message caps."""
 
 
+JOIN_LINK_TRIES = 3
+"""Links to the room's authority that may break before a join (by title or id) gives up."""
+
+
 class MemberRole:
     """What a node does as a member (and while joining)."""
 
@@ -38,11 +42,13 @@ class MemberRole:
         """While joining: the room (None: joining by address, not known yet), and the
         authority we dial."""
         self._resync_at: float | None = None
+        self._breaks = 0
 
     def begin(self, room_id: RoomId | None, authority: NodeId) -> None:
         """Start joining ``room_id`` through ``authority`` (the shell dials it)."""
         self.target = (room_id, authority)
         self._resync_at = None
+        self._breaks = 0
 
     def authority(self) -> NodeId | None:
         """The node this member needs a link to: the one it joins through, or the authority."""
@@ -69,6 +75,13 @@ class MemberRole:
         """The authority's link broke: say so (the shell dials it again while we want it)."""
         ctx = self._ctx
         if ctx.phase is Phase.JOINING and self.target is not None and peer == self.target[1]:
+            # On a lossy link a new connection can die before the join is through (its first
+            # messages wait out SCTP's 3 s retransmission timer while the authority counts us
+            # silent).  The shell dials a room it found again, within the join's timeout.
+            self._breaks += 1
+            if self.target[0] is not None and self._breaks < JOIN_LINK_TRIES:
+                log.info("the link to the room broke while joining (%s); dialing again", reason)
+                return
             self.fail(f"the link to the room broke: {reason}")
         elif ctx.phase is Phase.MEMBER and ctx.state is not None and peer == ctx.state.authority:
             ctx.emit(ErrorEvent("authority_lost", f"lost the room's authority: {reason}"))

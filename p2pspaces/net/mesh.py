@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import aiortc.rtcsctptransport
 from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
@@ -62,6 +63,20 @@ VOICE_BURST = 1400.0
 12 on a stage) with room to spare; frames over the rate are dropped, not the peer."""
 VOICE_QUEUE_MAX = 64 * 1024
 VOICE_LABEL = "voice"
+
+
+SCTP_RTO_INITIAL_S = 0.5
+SCTP_RTO_MIN_S = 0.4
+"""Retransmission timers of the control channel's SCTP: browsers' WebRTC stack (dcSCTP) uses
+500 ms before the first round trip is measured and never less than 400 ms; aiortc keeps RFC 4960's
+3 s and 1 s, made for the internet of 2007.  On a lossy LAN link that left a lost join or
+command waiting 3 s, long enough for the other side to count the link silent and drop it."""
+
+
+def use_webrtc_sctp_timers() -> None:
+    """Give aiortc's SCTP (process-wide: it reads module constants) dcSCTP's timers."""
+    timers = {"SCTP_RTO_INITIAL": SCTP_RTO_INITIAL_S, "SCTP_RTO_MIN": SCTP_RTO_MIN_S}
+    vars(aiortc.rtcsctptransport).update(timers)
 
 
 class Media(Protocol):
@@ -152,13 +167,44 @@ def sdp_fingerprints(sdp: str) -> str:
     return ";".join(prints)
 
 
-Channels = tuple[RTCPeerConnection, RTCDataChannel, RTCDataChannel]
-"""A connection, its control channel and its relayed-voice channel."""
+class Early:
+    """Control messages that arrive before the link is registered.
+
+    aiortc emits a message as soon as its SCTP has it, even before the channel's ``open`` event
+    has reached us, and drops it if nobody listens: on a link that delays or reorders packets
+    the peer's first message (its join) can come before our side of the association is
+    established, and without this it was acknowledged and lost for good (found with
+    tests/e2e/impair.py).  Kept here, capped, and replayed once the link is up."""
+
+    CAP = 64
+
+    def __init__(self, channel: RTCDataChannel) -> None:
+        self.messages: list[object] = []
+        self.dropped = 0
+        self._channel = channel
+        channel.on("message", self._keep)
+
+    def _keep(self, data: object) -> None:
+        if len(self.messages) < self.CAP:
+            self.messages.append(data)
+        else:
+            self.dropped += 1
+
+    def release(self) -> list[object]:
+        """Stop keeping; the messages kept so far, in order."""
+        self._channel.remove_listener("message", self._keep)
+        return self.messages
+
+
+Channels = tuple[RTCPeerConnection, RTCDataChannel, RTCDataChannel, Early]
+"""A connection, its control channel, its relayed-voice channel, and the control messages that
+arrived before the link was registered."""
 
 
 def _new_connection(peer: bytes, media: Media | None) -> Channels:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     channel = pc.createDataChannel("control", negotiated=True, id=0, ordered=True)
+    early = Early(channel)
     # Browser guests' voices, relayed by their gateway: late audio is worthless, so unordered
     # and never retransmitted (see Mesh.send_voice).
     voice = pc.createDataChannel(
@@ -179,7 +225,7 @@ def _new_connection(peer: bytes, media: Media | None) -> Channels:
         # (see p2pspaces.audio.jitter).  Its transport hands each RTP packet to the receiver's
         # _handle_rtp_packet, looked up on the instance, which is where ours goes in.
         transceiver.receiver._handle_rtp_packet = functools.partial(media.on_rtp, peer)  # type: ignore[method-assign]
-    return pc, channel, voice
+    return pc, channel, voice, early
 
 
 def _check_description(message: Offer | Answer, session: Session) -> None:
@@ -200,7 +246,7 @@ async def _set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
 async def negotiate(session: Session, media: Media | None = None) -> Channels:
     """Exchange signed offer and answer over ``session``; return the connection being set up."""
     me, peer = session.identity.node_id, session.peer_id
-    pc, channel, voice = _new_connection(peer, media)
+    pc, channel, voice, early = _new_connection(peer, media)
     try:
         if me < peer:
             await pc.setLocalDescription(await pc.createOffer())
@@ -224,7 +270,7 @@ async def negotiate(session: Session, media: Media | None = None) -> Channels:
     except BaseException:
         await pc.close()
         raise
-    return pc, channel, voice
+    return pc, channel, voice, early
 
 
 async def _wait_open(pc: RTCPeerConnection, channel: RTCDataChannel) -> None:
@@ -261,6 +307,7 @@ class Mesh:
         *,
         penalty_s: float = 30.0,
     ) -> None:
+        use_webrtc_sctp_timers()
         self.identity = identity
         self._penalty_s = penalty_s
         self.name = name
@@ -298,7 +345,7 @@ class Mesh:
             # Say why before hanging up: a blocked member's app can tell its user.
             await session.send(wire.encode(wire.Error("refused", reason[: wire.REASON_MAX])))
             raise PeerError(f"{signaling.describe(session)} refused: {reason}")
-        pc, channel, voice = await negotiate(session, self.media)
+        pc, channel, voice, early = await negotiate(session, self.media)
         try:
             await _wait_open(pc, channel)
         except BaseException:
@@ -306,10 +353,10 @@ class Mesh:
             raise
         link = Link(session.peer_id, session.peer.name, pc, channel, self._clock())
         link.voice = voice
-        self._register(link)
+        self._register(link, early)
         return link
 
-    def _register(self, link: Link) -> None:
+    def _register(self, link: Link, early: Early) -> None:
         old = self.links.get(link.peer_id)
         if old is not None:
             self._forget(old)
@@ -321,6 +368,12 @@ class Mesh:
         link.pc.on("connectionstatechange", lambda: self._on_state(link))
         log.info("mesh: link up with %s", link.label)
         self._handler.on_link_up(link)
+        kept = early.release()
+        if early.dropped:
+            self._penalize(link.peer_id, f"sent over {Early.CAP} messages before the link was up")
+            return
+        for data in kept:
+            self._receive(link, data)
 
     def _on_state(self, link: Link) -> None:
         if link.pc.connectionState in ("failed", "closed"):

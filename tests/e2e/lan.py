@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .impair import Impairment
+
 SUBNET = "10.77.0"
 
 
@@ -49,6 +51,7 @@ class Lan:
         tag = secrets.token_hex(3)
         self.bridge = f"p2psbr{tag}"
         self.hosts = [f"p2psh{i}{tag}" for i in range(size)]
+        self.cables: list[subprocess.Popen[bytes]] = []
 
     def address(self, index: int) -> str:
         return f"{SUBNET}.{index + 1}"
@@ -113,11 +116,81 @@ class Lan:
                 timeout=20,
             )
 
+    def impair(self, index: int, impairment: Impairment, seed: int | None = None) -> None:
+        """Put an impairing cable (:mod:`tests.e2e.impair`) between host ``index`` and the
+        bridge: everything it sends and receives is lost, delayed, reordered or duplicated."""
+        _ip("-n", self.bridge, "link", "set", f"v{index}", "nomaster")
+        _ip(
+            "-n",
+            self.bridge,
+            "link",
+            "add",
+            f"c{index}a",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            f"c{index}b",
+        )
+        _ip("-n", self.bridge, "link", "set", f"c{index}b", "master", "br0", "up")
+        _ip("-n", self.bridge, "link", "set", f"c{index}a", "up")
+        # Frames cross the cable whole and with their checksums filled in: no segmentation or
+        # checksum offload on any host or on the cable's ends.
+        for namespace, device in [
+            *((host, "eth0") for host in self.hosts),
+            *((self.bridge, name) for name in (f"v{index}", f"c{index}a", f"c{index}b")),
+        ]:
+            subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    namespace,
+                    "ethtool",
+                    "-K",
+                    device,
+                    "tx",
+                    "off",
+                    "tso",
+                    "off",
+                    "gso",
+                    "off",
+                    "gro",
+                    "off",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=20,
+            )
+        argv = [sys.executable, "-m", "tests.e2e.impair", f"v{index}", f"c{index}a"]
+        argv += impairment.argv() + (["--seed", str(seed)] if seed is not None else [])
+        self.cables.append(
+            subprocess.Popen(
+                ["ip", "netns", "exec", self.bridge, *argv],
+                cwd=Path(__file__).resolve().parent.parent.parent,
+                stdout=subprocess.PIPE,
+            )
+        )
+
+    def cable_counts(self) -> list[dict[str, int]]:
+        """Stop the cables and return what each did."""
+        counts = []
+        for cable in self.cables:
+            cable.terminate()
+            out, _ = cable.communicate(timeout=10)
+            counts.append(json.loads(out or b"{}"))
+        self.cables.clear()
+        return counts
+
     def set_link(self, index: int, up: bool) -> None:
         """Cut host ``index`` off the bridge, or bring it back."""
         _ip("-n", self.bridge, "link", "set", f"v{index}", "up" if up else "down")
 
     def close(self) -> None:
+        for cable in self.cables:
+            cable.kill()
+            cable.wait(timeout=10)
+        self.cables.clear()
         for namespace in [*self.hosts, self.bridge]:
             subprocess.run(
                 ["ip", "netns", "del", namespace], capture_output=True, timeout=20, check=False
