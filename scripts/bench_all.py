@@ -60,10 +60,22 @@ BENCHES = (
     Bench(
         "fanout",
         "Speaker CPU per listener",
-        "One speaker sending to N real aiortc peers: encode once (p2pspaces) against one "
-        "encoder per connection (aiortc's default), in the same run.",
+        "One speaker sending to N real aiortc peers: p2pspaces' direct fan-out (encode once, "
+        "our RTP header, straight to DTLS) against an encoded track per connection (aiortc "
+        "packetizing) and one encoder per connection (aiortc's default), in the same run.",
         ("bench_fanout.py",),
         ("bench_fanout.py", "--counts", "1,8", "--window", "4"),
+    ),
+    Bench(
+        "room",
+        "How many listeners one room holds",
+        "A host and a speaker (a tone) in their own processes, listener nodes joining one at a "
+        "time from farm processes (100 each, every listener its own keys, connections and "
+        "loopback address): CPU, memory, the stream each listener got, join times and a host "
+        "action's reach at 50, 100, 200 and 400 listeners, then where the speaker's and the "
+        "host's time goes.",
+        ("bench_room.py", "--profile"),
+        ("bench_room.py", "--sizes", "20,40", "--window", "5"),
     ),
     Bench(
         "core",
@@ -171,6 +183,25 @@ def run(bench: Bench, quick: bool) -> tuple[str, float, int]:
     return output, took, status
 
 
+def _merged(old: str, new: list[str], now: str) -> list[str]:
+    """The existing report with the sections just run replaced (and dated), the rest kept."""
+
+    def sections(text: str) -> tuple[str, dict[str, str]]:
+        head, *parts = text.split("\n## ")
+        return head, {part.split("\n", 1)[0]: part for part in parts}
+
+    head, kept = sections(old)
+    _, fresh = sections("\n".join(new))
+    for title, part in fresh.items():
+        body = part.split("\n", 1)[1]
+        kept[title] = (
+            f"{title}\n\n(rerun on its own on {now}; the rest of the report is older)\n{body}"
+        )
+    order = [b.title for b in BENCHES]
+    titles = sorted(kept, key=lambda t: order.index(t) if t in order else len(order))
+    return [head.rstrip("\n"), "", *(f"## {kept[t].rstrip()}\n" for t in titles)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -209,6 +240,8 @@ def main() -> None:
             "```",
             "",
         ]
+    if args.only is not None and args.out.exists():
+        lines = _merged(args.out.read_text(), lines, now)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print(f"report written to {args.out}")
