@@ -78,6 +78,15 @@ BENCHES = (
         ("bench_room.py", "--sizes", "20,40", "--window", "5"),
     ),
     Bench(
+        "impaired",
+        "Through a bad link",
+        "A listener behind an impairing cable (tests/e2e/impair.py, both ways; network "
+        "namespaces, so root): join time by address and the speech it hears (per-second "
+        "correlation, delay creep) under each impairment, no impairment first as the baseline.",
+        ("bench_impaired.py",),
+        ("bench_impaired.py", "--joins", "2", "--seconds", "10", "--cases", "0", "5"),
+    ),
+    Bench(
         "core",
         "Signed updates per second",
         "The pure room core on one core: updates issued and verified per second in rooms of "

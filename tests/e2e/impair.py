@@ -28,6 +28,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
+from p2pspaces.audio.analysis import align
+from p2pspaces.audio.level import rms_dbfs
+from p2pspaces.audio.opus import Pcm
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 FRAME_MAX = 65535
@@ -148,6 +155,30 @@ def run(host_side: str, lan_side: str, impairment: Impairment, seed: int | None)
                     counts.duplicated += 1
                     hold(other[sock], frame, now)
     return counts
+
+
+def offsets(recording: Pcm, source: Pcm, chunk_s: float = 2.0) -> list[tuple[float, float]]:
+    """(recording time, delay) of each recognisable chunk: where in the looped source the chunk
+    comes from, taken from where it lands in the recording, in seconds modulo the loop."""
+    size = int(chunk_s * SAMPLE_RATE)
+    # A looped clip is played padded to whole 20 ms frames.
+    padded = np.concatenate([source, np.zeros(-len(source) % FRAME_SAMPLES, dtype=source.dtype)])
+    loop = len(padded)
+    doubled = np.concatenate([padded, padded])
+    found: list[tuple[float, float]] = []
+    for start in range(0, len(recording) - size, size):
+        piece = recording[start : start + size]
+        if rms_dbfs(piece) < -45:
+            continue
+        alignment = align(doubled, piece)
+        if alignment.correlation < 0.5:
+            continue
+        delay = (start - alignment.lag) % loop
+        if found:  # unwrap next to the first one
+            first = found[0][1] * SAMPLE_RATE
+            delay += round((first - delay) / loop) * loop
+        found.append((start / SAMPLE_RATE, delay / SAMPLE_RATE))
+    return found
 
 
 def main() -> None:

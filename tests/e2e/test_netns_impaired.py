@@ -9,16 +9,12 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
-from p2pspaces.audio.analysis import align, chunk_correlations
+from p2pspaces.audio.analysis import chunk_correlations
 from p2pspaces.audio.devices import load_audio
-from p2pspaces.audio.level import rms_dbfs
-from p2pspaces.audio.opus import Pcm
 
-from .impair import Impairment
+from .impair import Impairment, offsets
 from .lan import Lan
 from .test_netns_audio import speech
 
@@ -26,30 +22,6 @@ pytestmark = pytest.mark.netns
 
 BAD_LINK = Impairment(loss=5, delay_ms=40, jitter_ms=20, reorder=1)
 LISTEN_S = 60.0
-
-
-def offsets(recording: Pcm, source: Pcm, chunk_s: float = 2.0) -> list[tuple[float, float]]:
-    """(recording time, delay) of each recognisable chunk: where in the looped source the chunk
-    comes from, taken from where it lands in the recording, in seconds modulo the loop."""
-    size = int(chunk_s * SAMPLE_RATE)
-    # A looped clip is played padded to whole 20 ms frames.
-    padded = np.concatenate([source, np.zeros(-len(source) % FRAME_SAMPLES, dtype=source.dtype)])
-    loop = len(padded)
-    doubled = np.concatenate([padded, padded])
-    found: list[tuple[float, float]] = []
-    for start in range(0, len(recording) - size, size):
-        piece = recording[start : start + size]
-        if rms_dbfs(piece) < -45:
-            continue
-        alignment = align(doubled, piece)
-        if alignment.correlation < 0.5:
-            continue
-        delay = (start - alignment.lag) % loop
-        if found:  # unwrap next to the first one
-            first = found[0][1] * SAMPLE_RATE
-            delay += round((first - delay) / loop) * loop
-        found.append((start / SAMPLE_RATE, delay / SAMPLE_RATE))
-    return found
 
 
 def test_a_listener_behind_a_bad_link_hears_clearly_and_follows_a_takeover(
