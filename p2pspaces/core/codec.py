@@ -182,6 +182,7 @@ class Record:
 
     __slots__ = ()
     FIELDS: ClassVar[tuple[tuple[str, Spec], ...]] = ()
+    NAMES: ClassVar[frozenset[str]] = frozenset()
 
     def __post_init__(self) -> None:
         for name, kind in self.FIELDS:
@@ -200,6 +201,7 @@ T = TypeVar("T")
 def record(cls: type[R]) -> type[R]:
     """Class decorator: collect the field specs of a frozen, slotted record dataclass."""
     cls.FIELDS = tuple((f.name, f.metadata["spec"]) for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    cls.NAMES = frozenset(name for name, _ in cls.FIELDS)
     return cls
 
 
@@ -210,8 +212,8 @@ def fields_to_map(value: Record) -> dict[str, Any]:
 
 def build(cls: type[R], data: dict[Any, Any], skip: frozenset[str] = frozenset()) -> R:
     """Build a record from a decoded map, refusing unknown and missing fields."""
-    names = {name for name, _ in cls.FIELDS}
-    keys = set(data) - skip
+    names = cls.NAMES
+    keys = data.keys() - skip if skip else data.keys()
     if keys != names:
         unknown = sorted(str(k)[:40] for k in keys - names)
         missing = sorted(names - keys)

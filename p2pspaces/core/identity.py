@@ -10,6 +10,7 @@ purpose can never be replayed as another (domain separation).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import NewType
@@ -49,10 +50,17 @@ def verify(node_id: bytes, signature: bytes, domain: bytes, data: bytes) -> bool
     if len(node_id) != NODE_ID_SIZE or len(signature) != SIGNATURE_SIZE:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(node_id).verify(signature, domain + data)
+        _public_key(bytes(node_id)).verify(signature, domain + data)
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(node_id: bytes) -> Ed25519PublicKey:
+    """A key parsed once: a room's authority signs every update, each member its heartbeats
+    (bounded: keys are free to make)."""
+    return Ed25519PublicKey.from_public_bytes(node_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,9 +176,25 @@ def apply(state: RoomState, actor: NodeId, action: wire.Action) -> RoomState:
     target = NodeId(action.target) if action.target is not None else actor
     members = _copy(state.members)
     changes = _CHANGES[action.kind](state, members, actor, target, action)
-    return dataclasses.replace(
+    after: RoomState = _replaced(
         state, seq=state.seq + 1, members=MappingProxyType(members), **changes
     )
+    return after
+
+
+_STATE_NAMES = tuple(f.name for f in dataclasses.fields(RoomState))
+_MEMBER_NAMES = tuple(f.name for f in dataclasses.fields(Member))
+
+
+def _replaced(value: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` for our frozen, slotted RoomState and Member (whose fields need
+    no __post_init__), without its per-call introspection: a third of an update's cost beyond
+    the signature check was spent there."""
+    names = _STATE_NAMES if type(value) is RoomState else _MEMBER_NAMES
+    copy = object.__new__(type(value))
+    for name in names:
+        object.__setattr__(copy, name, changes[name] if name in changes else getattr(value, name))
+    return copy
 
 
 _Members = dict[NodeId, Member]
@@ -232,14 +248,14 @@ def _edit(**fields: Any) -> Any:
     """A change that sets fields of the target member."""
 
     def change(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
-        members[target] = dataclasses.replace(members[target], **fields)
+        members[target] = _replaced(members[target], **fields)
         return {}
 
     return change
 
 
 def _raise_hand(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
-    members[target] = dataclasses.replace(members[target], hand=state.seq + 1)
+    members[target] = _replaced(members[target], hand=state.seq + 1)
     return {}
 
 
@@ -299,9 +315,13 @@ REMOVALS = frozenset({ActionKind.LEAVE, ActionKind.REMOVE, ActionKind.BLOCK, Act
 def changed_members(
     before: RoomState, after: RoomState, actor: NodeId, action: wire.Action
 ) -> set[NodeId]:
-    """The members an applied change touched: its actor and target, and on a removal the
-    guests that left with their gateway (the only change whose cost grows with the room)."""
-    changed = {actor} if action.target is None else {actor, NodeId(action.target)}
+    """The members an applied change touched: the one who joins, else its target (the actor
+    itself when it names none; no change edits both), and on a removal the guests that left
+    with their gateway (the only change whose cost grows with the room)."""
+    if action.kind is wire.ActionKind.JOIN or action.target is None:
+        changed = {actor}  # a join's target is the guest's gateway, which it does not change
+    else:
+        changed = {NodeId(action.target)}
     if action.kind in REMOVALS:
         changed.update(before.members.keys() - after.members.keys())
     return changed
@@ -397,12 +417,14 @@ class MemberDigests:
     def updated(self, members: Mapping[NodeId, Member], changed: Iterable[NodeId]) -> MemberDigests:
         """The digests once the ``changed`` members (joined, left or edited) are as in
         ``members``; this object is left as it was."""
-        keys, digests, groups = list(self._keys), list(self._digests), list(self._groups)
+        keys, digests, groups = self._keys, list(self._digests), list(self._groups)
         touched = set()
         for node in set(changed):  # every key first: two changed members may share a bucket
             bucket = node[0]
             present = node in members
             if present != (node in keys[bucket]):
+                if keys is self._keys:  # shared until someone joins or leaves
+                    keys = list(keys)
                 keys[bucket] = keys[bucket] | {node} if present else keys[bucket] - {node}
             touched.add(bucket)
         for bucket in touched:
