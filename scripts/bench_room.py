@@ -234,12 +234,21 @@ class Bench:
     def __init__(self, work: Path, per_farm: int) -> None:
         self.work = work
         self.per_farm = per_farm
+        self.farms: list[Farm] = []
+        self.joins: list[float] = []
+        self.listeners = 0
+        self.nodes: list[Headless] = []
+
+    def start(self) -> None:
+        """The host, then the speaker on stage."""
+        work = self.work
         quiet = ("--input", "none", "--output", "none", "--no-web", "-v")
         self.host = Headless(
             *("--name", "Host", "--home", str(work / "host"), "--host", "Big room"),
             *quiet,
             log=work / "host.log",
         )
+        self.nodes.append(self.host)
         ready = self.host.wait_for("ready")
         self.host.wait_for("joined")
         self.address = f"{LOOPBACK}:{ready['port']}"
@@ -258,6 +267,7 @@ class Bench:
             "-v",
             log=work / "speaker.log",
         )
+        self.nodes.append(self.speaker)
         sam = self.speaker.wait_for("ready")["node"]
         self.speaker.wait_for("joined")
         self.host.send(cmd="request", action="invite_speaker", target=sam)
@@ -268,9 +278,6 @@ class Bench:
         )
         time.sleep(1)
         self.base_mb = {"speaker": self.speaker.rss_mb(), "host": self.host.rss_mb()}
-        self.farms: list[Farm] = []
-        self.joins: list[float] = []
-        self.listeners = 0
 
     def _wait_state(self, done: Any, within: float = 30.0) -> int:
         deadline = time.monotonic() + within
@@ -354,8 +361,8 @@ class Bench:
     def stop(self) -> None:
         for farm in self.farms:
             farm.stop()
-        self.speaker.stop()
-        self.host.stop()
+        for node in reversed(self.nodes):
+            node.stop()
 
 
 def main() -> None:
@@ -388,6 +395,7 @@ def main() -> None:
         bench = Bench(work, args.per_farm)
         rows = []
         try:
+            bench.start()
             for size in sizes:
                 previous = bench.listeners
                 bench.grow(size)

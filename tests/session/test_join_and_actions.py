@@ -125,3 +125,26 @@ def test_every_action_reaches_every_member_and_they_agree() -> None:
     net.act(hana, ActionKind.END)
     net.settle(0.3)
     assert hana.phase is Phase.ENDED
+
+
+def test_a_join_outlives_its_link_breaking_twice_and_gives_up_the_third_time() -> None:
+    net = FakeNet()
+    hana, ann, bob = net.add("Hana"), net.add("Ann"), net.add("Bob")
+    net.host(hana, "Rough")
+    pair = frozenset((ann.me, hana.me))
+    net.join(ann, hana)
+    for _ in range(2):  # a lossy link dies before the join is through: dialed again
+        net.run_until(lambda: pair in net.linked, limit=2)
+        net.cut(ann.me, hana.me, "control channel closed")
+        assert ann.phase is Phase.JOINING
+    net.run_until(lambda: ann.phase is Phase.MEMBER, limit=5)
+    assert not [e for e in net.seen(ann, ErrorEvent) if e.code == "join_failed"]
+    assert len(hashes(hana, ann)) == 1
+    pair = frozenset((bob.me, hana.me))
+    net.join(bob, hana)
+    for _ in range(3):
+        net.run_until(lambda: pair in net.linked or bob.phase is not Phase.JOINING, limit=2)
+        net.cut(bob.me, hana.me, "control channel closed")
+    assert bob.phase is Phase.IDLE
+    failed = [e for e in net.seen(bob, ErrorEvent) if e.code == "join_failed"]
+    assert [e.reason for e in failed] == ["the link to the room broke: control channel closed"]
