@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from benchkit import cpu_seconds
+
 SOCKET = f"p2ps-bench-{os.getpid()}"
 
 
@@ -51,12 +53,6 @@ def app_pid(session: str) -> int:
         ["pgrep", "-P", str(shell)], capture_output=True, text=True, check=True
     ).stdout.split()
     return int(children[0])
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one_run(mode: str, idle: float) -> tuple[float, float]:

@@ -17,16 +17,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 from aiortc import RTCConfiguration, RTCPeerConnection
+from benchkit import cpu_seconds, rss_mb
 
 from p2pspaces.core.events import Event, RoomFound
 from p2pspaces.core.identity import Identity
@@ -122,18 +121,6 @@ async def joins(count: int) -> None:
     print(summary("(b) join command -> control channel up", list(channel)))
     print(summary("(c) join command -> snapshot verified", list(joined)))
     print(summary("baseline: plain aiortc data channel open", baseline))
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def start_host() -> tuple[subprocess.Popen[bytes], str]:

@@ -374,8 +374,8 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="sample the speaker and the host with py-spy during the last window and print "
-        "where their time goes",
+        help="sample the speaker and the host with py-spy after the 200-listener window (or "
+        "the last one, if smaller) and print where their time goes",
     )
     parser.add_argument("--logs", type=Path, help="keep the nodes' logs (-v) in this folder")
     parser.add_argument("--farm", action="store_true", help=argparse.SUPPRESS)
@@ -384,6 +384,9 @@ def main() -> None:
         asyncio.run(farm())
         return
     sizes = [int(s) for s in args.sizes.split(",")]
+    # Profile where the machine still has room (on 2 cores, 200 listeners), not where it is
+    # saturated: py-spy itself then stalls.
+    profile_at = min((s for s in sizes if s >= 200), default=sizes[-1])
     print(
         f"one speaker (tone, 50 packets/s) and N listeners on loopback, listeners "
         f"{args.per_farm} to a process; CPU in % of one core ({os.cpu_count()} cores), "
@@ -403,9 +406,9 @@ def main() -> None:
                 joins = bench.joins[previous:]
                 rows.append((size, figures, joins))
                 report(size, figures, joins, bench.listeners)
-            if args.profile:
-                for who in (bench.speaker, bench.host):
-                    where_time_goes(who.proc.pid, args.window, work)
+                if args.profile and size == profile_at:
+                    for who in (bench.speaker, bench.host):
+                        where_time_goes(who.proc.pid, args.window, work)
         finally:
             bench.stop()
 
@@ -416,7 +419,7 @@ def where_time_goes(pid: int, seconds: float, work: Path, top: int = 14) -> None
     argv = ["py-spy", "record", "--pid", str(pid), "--duration", str(round(seconds))]
     argv += ["--rate", "200", "--format", "raw", "--nonblocking", "--output", str(out)]
     try:
-        subprocess.run(argv, check=True, capture_output=True, timeout=seconds + 60)
+        subprocess.run(argv, check=True, capture_output=True, timeout=seconds + 120)
     except (OSError, subprocess.SubprocessError) as exc:
         print(f"\nno profile of {pid}: py-spy failed ({exc})")
         return

@@ -17,7 +17,8 @@ import logging
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
+
+from benchkit import rss_mb
 
 from p2pspaces.audio.devices import open_input
 from p2pspaces.core.events import ChatReceived
@@ -28,13 +29,6 @@ from p2pspaces.node import Node
 LOOPBACK = "127.0.0.1"
 LISTENERS_MAX = 6
 STAY_S = 15.0
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def slope(samples: list[tuple[float, float]]) -> float:
