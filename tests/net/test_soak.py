@@ -15,7 +15,8 @@ import pytest
 SCRIPT = Path(__file__).resolve().parent.parent.parent / "scripts" / "soak.py"
 
 
-def _soak() -> ModuleType:
+def _soak(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # the scripts share scripts/benchkit.py
     spec = importlib.util.spec_from_file_location("p2pspaces_soak", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -24,5 +25,7 @@ def _soak() -> ModuleType:
 
 
 @pytest.mark.timeout(300)
-async def test_a_minute_of_churn_cuts_and_chat_leaves_the_room_whole() -> None:
-    assert await _soak().run(60.0, 3.0) == 0
+async def test_a_minute_of_churn_cuts_and_chat_leaves_the_room_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert await _soak(monkeypatch).run(60.0, 3.0) == 0
