@@ -14,24 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import queue
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
+
+from benchkit import LOOPBACK, Headless
 
 from p2pspaces.core.events import StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
-
-LOOPBACK = "127.0.0.1"
 
 
 def summary(label: str, seconds: list[float]) -> str:
@@ -84,61 +78,11 @@ async def action_latency(members: int, actions: int) -> None:
     print(summary(f"host action -> last of {members} members applied", results))
 
 
-class Proc:
-    """A headless node process whose events are timestamped as they arrive."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
-        self.events: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.events.put((time.monotonic(), json.loads(line)))
-
-    def send(self, **command: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write((json.dumps(command) + "\n").encode())
-        self.proc.stdin.flush()
-
-    def wait(self, name: str, within: float = 20.0, **match: Any) -> tuple[float, dict[str, Any]]:
-        deadline = time.monotonic() + within
-        while True:
-            stamp, event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
-            if event["event"] == name and all(event.get(k) == v for k, v in match.items()):
-                return stamp, event
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.proc.wait(timeout=20)
-
-
 def one_takeover(members: int, work: Path, run: int) -> float:
-    def start(name: str, *extra: str) -> Proc:
-        return Proc(
-            [
-                sys.executable,
-                "-m",
-                "p2pspaces",
-                "start",
-                "--headless",
-                "--interface",
-                LOOPBACK,
-                "--name",
-                name,
-                "--home",
-                str(work / f"{run}-{name}"),
-                "--input",
-                "none",
-                "--output",
-                "none",
-                *extra,
-            ]
-        )
+    def start(name: str, *extra: str) -> Headless:
+        home = str(work / f"{run}-{name}")
+        quiet = ("--input", "none", "--output", "none")
+        return Headless("--name", name, "--home", home, *quiet, *extra)
 
     title = f"Takeover {run}"
     host = start("Host", "--host", title)

@@ -260,14 +260,14 @@ def _raise_hand(state: RoomState, members: _Members, _a: NodeId, target: NodeId,
 
 
 def _add_cohost(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
-    members[target] = dataclasses.replace(members[target], role=Role.COHOST, hand=0, invited=False)
+    members[target] = _replaced(members[target], role=Role.COHOST, hand=0, invited=False)
     return {"cohosts": (*state.cohosts, target)}
 
 
 def _remove_cohost(state: RoomState, members: _Members, _a: NodeId, target: NodeId, _x: Any) -> Any:
     room = state.speaker_count() < state.max_speakers
     role = Role.SPEAKER if room else Role.LISTENER
-    members[target] = dataclasses.replace(members[target], role=role)
+    members[target] = _replaced(members[target], role=role)
     return {"cohosts": tuple(c for c in state.cohosts if c != target)}
 
 
