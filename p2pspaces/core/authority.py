@@ -140,6 +140,9 @@ class AuthorityRole:
         """Send ``peer`` the signed snapshot of the current state."""
         replica = self._ctx.room()
         self._ctx.send(peer, replica.snapshot(self._ctx.identity))
+        # Our heartbeat attests the state just sent: a co-host's claim to succeed us starts
+        # from an attested state (core/custody.py).
+        self._ctx.send(peer, self._ctx.heartbeat())
 
     def on_resync(self, peer: NodeId, now: float) -> None:
         """A member is out of step and asks for the state."""

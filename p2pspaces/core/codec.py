@@ -20,8 +20,9 @@ import msgpack
 
 from p2pspaces.core.errors import WireError
 
-PROTOCOL_VERSION = 2
-"""2: browser guests (a member's gateway in the state, an error's addressee)."""
+PROTOCOL_VERSION = 3
+"""2: browser guests (a member's gateway in the state, an error's addressee).  3: proofs of
+authority (an update's resulting hash, a snapshot's custody, a claim's basis)."""
 MAX_FRAME = 4 * 1024 * 1024
 """Hard cap on one encoded message, checked before any decoding (a snapshot of a very large
 room is the biggest thing we send; 4 MiB holds about 60,000 listeners)."""

@@ -44,11 +44,13 @@ class Broadcast:
 
 @dataclass(frozen=True, slots=True)
 class Hangup:
-    """Close the link with ``peer`` (after what was queued for it has left, if ``flush``)."""
+    """Close the link with ``peer`` (after what was queued for it has left, if ``flush``);
+    with ``penalty``, it misbehaved: keep it out for :attr:`Timing.penalty_s`."""
 
     peer: NodeId
     reason: str
     flush: bool = True
+    penalty: bool = False
 
 
 Output = Send | Broadcast | Hangup
@@ -145,6 +147,11 @@ class SessionContext:
         """Queue the closing of ``peer``'s link."""
         if peer in self.links:
             self._queue(Hangup(peer, reason, flush))
+
+    def penalize(self, peer: NodeId, reason: str) -> None:
+        """``peer`` sent what no honest node sends: drop its link and keep it out a while."""
+        if peer in self.links:
+            self._queue(Hangup(peer, reason, flush=True, penalty=True))
 
     def refuse(
         self, actor: NodeId, code: str, reason: str, req_id: int = 0, *, via: NodeId | None = None

@@ -43,6 +43,12 @@ class OutOfSync(Refused):
     hash chain): the member should ask the authority for a snapshot."""
 
 
+class Unentitled(Refused):
+    """Signed by a key that had no right to sign it: a state, claim or vote whose signer cannot
+    show how it came to hold that right.  Honest nodes never send one, so its sender is
+    penalised (DESIGN.md section 3; docs/SECURITY.md)."""
+
+
 class Equivocation(Refused):
     """The same (epoch, seq) validly signed with two different contents: proof of a faulty or
     malicious authority.  ``first`` and ``second`` are the two signed envelopes."""

@@ -25,6 +25,8 @@ log = logging.getLogger("p2pspaces.session")
 
 FLOODING = "flooding"
 """The error code a node sends a peer it drops for breaking the message caps."""
+MISBEHAVED = "misbehaved"
+"""The error code a node sends a peer it drops for what no honest node sends (a forgery)."""
 
 
 JOIN_LINK_TRIES = 3
@@ -109,7 +111,7 @@ class MemberRole:
             return
         before = replica.state.authority
         try:
-            update = replica.receive(data)
+            update = replica.apply_update(envelope, message, data)
         except OutOfSync as exc:
             self.ask_resync(now, exc.reason)
             return
@@ -143,12 +145,18 @@ class MemberRole:
             expected = self.target[0]
         else:
             expected = old_replica.room_id
-        fresh = Replica.from_snapshot(data, expected)
+        fresh = Replica.from_opened(envelope, message, expected)
         if fresh.state.authority != peer:
             raise PeerError("snapshot from a node that is not the room's authority")
         old = old_replica.state if old_replica is not None else None
         if old is not None and fresh.state.epoch < old.epoch:
             raise Refused("snapshot from an older epoch")
+        if old_replica is not None:
+            refusal = old_replica.branch_refusal(fresh, ctx.me)
+            if refusal is not None:
+                self._reunion.refuse_branch(fresh.state, refusal, now)
+                return
+            old_replica.follow(fresh)
         newer_epoch = old is not None and fresh.state.epoch > old.epoch
         if old is not None and newer_epoch and old.authority == ctx.me:
             self._reunion.superseded(old, fresh.state)
@@ -178,6 +186,7 @@ class MemberRole:
             return
         if replica is None or envelope.signer != peer or beat.room_id != replica.room_id:
             return
+        replica.note_heartbeat(envelope, beat, data)
         self._reunion.on_heartbeat(peer, beat)
         state = replica.state
         if beat.epoch < state.epoch:

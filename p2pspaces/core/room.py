@@ -450,16 +450,102 @@ def _group_digest(digests: list[bytes], group: int) -> bytes:
     return wire.digest(b"".join(digests[start : start + GROUP_SIZE]))
 
 
-def state_hash(state: RoomState, members: MemberDigests | None = None) -> bytes:
-    """The state hash: SHA-256 of the canonical room fields and the members' digest
-    (``members``, if the caller keeps them up to date, else computed here)."""
+HEADER_FORMAT = 1
+HEADER_MAX = 1024
+"""A header's canonical bytes: 13 fixed fields, a title of at most 100 characters, two co-hosts."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateHeader:
+    """A state without its roster: what a proof of authority needs to know about the state it
+    starts from (who held it, at which epoch and seq, who may succeed).  Its canonical bytes
+    (:func:`header_bytes`) hash to the state hash, so a signature over that hash covers it."""
+
+    room_id: RoomId
+    host: NodeId
+    title: str
+    epoch: int
+    seq: int
+    authority: NodeId
+    cohosts: tuple[NodeId, ...]
+    ended: bool
+    max_cohosts: int
+
+    def authority_set(self) -> tuple[NodeId, ...]:
+        """Host, then co-hosts in succession order."""
+        return (self.host, *self.cohosts)
+
+
+def header_bytes(state: RoomState, members: MemberDigests | None = None) -> bytes:
+    """The canonical header of ``state``: its room fields, the digest of its blocked keys and
+    the members' digest (``members``, if the caller keeps them up to date)."""
     digests = members if members is not None else MemberDigests.of(state.members)
-    return wire.digest(HASH_DOMAIN + codec.pack(_room_fields(state)) + digests.root())
+    return codec.pack(
+        [
+            HEADER_FORMAT,
+            state.room_id,
+            state.host,
+            state.title,
+            state.epoch,
+            state.seq,
+            state.authority,
+            list(state.cohosts),
+            wire.digest(codec.pack(sorted(state.blocked))),
+            state.recording,
+            state.ended,
+            state.max_speakers,
+            state.max_cohosts,
+            digests.root(),
+        ]
+    )
+
+
+def header_hash(header: bytes) -> bytes:
+    """The state hash of a state with this canonical header."""
+    return wire.digest(HASH_DOMAIN + header)
+
+
+def state_hash(state: RoomState, members: MemberDigests | None = None) -> bytes:
+    """The state hash: SHA-256 of the state's canonical header (room fields, a digest of the
+    blocked keys, the members' digest), ``members`` kept up to date by the caller or computed."""
+    return header_hash(header_bytes(state, members))
+
+
+@codec.guarded
+def decode_header(data: bytes) -> StateHeader:
+    """Parse a state header (hash the bytes as received: they are what was signed)."""
+    if len(data) > HEADER_MAX:
+        raise Invalid(f"state header of {len(data)} bytes (cap {HEADER_MAX})")
+    obj = codec.unpack(data)
+    if type(obj) is not list or len(obj) != 14 or obj[0] != HEADER_FORMAT:
+        raise Invalid("not a state header")
+    cohosts = tuple(NodeId(_KEY.parse(c)) for c in _list(obj[7]))
+    header = StateHeader(
+        room_id=RoomId(_KEY.parse(obj[1])),
+        host=NodeId(_KEY.parse(obj[2])),
+        title=Text(wire.TITLE_MAX, min_chars=1).parse(obj[3]),
+        epoch=_EPOCH.parse(obj[4]),
+        seq=_EPOCH.parse(obj[5]),
+        authority=NodeId(_KEY.parse(obj[6])),
+        cohosts=cohosts,
+        ended=Bool().parse(obj[10]),
+        max_cohosts=Int(0, 2).parse(obj[12]),
+    )
+    for index, kind in ((8, _KEY), (13, _KEY)):
+        kind.parse(obj[index])
+    Bool().parse(obj[9])
+    Int(0, 100).parse(obj[11])
+    if len(cohosts) > header.max_cohosts or len(set(cohosts)) != len(cohosts):
+        raise Invalid("state header: bad co-host list")
+    if header.authority not in header.authority_set():
+        raise Invalid("state header: authority is neither host nor co-host")
+    return header
 
 
 _KEY = Bytes(32, 32)
 _NAME = Text(wire.NAME_MAX, min_chars=1)
 _COUNT = Int(0, wire.U63)
+_EPOCH = Int(0, wire.COUNTER_MAX)
 _MEMBER_FIELDS = (_KEY, _NAME, Int(0, 3), Bool(), _COUNT, Bool(), codec.Optional(_KEY))
 
 
@@ -482,8 +568,8 @@ def decode_state(data: bytes) -> RoomState:
         room_id=RoomId(_KEY.parse(obj[1])),
         host=NodeId(_KEY.parse(obj[2])),
         title=Text(wire.TITLE_MAX, min_chars=1).parse(obj[3]),
-        epoch=_COUNT.parse(obj[4]),
-        seq=_COUNT.parse(obj[5]),
+        epoch=_EPOCH.parse(obj[4]),
+        seq=_EPOCH.parse(obj[5]),
         authority=NodeId(_KEY.parse(obj[6])),
         members=MappingProxyType(members),
         cohosts=tuple(NodeId(_KEY.parse(c)) for c in _list(obj[8])),

@@ -28,7 +28,13 @@ from p2pspaces.core import lifecycle, room, wire
 from p2pspaces.core.authority import AuthorityRole, relayed_by
 from p2pspaces.core.contacts import ContactBook
 from p2pspaces.core.context import Output, SessionContext
-from p2pspaces.core.errors import CommandError, Equivocation, PeerError, WireError
+from p2pspaces.core.errors import (
+    CommandError,
+    Equivocation,
+    PeerError,
+    Unentitled,
+    WireError,
+)
 from p2pspaces.core.events import (
     AuthorityChanged,
     Ended,
@@ -350,16 +356,23 @@ class RoomSession:
             self.member.link_down(peer, reason)
 
     def receive(self, peer: NodeId, data: bytes, now: float) -> None:
-        """One control message from ``peer`` (size and rate already checked by the shell)."""
+        """One control message from ``peer`` (size and rate already checked by the shell).
+
+        A signed message is opened once, here: its signer must be one we could take anything
+        from (checked before the signature), then the signature is checked and the opened
+        message goes to its handler.  Whatever goes wrong stays with this one message: a
+        refusal is logged with its reason; a message that proves its sender runs modified
+        code (a bad signature, a state or claim its signer had no right to) also costs the
+        sender its link for :attr:`Timing.penalty_s`; an exception of our own is logged as
+        the bug it is, and the sender is dropped the same way."""
         self.succession.heard(peer, now)
+        ctx = self._ctx
+        signer: bytes = peer
         try:
             message = wire.decode(data)
             if isinstance(message, wire.Signed):
-                inner = wire.open_signed(message)
-                handler = self._signed.get(type(inner))
-                if handler is None:
-                    raise PeerError(f"unexpected signed {inner.TYPE}")
-                handler(peer, message, inner, data, now)
+                signer = message.signer
+                self._open(peer, message, data, now)
             elif isinstance(message, wire.Error):
                 self.member.on_error(peer, message, now)
             elif isinstance(message, wire.Resync):
@@ -372,10 +385,37 @@ class RoomSession:
                 raise PeerError(f"unexpected {message.TYPE}")
         except Equivocation as exc:
             self._keep_proof(exc)
+        except (Unentitled, WireError) as exc:
+            log.warning("refused a message from %s: %s", ctx.name_of(peer), exc.reason)
+            if signer == peer:  # an honest node may relay what another signed: not its fault
+                ctx.penalize(peer, exc.reason)
         except PeerError as exc:
-            log.warning("refused a message from %s: %s", self._ctx.name_of(peer), exc.reason)
+            log.warning("refused a message from %s: %s", ctx.name_of(peer), exc.reason)
         except CommandError as exc:  # a message for a room we are no longer in
-            log.info("ignored a message from %s: %s", self._ctx.name_of(peer), exc)
+            log.info("ignored a message from %s: %s", ctx.name_of(peer), exc)
+        except Exception:  # our own bug: it must not cost anyone else the room
+            log.exception("a message from %s broke this node", ctx.name_of(peer))
+            ctx.penalize(peer, "its message could not be handled")
+
+    def _open(self, peer: NodeId, envelope: wire.Signed, data: bytes, now: float) -> None:
+        if not self._plausible(peer, envelope.signer):
+            raise PeerError("signed by a stranger to this room, relayed by another")
+        inner = wire.open_signed(envelope)
+        handler = self._signed.get(type(inner))
+        if handler is None:
+            raise PeerError(f"unexpected signed {inner.TYPE}")
+        handler(peer, envelope, inner, data, now)
+
+    def _plausible(self, peer: NodeId, signer: bytes) -> bool:
+        """Whether a message signed by ``signer`` could be accepted from ``peer`` at all: its
+        own, a fellow member's or a co-host's relayed, or a guest's relayed by a member (its
+        gateway); anything else is refused before its signature costs a verification."""
+        state = self.state
+        if signer == peer or state is None:
+            return True
+        if signer in state.members or signer in state.authority_set():
+            return True
+        return peer in state.members
 
     def links_wanted(self) -> frozenset[NodeId]:
         """The peers this node should hold links with now.
@@ -519,6 +559,7 @@ class RoomSession:
         ctx.emit(StateChanged(state))
         if state.authority != ctx.me or ctx.phase is not Phase.AUTHORITY:
             return
+        ctx.send_all(ctx.heartbeat())  # attests our first state, for our successors' claims
         for peer in sorted(ctx.links):
             self.authority.link_up(peer, now)  # members keep their places; others must join
         gone = {m for m in state.authority_set() if m not in ctx.links} - {ctx.me}

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 from p2pspaces.core import wire
-from p2pspaces.core.errors import Refused, WireError
+from p2pspaces.core.errors import Refused, Unentitled, WireError
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.room import RoomState, state_hash
 from p2pspaces.core.wire import Takeover, Vote, VoteRequest
@@ -33,6 +34,27 @@ from p2pspaces.core.wire import Takeover, Vote, VoteRequest
 LEASE_MS = 3_000
 RANK_STEP_MS = 1_000
 HEARTBEAT_MS = 1_000
+
+
+class Leadership(Protocol):
+    """What succession needs of a state: a full :class:`RoomState`, or the
+    :class:`~p2pspaces.core.room.StateHeader` a proof of authority carries."""
+
+    @property
+    def room_id(self) -> wire.RoomId: ...
+    @property
+    def host(self) -> NodeId: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def authority(self) -> NodeId: ...
+    @property
+    def cohosts(self) -> tuple[NodeId, ...]: ...
+    @property
+    def ended(self) -> bool: ...
+    def authority_set(self) -> tuple[NodeId, ...]: ...
 
 
 class Strength(enum.IntEnum):
@@ -59,12 +81,12 @@ class Claim:
         return (self.takeover.epoch, self.strength, -self.rank, inverted)
 
 
-def successors(state: RoomState) -> tuple[NodeId, ...]:
+def successors(state: Leadership) -> tuple[NodeId, ...]:
     """Co-hosts who may take over, in order (the current authority left out)."""
     return tuple(c for c in state.cohosts if c != state.authority)
 
 
-def rank(state: RoomState, node: bytes) -> int | None:
+def rank(state: Leadership, node: bytes) -> int | None:
     """``node``'s place in the succession order (0 first), or None if it is not a successor."""
     order = successors(state)
     return order.index(NodeId(node)) if node in order else None
@@ -89,7 +111,7 @@ def takeover_deadline(
     return last_heard_ms + lease_ms + place * step_ms
 
 
-def votes_needed(state: RoomState) -> int:
+def votes_needed(state: Leadership) -> int:
     """Votes (the claimant's own included) a non-host claim needs: a majority of the set."""
     size = len(state.authority_set())
     return 1 if size <= 2 else size // 2 + 1
@@ -113,14 +135,14 @@ class VoteBook:
         self,
         state: RoomState,
         voter: Identity,
-        request_bytes: bytes,
+        envelope: wire.Signed,
+        request: VoteRequest,
         *,
         now_ms: int,
         last_heard_ms: int,
         lease_ms: int = LEASE_MS,
     ) -> bytes:
-        """Return a signed vote for the request, or raise :class:`Refused` with the reason."""
-        envelope, request = wire.open_signed_bytes(request_bytes, VoteRequest)
+        """Return a signed vote for the (opened) request, or raise :class:`Refused`."""
         if envelope.signer != request.candidate:
             raise WireError("vote request not signed by its candidate")
         if request.room_id != state.room_id or request.epoch != state.epoch + 1:
@@ -165,39 +187,60 @@ class VoteBook:
         return True
 
 
-def make_claim(state: RoomState, claimant: Identity, votes: tuple[bytes, ...] = ()) -> bytes:
-    """The signed takeover of the next epoch by ``claimant``, based on ``state``."""
-    claim = Takeover(
-        state.room_id, state.epoch + 1, claimant.node_id, state.seq, state_hash(state), votes
-    )
+def make_claim(
+    state: RoomState,
+    claimant: Identity,
+    votes: tuple[bytes, ...] = (),
+    *,
+    basis: bytes = b"",
+    epoch: int | None = None,
+    base_hash: bytes | None = None,
+) -> bytes:
+    """The signed takeover by ``claimant`` of the next epoch (or of ``epoch``: a host
+    reclaiming over a newer branch), based on ``state`` (whose hash the caller may know);
+    ``basis`` attests ``state``.  :class:`Refused` if the epoch would pass the limit."""
+    epoch = state.epoch + 1 if epoch is None else epoch
+    if epoch >= wire.COUNTER_MAX:
+        raise Refused("the room's epochs are at their limit")
+    digest = base_hash if base_hash is not None else state_hash(state)
+    claim = Takeover(state.room_id, epoch, claimant.node_id, state.seq, digest, votes, basis)
     return wire.seal_bytes(claimant, claim)
 
 
-def verify_claim(state: RoomState, data: bytes) -> Claim:
+def verify_claim(state: Leadership, data: bytes) -> Claim:
     """Check a signed takeover against the state this member holds; raise if it is invalid."""
     envelope, claim = wire.open_signed_bytes(data, Takeover)
+    return check_claim(state, envelope, claim, data)
+
+
+def check_claim(state: Leadership, envelope: wire.Signed, claim: Takeover, data: bytes) -> Claim:
+    """:func:`verify_claim` for a claim already opened (its signature checked)."""
     if envelope.signer != claim.claimant:
         raise WireError("takeover not signed by its claimant")
     if claim.room_id != state.room_id:
         raise Refused("takeover for another room")
     if claim.epoch <= state.epoch:
         raise Refused(f"takeover of epoch {claim.epoch} is not newer than {state.epoch}")
+    if claim.epoch >= wire.COUNTER_MAX:
+        raise Unentitled("takeover of an epoch at the limit")
     if claim.claimant == state.host:
         return Claim(claim, data, Strength.HOST, -1)
+    if claim.epoch != state.epoch + 1:
+        raise Unentitled(f"a co-host claims the next epoch, not epoch {claim.epoch}")
     place = rank(state, claim.claimant)
     if place is None:
-        raise Refused("claimant is not in the succession list")
+        raise Unentitled("claimant is not in the succession list")
     voters = _count_votes(state, claim)
     if voters >= max(2, votes_needed(state)):
         strength = Strength.VOTED
     elif votes_needed(state) == 1:
         strength = Strength.SOLO
     else:
-        raise Refused(f"takeover has {voters} votes, needs {votes_needed(state)}")
+        raise Unentitled(f"takeover has {voters} votes, needs {votes_needed(state)}")
     return Claim(claim, data, strength, place)
 
 
-def _count_votes(state: RoomState, claim: Takeover) -> int:
+def _count_votes(state: Leadership, claim: Takeover) -> int:
     members = set(state.authority_set())
     voters = {claim.claimant}
     for data in claim.votes:

@@ -21,7 +21,7 @@ from p2pspaces.core import succession, wire
 from p2pspaces.core.authority import AuthorityRole
 from p2pspaces.core.context import Hooks, SessionContext
 from p2pspaces.core.errors import OutOfSync, PeerError, Refused
-from p2pspaces.core.events import Converged
+from p2pspaces.core.events import Converged, ErrorEvent
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.lifecycle import Phase
 from p2pspaces.core.room import RoomState
@@ -114,7 +114,8 @@ class Succession:
             vote = self.book.consider(
                 state,
                 self._ctx.identity,
-                data,
+                envelope,
+                message,
                 now_ms=_ms(now),
                 last_heard_ms=_ms(self.last_heard),
                 lease_ms=_ms(self._ctx.timing.lease_s),
@@ -147,8 +148,19 @@ class Succession:
         if replica is None:
             return
         previous = replica.state.authority
+        if replica.attestation is None:
+            # The authority's word for our state (its update, or its heartbeat after a
+            # snapshot) is what lets our claim join the room's proof of authority.
+            log.warning("cannot claim the room: no attestation of our state from the authority")
+            return
         self.book.seal(replica.state.epoch + 1)
-        data = succession.make_claim(replica.state, ctx.identity, tuple(self._votes.values()))
+        data = succession.make_claim(
+            replica.state,
+            ctx.identity,
+            tuple(self._votes.values()),
+            basis=replica.attestation,
+            base_hash=replica.hash(),
+        )
         replica.accept_takeover(succession.verify_claim(replica.state, data))
         ctx.claim, ctx.claim_epoch = data, replica.state.epoch
         ctx.send_all(data)
@@ -163,7 +175,7 @@ class Succession:
         replica = ctx.replica
         if replica is None or ctx.phase not in (Phase.MEMBER, Phase.AUTHORITY):
             return
-        claim = succession.verify_claim(replica.state, data)
+        claim = succession.check_claim(replica.state, envelope, message, data)
         claimant = claim.takeover.claimant
         was_authority = ctx.is_authority
         previous = replica.state.authority
@@ -212,6 +224,26 @@ class Reunion:
         if beat.epoch > replica.state.epoch:
             ctx.send(peer, wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
 
+    def refuse_branch(self, fresh: RoomState, reason: str, now: float) -> None:
+        """A verified state of our room that we must not follow (see
+        :meth:`~p2pspaces.core.ledger.Replica.branch_refusal`): say so; the host holding its
+        room claims an epoch above the branch's, so the branch's members come back to it."""
+        ctx = self._ctx
+        replica = ctx.replica
+        name = ctx.name_of(fresh.authority)
+        log.warning("refused the room's state at epoch %d from %s: %s", fresh.epoch, name, reason)
+        if replica is None or not ctx.is_authority or replica.state.host != ctx.me:
+            return
+        state = replica.state
+        data = succession.make_claim(
+            state, ctx.identity, epoch=fresh.epoch + 1, base_hash=replica.hash()
+        )
+        replica.accept_takeover(succession.verify_claim(state, data))
+        ctx.claim, ctx.claim_epoch = data, replica.state.epoch
+        ctx.send_all(data)
+        ctx.send_all(ctx.heartbeat())
+        ctx.emit(ErrorEvent("branch_refused", f"{name} tried to take the room: {reason}"))
+
     def superseded(self, old: RoomState, fresh: RoomState) -> None:
         """We were the authority of an older epoch; the room went on without us."""
         ctx = self._ctx
@@ -244,7 +276,7 @@ class Reunion:
             self._ask_blocks(state)
             return
         previous = state.authority
-        data = succession.make_claim(state, ctx.identity)
+        data = succession.make_claim(state, ctx.identity, base_hash=replica.hash())
         replica.accept_takeover(succession.verify_claim(state, data))
         ctx.claim, ctx.claim_epoch = data, replica.state.epoch
         ctx.enter(Phase.AUTHORITY)

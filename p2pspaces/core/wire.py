@@ -26,6 +26,7 @@ snapshot   the whole state, for joiners and for repair                  authorit
 vote_req   a co-host asks the authority set for a takeover vote         candidate
 vote       a granted vote for (epoch, candidate)                        voter
 takeover   a claim of the next epoch, carrying its votes                claimant
+mandate    one link of a snapshot's proof of authority (custody)        -
 heartbeat  liveness on the control channel                              sender
 resync     a member asks for a snapshot                                 -
 redirect   a hint: the room's authority is now another node             -
@@ -81,11 +82,19 @@ CONTACT_MAX = 512
 CONTACTS_PER_MESSAGE = 64
 U32 = 2**32 - 1
 U63 = 2**63 - 1
+COUNTER_MAX = 2**48
+"""The largest epoch or seq a peer may send: no honest room comes near it (a change a
+millisecond for 8,900 years), and adding one to it never overflows a field."""
+MANDATE_MAX = 4096
+"""One link of a proof of authority: a state header, its attestation and a claim with votes."""
+CUSTODY_MAX = 64
+"""Links in a proof of authority: co-host terms since the host last held its room."""
 
 _KEY = Bytes(NODE_ID_SIZE, NODE_ID_SIZE)
 _HASH = Bytes(HASH_SIZE, HASH_SIZE)
 _NONCE = Bytes(NONCE_SIZE, NONCE_SIZE)
 _COUNTER = Int(0, U63)
+_EPOCH = Int(0, COUNTER_MAX)
 
 
 class ActionKind(enum.StrEnum):
@@ -227,11 +236,14 @@ class Update(Message):
 
     TYPE = "update"
     room_id: RoomId = spec(_HASH)
-    epoch: int = spec(_COUNTER)
-    seq: int = spec(_COUNTER)
+    epoch: int = spec(_EPOCH)
+    seq: int = spec(_EPOCH)
     prev_hash: bytes = spec(_HASH)
     actor: NodeId = spec(_KEY)
     action: Action = spec(Nested(Action))
+    state_hash: bytes = spec(_HASH)
+    """The hash of the state the change leads to: the update attests that state, which is what
+    a co-host's claim to succeed it starts from (:mod:`p2pspaces.core.custody`)."""
 
 
 @record
@@ -240,15 +252,18 @@ class Snapshot(Message):
     """The whole room state, for a joiner or a member that lost its place.
 
     ``genesis`` is the host's signed genesis envelope (its hash is the room id); ``state`` is the
-    canonical encoding whose SHA-256 is the state hash.
+    canonical encoding of the state.  ``custody`` proves that the state's authority holds its
+    epoch by right: the :class:`Mandate` links since the host last held the room (none when the
+    authority is the host).
     """
 
     TYPE = "snapshot"
     room_id: RoomId = spec(_HASH)
-    epoch: int = spec(_COUNTER)
-    seq: int = spec(_COUNTER)
+    epoch: int = spec(_EPOCH)
+    seq: int = spec(_EPOCH)
     genesis: bytes = spec(Bytes(1, 4096))
-    state: bytes = spec(Bytes(1, codec.MAX_FRAME - 16_384))
+    state: bytes = spec(Bytes(1, codec.MAX_FRAME - 16_384 - CUSTODY_MAX * MANDATE_MAX))
+    custody: tuple[bytes, ...] = spec(ListOf(Bytes(1, MANDATE_MAX), CUSTODY_MAX), default=())
 
 
 @record
@@ -258,9 +273,9 @@ class VoteRequest(Message):
 
     TYPE = "vote_req"
     room_id: RoomId = spec(_HASH)
-    epoch: int = spec(_COUNTER)
+    epoch: int = spec(_EPOCH)
     candidate: NodeId = spec(_KEY)
-    base_seq: int = spec(_COUNTER)
+    base_seq: int = spec(_EPOCH)
 
 
 @record
@@ -270,7 +285,7 @@ class Vote(Message):
 
     TYPE = "vote"
     room_id: RoomId = spec(_HASH)
-    epoch: int = spec(_COUNTER)
+    epoch: int = spec(_EPOCH)
     candidate: NodeId = spec(_KEY)
     voter: NodeId = spec(_KEY)
 
@@ -278,15 +293,38 @@ class Vote(Message):
 @record
 @dataclass(frozen=True, slots=True)
 class Takeover(Message):
-    """A claim of ``epoch`` by ``claimant``, based on the state (base_seq, base_hash)."""
+    """A claim of ``epoch`` by ``claimant``, based on the state (base_seq, base_hash).
+
+    ``basis`` is the base state's attestation by its own authority (the update that led to it,
+    or its heartbeat), so that the claim can join the room's proof of authority; a host's
+    reclaim needs none."""
 
     TYPE = "takeover"
     room_id: RoomId = spec(_HASH)
-    epoch: int = spec(_COUNTER)
+    epoch: int = spec(_EPOCH)
     claimant: NodeId = spec(_KEY)
-    base_seq: int = spec(_COUNTER)
+    base_seq: int = spec(_EPOCH)
     base_hash: bytes = spec(_HASH)
     votes: tuple[bytes, ...] = spec(ListOf(Bytes(1, 512), 3))
+    basis: bytes = spec(Bytes(0, 1024), default=b"")
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Mandate(Message):
+    """One link of a proof of authority: how the authority of epoch ``e + 1`` got it from the
+    entitled authority of the state ``header`` (at epoch ``e``).
+
+    ``header`` is that state's canonical header (:func:`p2pspaces.core.room.header_bytes`),
+    whose hash its authority signed in ``basis``.  With a ``claim``, a co-host took over: the
+    basis attests the header (an update leading to it, or a heartbeat), and the claim is the
+    co-host's signed takeover with its votes.  Without one, the authority handed over as it
+    left: the basis is its signed ``leave``, chained to the header."""
+
+    TYPE = "mandate"
+    header: bytes = spec(Bytes(1, 1024))
+    basis: bytes = spec(Bytes(1, 1024))
+    claim: bytes = spec(Bytes(0, 2560), default=b"")
 
 
 @record
@@ -296,8 +334,8 @@ class Heartbeat(Message):
 
     TYPE = "heartbeat"
     room_id: RoomId = spec(_HASH)
-    epoch: int = spec(_COUNTER)
-    seq: int = spec(_COUNTER)
+    epoch: int = spec(_EPOCH)
+    seq: int = spec(_EPOCH)
     state_hash: bytes = spec(_HASH)
 
 
@@ -308,7 +346,7 @@ class Resync(Message):
 
     TYPE = "resync"
     room_id: RoomId = spec(_HASH)
-    seq: int = spec(_COUNTER)
+    seq: int = spec(_EPOCH)
 
 
 @record
@@ -322,7 +360,7 @@ class Redirect(Message):
 
     TYPE = "redirect"
     room_id: RoomId = spec(_HASH)
-    epoch: int = spec(_COUNTER)
+    epoch: int = spec(_EPOCH)
     authority: NodeId = spec(_KEY)
 
 
@@ -419,6 +457,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         VoteRequest,
         Vote,
         Takeover,
+        Mandate,
         Heartbeat,
         Resync,
         Redirect,

@@ -370,7 +370,7 @@ class Mesh:
         self._handler.on_link_up(link)
         kept = early.release()
         if early.dropped:
-            self._penalize(link.peer_id, f"sent over {Early.CAP} messages before the link was up")
+            self.penalize(link.peer_id, f"sent over {Early.CAP} messages before the link was up")
             return
         for data in kept:
             self._receive(link, data)
@@ -383,11 +383,11 @@ class Mesh:
         if self.links.get(link.peer_id) is not link:
             return
         if not isinstance(data, bytes):
-            self._penalize(link.peer_id, "sent a text message on the control channel")
+            self.penalize(link.peer_id, "sent a text message on the control channel")
         elif len(data) > MESSAGE_MAX:
-            self._penalize(link.peer_id, f"sent a {len(data)}-byte message (cap {MESSAGE_MAX})")
+            self.penalize(link.peer_id, f"sent a {len(data)}-byte message (cap {MESSAGE_MAX})")
         elif not link.bucket.take(self._clock()):
-            self._penalize(link.peer_id, f"sent more than {MESSAGE_RATE:.0f} messages a second")
+            self.penalize(link.peer_id, f"sent more than {MESSAGE_RATE:.0f} messages a second")
         else:
             link.last_seen = self._clock()
             self._handler.on_message(link, data)
@@ -410,9 +410,9 @@ class Mesh:
             if link.peer_id != but:
                 link.send_voice(data)
 
-    def _penalize(self, peer_id: NodeId, reason: str) -> None:
-        """Drop a peer that broke the caps, tell it why and for how long, and remember when
-        (see :meth:`misbehaved`)."""
+    def penalize(self, peer_id: NodeId, reason: str, code: str = FLOODING) -> None:
+        """Drop a peer that broke the caps (or, ``code`` ``misbehaved``, the protocol), tell
+        it why and for how long, and remember when (see :meth:`misbehaved`)."""
         now = self._clock()
         if len(self._offences) >= OFFENCES_MAX:  # keys are free to make: bound what we keep
             self._offences = {p: t for p, t in self._offences.items() if now - t < PENALTY_MAX_S}
@@ -420,12 +420,13 @@ class Mesh:
         link = self.links.get(peer_id)
         if link is not None:
             notice = f"{reason}; you can come back in {self._penalty_s:.0f} s"
-            link.send(wire.encode(wire.Error(FLOODING, notice[: wire.REASON_MAX])))
+            link.send(wire.encode(wire.Error(code, notice[: wire.REASON_MAX])))
             link.flush_before_close = True
         self.drop(peer_id, reason)
 
     def misbehaved(self, peer_id: NodeId, within: float) -> bool:
-        """Whether ``peer_id`` was dropped for breaking the caps in the last ``within`` s."""
+        """Whether ``peer_id`` was dropped for breaking the caps or the protocol in the last
+        ``within`` s."""
         when = self._offences.get(peer_id)
         return when is not None and self._clock() - when < within
 

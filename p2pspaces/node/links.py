@@ -11,6 +11,7 @@ from p2pspaces.core import lifecycle
 from p2pspaces.core.context import Hangup
 from p2pspaces.core.events import ErrorEvent, Event
 from p2pspaces.core.identity import NodeId
+from p2pspaces.core.member import MISBEHAVED
 from p2pspaces.core.session import RoomSession
 from p2pspaces.core.settings import Timing
 from p2pspaces.net.mesh import Mesh
@@ -82,7 +83,11 @@ class LinkKeeper:
         return self._directory.advert_of(peer) or self._session.contact_of(peer)
 
     def hangup(self, order: Hangup) -> None:
-        """Close a link the session hung up (after a flush, if it asked for one)."""
+        """Close a link the session hung up (after a flush, if it asked for one); a peer
+        that misbehaved is kept out for the penalty time."""
+        if order.penalty:
+            self._mesh.penalize(order.peer, order.reason, MISBEHAVED)
+            return
         if not order.flush:
             self._mesh.drop(order.peer, order.reason)
             return

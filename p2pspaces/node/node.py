@@ -421,7 +421,7 @@ class Node:
     def admit(self, peer_id: NodeId) -> str | None:
         """Who may connect: see :meth:`RoomSession.admit`; flooders are kept out a while."""
         if self.mesh.misbehaved(peer_id, self.timing.penalty_s):
-            return f"dropped for flooding; try again in {self.timing.penalty_s:.0f} s"
+            return f"dropped for misbehaving; try again in {self.timing.penalty_s:.0f} s"
         return self.session.admit(peer_id)
 
     def on_link_up(self, link: Link) -> None:

@@ -96,6 +96,7 @@ def _forge(space: Space, signer_seed: int, **changes: object) -> bytes:
         space.replica.hash(),
         space.key("lee"),
         Action(ActionKind.RAISE_HAND),
+        b"s" * 32,
     )
     return wire.seal_bytes(person(signer_seed), dataclasses.replace(update, **changes))
 
@@ -148,7 +149,13 @@ def test_two_contents_for_one_seq_is_equivocation() -> None:
     follower = _member_replica(space)
     last = follower.state.seq
     other = Update(
-        space.state.room_id, 0, last, b"h" * 32, space.key("liv"), Action(ActionKind.RAISE_HAND)
+        space.state.room_id,
+        0,
+        last,
+        b"h" * 32,
+        space.key("liv"),
+        Action(ActionKind.RAISE_HAND),
+        b"s" * 32,
     )
     with pytest.raises(Equivocation, match=f"epoch 0 seq {last}") as info:
         follower.receive(wire.seal_bytes(space.host, other))
@@ -165,6 +172,7 @@ def test_an_update_the_rules_refuse_is_refused_even_from_the_authority() -> None
         space.replica.hash(),
         space.key("lee"),
         Action(ActionKind.MUTE, space.key("sam")),
+        b"s" * 32,
     )
     with pytest.raises(Refused, match="only the host or a co-host"):
         follower.receive(wire.seal_bytes(space.host, update))
@@ -183,7 +191,7 @@ def test_snapshot_of_a_large_room_round_trips() -> None:
 def test_snapshot_signed_by_a_non_authority_is_refused() -> None:
     space = full_space()
     forged = space.replica.snapshot(person(2))  # cora, a co-host but not the authority
-    with pytest.raises(Refused, match="not signed by the room's authority"):
+    with pytest.raises(Refused, match="not signed by the authority it names"):
         Replica.from_snapshot(forged)
 
 

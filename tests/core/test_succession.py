@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from p2pspaces.core import succession
+from p2pspaces.core import succession, wire
 from p2pspaces.core.errors import Refused, WireError
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.succession import LEASE_MS, RANK_STEP_MS, Strength, VoteBook
@@ -39,9 +39,11 @@ def test_lease_expiry_uses_the_time_passed_in() -> None:
 def _vote(
     space: Space, voter: str, candidate: str, now: int = LATE, book: VoteBook | None = None
 ) -> bytes:
-    request = succession.vote_request(space.state, space.people[candidate])
+    envelope, request = wire.open_signed_bytes(
+        succession.vote_request(space.state, space.people[candidate]), wire.VoteRequest
+    )
     return (book or VoteBook()).consider(
-        space.state, space.people[voter], request, now_ms=now, last_heard_ms=LAST_HEARD
+        space.state, space.people[voter], envelope, request, now_ms=now, last_heard_ms=LAST_HEARD
     )
 
 
@@ -73,8 +75,10 @@ def _claims(space: Space) -> dict[str, bytes]:
     cole_vote = _vote(space, "cole", "cora", book=cole_book)
     assert not cole_book.vote_for_self(1, space.key("cole"))
     return {
-        "cora": succession.make_claim(space.state, space.people["cora"], (cole_vote,)),
-        "cole": succession.make_claim(space.state, space.people["cole"]),
+        "cora": succession.make_claim(
+            space.state, space.people["cora"], (cole_vote,), basis=space.updates[-1]
+        ),
+        "cole": succession.make_claim(space.state, space.people["cole"], basis=space.updates[-1]),
     }
 
 

@@ -143,7 +143,9 @@ def test_caller_mistakes_raise_value_error_when_building() -> None:
 
 
 def _update() -> Update:
-    return Update(b"r" * 32, 0, 1, b"h" * 32, person(2).node_id, Action(ActionKind.RAISE_HAND))  # type: ignore[arg-type]
+    return Update(
+        b"r" * 32, 0, 1, b"h" * 32, person(2).node_id, Action(ActionKind.RAISE_HAND), b"s" * 32
+    )  # type: ignore[arg-type]
 
 
 def test_signed_envelope_verifies_the_exact_bytes() -> None:

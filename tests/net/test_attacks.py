@@ -128,7 +128,9 @@ async def test_forged_and_replayed_updates_are_refused(
     caplog.set_level(logging.WARNING, "p2pspaces.node")
     # Mallory links straight to Ann and sends an update signed with its own key...
     await mallory.mesh.connect(LOOPBACK, ann.port)
-    forged = wire.Update(state.state.room_id, 0, 4, before, ann.node_id, Action(ActionKind.LEAVE))
+    forged = wire.Update(
+        state.state.room_id, 0, 4, before, ann.node_id, Action(ActionKind.LEAVE), b"s" * 32
+    )
     mallory.mesh.send(ann.node_id, wire.seal_bytes(mallory.identity, forged))
     # ...and replays the host's genuine update for seq 3.
     replay = _last_update_bytes(host)
@@ -213,6 +215,7 @@ async def test_an_authority_that_equivocates_is_caught_with_proof(
         b"h" * 32,
         host.node_id,
         Action(ActionKind.SET_TITLE, text="Something else"),
+        b"s" * 32,
     )
     host.mesh.send(ann.node_id, wire.seal_bytes(host.identity, other))
     alarm = await next_event(ann, ErrorEvent, lambda e: e.code == "equivocation")

@@ -63,6 +63,8 @@ class FakeNet:
         self.linked: set[frozenset[NodeId]] = set()
         self.group: dict[NodeId, int] = {}
         self.dead: set[NodeId] = set()
+        self.penalized: dict[tuple[NodeId, NodeId], float] = {}
+        """(node, peer it dropped for misbehaving) -> when: the peer is kept out a while."""
         self._queue: list[_Due] = []
         self._order = itertools.count()
         self._steps = 0
@@ -113,6 +115,9 @@ class FakeNet:
         if a == b or frozenset((a, b)) in self.linked or not self.reachable(a, b):
             return False
         refusal = self.sessions[b].admit(a)
+        when = self.penalized.get((b, a))
+        if when is not None and self.now - when < self.timing.penalty_s:
+            refusal = "dropped for misbehaving"
         if refusal is not None:
             self.sessions[a].link_refused(b, f"refused by the peer: {refusal}")
             self.pump(self.sessions[a])
@@ -192,6 +197,8 @@ class FakeNet:
             elif isinstance(output, Send):
                 self._send(me, output.peer, output.data)
             elif isinstance(output, Hangup):
+                if output.penalty:
+                    self.penalized[(me, output.peer)] = self.now
                 wait = self.timing.flush_s if output.flush else 0.0
                 self.later(wait, lambda o=output: self.cut(me, o.peer, o.reason))
         self.events[me].extend(session.pop_events())

@@ -1,0 +1,178 @@
+"""Byzantine members: a session that signs anything with its own key (issue 17).
+
+Each attack is made the way a modified node would make it, with the project's own modules, and
+sent over a real link of the fake network; each is refused, the room stays as it was, and the
+sender (when it signed the forgery itself) loses its link for the penalty time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from p2pspaces.core import codec, room, wire
+from p2pspaces.core.identity import Identity
+from p2pspaces.core.session import Phase, RoomSession
+from p2pspaces.core.wire import ActionKind
+
+from .kit import FakeNet, hashes
+
+
+def forged_snapshot(
+    forger: RoomSession,
+    *,
+    epoch: int | None = None,
+    title: str = "Taken",
+    key: Identity | None = None,
+) -> bytes:
+    """What a listener makes of the state it holds: itself authority and co-host at a higher
+    epoch, the title changed, the host's other members blocked, signed with its own key."""
+    replica = forger.replica
+    assert replica is not None
+    state = replica.state
+    signer = key or forger._ctx.identity
+    me = signer.node_id
+    members = dict(state.members)
+    if me in members:
+        members[me] = dataclasses.replace(members[me], role=room.Role.COHOST)
+    else:
+        members[me] = room.Member("Mallory", room.Role.COHOST)
+    victims = [n for n, m in members.items() if n not in (me, state.host) and m.role < 2]
+    for victim in victims:
+        del members[victim]
+    fake = dataclasses.replace(
+        state,
+        epoch=state.epoch + 1 if epoch is None else epoch,
+        seq=state.seq + 1,
+        authority=me,
+        cohosts=(me,),
+        title=title,
+        members=members,
+        blocked=frozenset(victims),
+    )
+    fields = {
+        "room_id": state.room_id,
+        "epoch": fake.epoch,
+        "seq": fake.seq,
+        "genesis": replica.genesis,
+        "state": codec.pack(_state_fields(fake)),
+        "custody": [],
+    }
+    return sign_raw(signer, "snapshot", fields)
+
+
+def sign_raw(signer: Identity, kind: str, fields: dict[str, object]) -> bytes:
+    """A message as modified code would send it: any values, past our own records' checks."""
+    payload = codec.pack({"v": codec.PROTOCOL_VERSION, "t": kind, **fields})
+    signature = signer.sign(wire.DOMAIN_MESSAGE, payload)
+    return codec.pack(
+        {
+            "v": codec.PROTOCOL_VERSION,
+            "t": "signed",
+            "signer": signer.node_id,
+            "payload": payload,
+            "signature": signature,
+        }
+    )
+
+
+def _state_fields(state: room.RoomState) -> list[object]:
+    entries = [room._entry(node, m) for node, m in sorted(state.members.items())]
+    fields = room._room_fields(state)
+    fields.insert(room._MEMBERS_AT, entries)
+    return fields
+
+
+def _room() -> tuple[FakeNet, RoomSession, RoomSession, RoomSession, RoomSession]:
+    net = FakeNet()
+    hana, cody, ann, mal = (net.add(n) for n in ("Hana", "Cody", "Ann", "Mal"))
+    net.room(hana, cody, ann, mal)
+    net.act(hana, ActionKind.INVITE_SPEAKER, cody)
+    net.settle(0.2)
+    net.act(cody, ActionKind.ACCEPT_INVITE)
+    net.settle(0.2)
+    net.act(hana, ActionKind.ADD_COHOST, cody)
+    net.settle(0.5)
+    return net, hana, cody, ann, mal
+
+
+def _inject(net: FakeNet, sender: RoomSession, receiver: RoomSession, data: bytes) -> None:
+    net.connect(sender.me, receiver.me)
+    net.settle(0.05)
+    net._send(sender.me, receiver.me, data)
+    net.settle(0.5)
+
+
+def test_a_listener_cannot_take_the_room_from_the_host() -> None:
+    net, hana, cody, ann, mal = _room()
+    before = hana.state
+    _inject(net, mal, hana, forged_snapshot(mal))
+    assert hana.is_authority and hana.state.title == "Friday demo"  # type: ignore[union-attr]
+    assert hana.state.authority == hana.me and not hana.state.blocked  # type: ignore[union-attr]
+    assert hana.state.epoch == before.epoch  # type: ignore[union-attr]
+    assert (hana.me, mal.me) in net.penalized  # it signed the forgery itself: kept out
+    net.settle(2.0)
+    assert len(hashes(hana, cody, ann)) == 1
+
+
+def test_members_refuse_a_listeners_forged_snapshot_while_the_host_lives() -> None:
+    net, hana, cody, ann, mal = _room()
+    forged = forged_snapshot(mal)
+    for member in (ann, cody):
+        _inject(net, mal, member, forged)
+    net.settle(1.0)
+    for session in (hana, cody, ann):
+        assert session.state.authority == hana.me, session.name  # type: ignore[union-attr]
+        assert session.state.title == "Friday demo"  # type: ignore[union-attr]
+    assert len(hashes(hana, cody, ann)) == 1
+
+
+def test_with_the_host_dead_the_real_co_host_takes_over_not_the_forger() -> None:
+    net, hana, cody, ann, mal = _room()
+    net.crash(hana)
+    _inject(net, mal, ann, forged_snapshot(mal))
+    net.run_until(lambda: ann.state.authority == cody.me, limit=8)  # type: ignore[union-attr]
+    net.settle(1.0)
+    assert ann.state.title == "Friday demo" and not ann.state.ended  # type: ignore[union-attr]
+    assert cody.is_authority
+
+
+def test_a_blocked_person_with_a_fresh_key_cannot_make_itself_co_host() -> None:
+    net, hana, cody, ann, mal = _room()
+    net.act(hana, ActionKind.BLOCK, mal)
+    net.settle(1.0)
+    fresh = net.add("Mallory again")
+    net.join(fresh, hana)
+    net.run_until(lambda: fresh.phase is Phase.MEMBER, limit=5)
+    _inject(net, fresh, hana, forged_snapshot(fresh))
+    _inject(net, fresh, ann, forged_snapshot(fresh))
+    for session in (hana, ann, cody):
+        assert fresh.me not in session.state.cohosts, session.name  # type: ignore[union-attr]
+        assert session.state.authority == hana.me  # type: ignore[union-attr]
+
+
+def test_the_largest_epoch_cannot_freeze_the_room() -> None:
+    net, hana, cody, ann, mal = _room()
+    for epoch in (2**63 - 1, wire.COUNTER_MAX, wire.COUNTER_MAX - 1):
+        _inject(net, mal, hana, forged_snapshot(mal, epoch=epoch))
+        net.penalized.clear()
+    assert hana.is_authority and hana.state.epoch == 0  # type: ignore[union-attr]
+    net.act(hana, ActionKind.SET_TITLE, text="Still mine")
+    net.settle(0.5)
+    assert ann.state.title == "Still mine"  # type: ignore[union-attr]
+    # ...and the co-host can still take over when the host goes.
+    net.crash(hana)
+    net.run_until(lambda: ann.state.authority == cody.me, limit=8)  # type: ignore[union-attr]
+
+
+def test_a_joiner_checks_the_custody_of_a_co_hosts_snapshot() -> None:
+    net, hana, cody, ann, _mal = _room()
+    net.crash(hana)
+    net.run_until(lambda: ann.state.authority == cody.me, limit=8)  # type: ignore[union-attr]
+    net.settle(1.0)
+    late = net.add("Late")
+    net.join(late, cody)
+    net.run_until(lambda: late.phase is Phase.MEMBER, limit=5)
+    assert late.replica is not None and late.replica.term.root == 0
+    assert len(late.replica.term.custody) == 1
+    net.settle(0.5)
+    assert len(hashes(cody, ann, late)) == 1
