@@ -21,6 +21,7 @@ from p2pspaces.net import discovery, signaling
 from p2pspaces.net.mesh import _new_connection, sdp_fingerprints
 from p2pspaces.node import Node
 
+from ..session.byzantine import forged_snapshot
 from .conftest import LOOPBACK, next_event
 
 
@@ -223,3 +224,24 @@ async def test_an_authority_that_equivocates_is_caught_with_proof(
     first, second = ann.equivocations[0]
     assert first != second
     assert ann.replica.state.title == "Agreed title"
+
+
+async def test_a_listener_that_sends_the_host_a_forged_snapshot_changes_nothing(
+    make_node: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 17: a listener names itself authority at the next epoch, renames the room and
+    blocks a member, signs it with its own key and sends it to the host over its own link."""
+    host, ann = await _room_with_member(make_node)
+    mallory = await make_node("Mallory")
+    await mallory.join(host.replica.room_id.hex())
+    await next_event(ann, StateChanged, lambda e: mallory.node_id in e.state.members)
+    caplog.set_level(logging.WARNING, "p2pspaces.session")
+    before = host.replica.hash()
+    mallory.mesh.send(host.node_id, forged_snapshot(mallory.session))
+    gone = await next_event(ann, StateChanged, lambda e: mallory.node_id not in e.state.members)
+    assert "no proof that" in caplog.text
+    state = host.replica.state
+    assert (state.title, state.epoch, state.authority) == ("Under attack", 0, host.node_id)
+    assert ann.node_id in gone.state.members and not state.blocked
+    assert host.replica.hash() != before  # only the drop of Mallory changed the room
+    await _still_serving(host, ann, "after the forgery")

@@ -7,79 +7,12 @@ sender (when it signed the forgery itself) loses its link for the penalty time.
 
 from __future__ import annotations
 
-import dataclasses
-
-from p2pspaces.core import codec, room, wire
-from p2pspaces.core.identity import Identity
+from p2pspaces.core import wire
 from p2pspaces.core.session import Phase, RoomSession
 from p2pspaces.core.wire import ActionKind
 
+from .byzantine import forged_snapshot
 from .kit import FakeNet, hashes
-
-
-def forged_snapshot(
-    forger: RoomSession,
-    *,
-    epoch: int | None = None,
-    title: str = "Taken",
-    key: Identity | None = None,
-) -> bytes:
-    """What a listener makes of the state it holds: itself authority and co-host at a higher
-    epoch, the title changed, the host's other members blocked, signed with its own key."""
-    replica = forger.replica
-    assert replica is not None
-    state = replica.state
-    signer = key or forger._ctx.identity
-    me = signer.node_id
-    members = dict(state.members)
-    if me in members:
-        members[me] = dataclasses.replace(members[me], role=room.Role.COHOST)
-    else:
-        members[me] = room.Member("Mallory", room.Role.COHOST)
-    victims = [n for n, m in members.items() if n not in (me, state.host) and m.role < 2]
-    for victim in victims:
-        del members[victim]
-    fake = dataclasses.replace(
-        state,
-        epoch=state.epoch + 1 if epoch is None else epoch,
-        seq=state.seq + 1,
-        authority=me,
-        cohosts=(me,),
-        title=title,
-        members=members,
-        blocked=frozenset(victims),
-    )
-    fields = {
-        "room_id": state.room_id,
-        "epoch": fake.epoch,
-        "seq": fake.seq,
-        "genesis": replica.genesis,
-        "state": codec.pack(_state_fields(fake)),
-        "custody": [],
-    }
-    return sign_raw(signer, "snapshot", fields)
-
-
-def sign_raw(signer: Identity, kind: str, fields: dict[str, object]) -> bytes:
-    """A message as modified code would send it: any values, past our own records' checks."""
-    payload = codec.pack({"v": codec.PROTOCOL_VERSION, "t": kind, **fields})
-    signature = signer.sign(wire.DOMAIN_MESSAGE, payload)
-    return codec.pack(
-        {
-            "v": codec.PROTOCOL_VERSION,
-            "t": "signed",
-            "signer": signer.node_id,
-            "payload": payload,
-            "signature": signature,
-        }
-    )
-
-
-def _state_fields(state: room.RoomState) -> list[object]:
-    entries = [room._entry(node, m) for node, m in sorted(state.members.items())]
-    fields = room._room_fields(state)
-    fields.insert(room._MEMBERS_AT, entries)
-    return fields
 
 
 def _room() -> tuple[FakeNet, RoomSession, RoomSession, RoomSession, RoomSession]:
