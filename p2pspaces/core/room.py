@@ -480,24 +480,11 @@ def header_bytes(state: RoomState, members: MemberDigests | None = None) -> byte
     """The canonical header of ``state``: its room fields, the digest of its blocked keys and
     the members' digest (``members``, if the caller keeps them up to date)."""
     digests = members if members is not None else MemberDigests.of(state.members)
-    return codec.pack(
-        [
-            HEADER_FORMAT,
-            state.room_id,
-            state.host,
-            state.title,
-            state.epoch,
-            state.seq,
-            state.authority,
-            list(state.cohosts),
-            wire.digest(codec.pack(sorted(state.blocked))),
-            state.recording,
-            state.ended,
-            state.max_speakers,
-            state.max_cohosts,
-            digests.root(),
-        ]
-    )
+    fields = _room_fields(state)  # the state's own fields, blocked keys as one digest
+    fields[0] = HEADER_FORMAT
+    fields[8] = wire.digest(codec.pack(fields[8]))
+    fields.append(digests.root())
+    return codec.pack(fields)
 
 
 def header_hash(header: bytes) -> bytes:
