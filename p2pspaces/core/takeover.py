@@ -175,6 +175,19 @@ class Succession:
         replica = ctx.replica
         if replica is None or ctx.phase not in (Phase.MEMBER, Phase.AUTHORITY):
             return
+        if message.claimant != replica.state.host and (message.base_seq, message.base_hash) != (
+            replica.state.seq,
+            replica.hash(),
+        ):
+            # A co-host's claim from a state we do not hold cannot be judged against ours (one
+            # we dropped for silence while apart claimed from the state before): only its
+            # snapshot, with the room's proof of authority, shows whether it is entitled.
+            if envelope.signer != message.claimant or message.room_id != replica.room_id:
+                raise PeerError("takeover not signed by its claimant, or for another room")
+            if message.epoch <= replica.state.epoch:
+                raise Refused(f"takeover of epoch {message.epoch} is not newer than ours")
+            self._ask_for_state(message.claimant)
+            return
         claim = succession.check_claim(replica.state, envelope, message, data)
         claimant = claim.takeover.claimant
         was_authority = ctx.is_authority
@@ -182,14 +195,7 @@ class Succession:
         try:
             replica.accept_takeover(claim)
         except OutOfSync:
-            # Our state differs from the one the claim is based on: the claimant's snapshot
-            # (an epoch newer than ours) puts us right; without a link to it, we make one.
-            # A join, not a resync: if the new authority dropped us meanwhile, it takes us back.
-            ctx.redirect = NodeId(claimant)
-            join = wire.Request(
-                replica.room_id, 0, wire.Action(wire.ActionKind.JOIN, text=ctx.name)
-            )
-            ctx.send(claimant, wire.seal_bytes(ctx.identity, join))
+            self._ask_for_state(claimant)
             return
         ctx.claim, ctx.claim_epoch = data, claim.takeover.epoch
         log.info(
@@ -203,6 +209,16 @@ class Succession:
         # From a co-host, a claim means the authority went silent; from the host, a reclaim.
         taken = claimant != replica.state.host
         self._hooks.authority_changed(now, previous, took_over=taken)
+
+    def _ask_for_state(self, claimant: NodeId) -> None:
+        """Our state differs from the one a claim is based on: the claimant's snapshot (an
+        epoch newer than ours, checked with its proof of authority) puts us right; without a
+        link to it, we make one.  A join, not a resync: if the new authority dropped us
+        meanwhile, it takes us back."""
+        ctx = self._ctx
+        ctx.redirect = NodeId(claimant)
+        join = wire.Request(ctx.room().room_id, 0, wire.Action(wire.ActionKind.JOIN, text=ctx.name))
+        ctx.send(claimant, wire.seal_bytes(ctx.identity, join))
 
 
 class Reunion:

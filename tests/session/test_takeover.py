@@ -144,3 +144,23 @@ def test_a_member_blocked_in_the_other_branch_learns_it_from_the_host_it_is_redi
     assert ann.phase is Phase.IDLE
     assert len(hashes(hana, cody, bob)) == 1
     assert ann.me in hana.state.blocked  # type: ignore[union-attr]
+
+
+def test_a_host_that_dropped_its_silent_cohost_still_rejoins_the_cohosts_branch() -> None:
+    # Found in the namespaces: apart long enough, the host drops the co-host for silence; the
+    # co-host's claim, based on a state from before, must not read as a forgery to the host.
+    net = FakeNet()
+    hana, cody, ann = (net.add(n) for n in ("Hana", "Cody", "Ann"))
+    net.room(hana, cody, ann)
+    _promote(net, hana, cody, cohost=True)
+    net.partition([hana], [cody, ann])
+    net.run_until(lambda: cody.phase is Phase.AUTHORITY, limit=5)
+    net.settle(net.timing.grace_s + net.timing.peer_timeout_s + 1)
+    assert cody.me not in hana.state.members  # type: ignore[union-attr]
+    net.heal()
+    net.connect(hana.me, cody.me)
+    net.run_until(lambda: hana.phase is Phase.AUTHORITY and hana.state.epoch > 1, limit=8)  # type: ignore[union-attr]
+    net.settle(2.0)
+    assert not net.penalized
+    assert len(hashes(hana, cody, ann)) == 1
+    assert cody.me in hana.state.members  # type: ignore[union-attr]

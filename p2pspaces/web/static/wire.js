@@ -13,7 +13,7 @@ import { sha512 } from "./vendor/noble-hashes/sha2.js";
 
 ed.hashes.sha512 = sha512;
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 const DOMAIN_MESSAGE = new TextEncoder().encode("p2pspaces/1 signed message\0");
 const DOMAIN_WEB = new TextEncoder().encode("p2pspaces/1 web guest\0");
 const SEED_KEY = "p2pspaces.seed";

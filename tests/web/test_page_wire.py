@@ -1,0 +1,69 @@
+"""The page speaks the node's wire format: what ``static/wire.js`` signs, run in Node.js, opens
+in Python as the message the guest meant (a page on another protocol version could join no
+room: every message it sent was refused as malformed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+from p2pspaces.core import wire
+from p2pspaces.core.identity import Identity
+from p2pspaces.web.gateway import STATIC
+
+from ..needs import unavailable
+
+SEED = bytes(range(32))
+ROOM = bytes([7]) * 32
+
+SCRIPT = """
+const wire = await import(process.argv[1]);
+const [seed, room] = [process.argv[2], Uint8Array.from(Buffer.from(process.argv[3], "hex"))];
+const key = await wire.keyFromSeed(seed);
+const sealed = [
+  wire.request(room, 41, "raise_hand"),
+  wire.chat(room, 42, "hello from the page"),
+  wire.reaction(room, "👏"),
+];
+const out = [];
+for (const message of sealed) out.push(Buffer.from(await wire.seal(key, message)).toString("hex"));
+console.log(JSON.stringify(out));
+"""
+
+
+def _page_sealed() -> list[bytes]:
+    node = shutil.which("node")
+    if node is None:
+        unavailable("Node.js is not installed (apt-get install nodejs)")
+    result = subprocess.run(
+        [
+            node,
+            "--experimental-default-type=module",
+            "--input-type=module",
+            "-e",
+            SCRIPT,
+            (STATIC / "wire.js").as_uri(),
+            SEED.hex(),
+            ROOM.hex(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [bytes.fromhex(item) for item in json.loads(result.stdout)]
+
+
+def test_what_the_page_signs_opens_in_python_as_the_guest_meant() -> None:
+    guest = Identity.from_seed(SEED).node_id
+    request, chat, reaction = _page_sealed()
+    envelope, opened = wire.open_signed_bytes(request, wire.Request, guest)
+    assert envelope.signer == guest
+    assert opened.room_id == ROOM and opened.req_id == 41
+    assert opened.action.kind is wire.ActionKind.RAISE_HAND
+    _, line = wire.open_signed_bytes(chat, wire.Chat, guest)
+    assert (line.chat_id, line.text) == (42, "hello from the page")
+    _, clap = wire.open_signed_bytes(reaction, wire.Reaction, guest)
+    assert clap.emoji is wire.Emoji.CLAP
