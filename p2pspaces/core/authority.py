@@ -11,15 +11,18 @@ cost a speaker the stage); a peer that links but never joins is hung up after
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from p2pspaces.core import lifecycle, wire
 from p2pspaces.core.contacts import ContactBook
 from p2pspaces.core.context import Hooks, SessionContext
 from p2pspaces.core.errors import PeerError, Refused
-from p2pspaces.core.identity import NodeId
-from p2pspaces.core.limits import BucketsByKey
+from p2pspaces.core.identity import NodeId, short_fingerprint
+from p2pspaces.core.limits import BucketsByKey, Freshness
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import Action, ActionKind
+
+log = logging.getLogger("p2pspaces.session")
 
 REQUEST_RATE = 2.0
 REQUEST_BURST = 10.0
@@ -51,6 +54,8 @@ class AuthorityRole:
         self._contacts = contacts
         self._requests = BucketsByKey(REQUEST_RATE, REQUEST_BURST)
         self._resyncs = BucketsByKey(RESYNC_RATE, RESYNC_BURST)
+        self.freshness = Freshness()
+        """The newest counter of each guest whose messages a gateway passes on (this epoch)."""
         self.grace: dict[NodeId, float] = {}
         """Members whose link broke, and when they are dropped unless back."""
         self.pending: dict[NodeId, float] = {}
@@ -74,6 +79,11 @@ class AuthorityRole:
             if lifecycle.in_room(self._ctx.phase):
                 raise PeerError("request sent to a node that is not the authority")
             return  # a leave that crossed our own end or departure
+        if via is not None:
+            stale = self.stale(signer, via, request.epoch, request.req_id)
+            if stale is not None:
+                self._ctx.refuse(signer, "stale", stale, request.req_id, via=via)
+                return
         if not self._requests.take(signer, now):
             reason = (
                 f"too fast: at most {REQUEST_BURST:.0f} requests at once, "
@@ -82,6 +92,24 @@ class AuthorityRole:
             self._ctx.refuse(signer, "rate_limited", reason, request.req_id, via=via)
             return
         self.handle(signer, request, now, via=via)
+
+    def stale(self, signer: NodeId, relay: NodeId, epoch: int, counter: int) -> str | None:
+        """Why a message ``relay`` passed on for ``signer`` is refused as not new, or None
+        (see :class:`Freshness`); logged, since an honest gateway never replays."""
+        current = self._ctx.room().state.epoch
+        reason: str | None
+        if epoch != current:
+            reason = f"signed in epoch {epoch}, and the room is in epoch {current}; try again"
+        else:
+            reason = self.freshness.admit(epoch, signer, relay, counter)
+        if reason is not None:
+            log.warning(
+                "refused a message from %s passed on by %s: %s",
+                short_fingerprint(signer),
+                short_fingerprint(relay),
+                reason,
+            )
+        return reason
 
     def handle(
         self, actor: NodeId, request: wire.Request, now: float, *, via: NodeId | None = None

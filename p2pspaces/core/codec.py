@@ -20,7 +20,7 @@ import msgpack
 
 from p2pspaces.core.errors import WireError
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 """2: browser guests (a member's gateway in the state, an error's addressee).  3: proofs of
 authority (an update's resulting hash, a snapshot's custody, a claim's basis)."""
 MAX_FRAME = 4 * 1024 * 1024

@@ -72,7 +72,7 @@ class Hooks(Protocol):
 class SessionContext:
     """The state shared by the parts of one room session."""
 
-    def __init__(self, identity: Identity, name: str, timing: Timing) -> None:
+    def __init__(self, identity: Identity, name: str, timing: Timing, counter: int = 0) -> None:
         self.identity = identity
         self.name = name
         self.timing = timing
@@ -86,6 +86,17 @@ class SessionContext:
         """A newer epoch's authority we learned of but could not follow yet: link to it."""
         self.outputs: deque[Output] = deque()
         self.events: deque[Event] = deque()
+        self._counter = counter
+
+    def next_counter(self) -> int:
+        """The next of this node's rising counter, shared by its requests, chat lines and
+        reactions (what shows a relayed one is not a replay: :class:`limits.Freshness`)."""
+        self._counter += 1
+        return self._counter
+
+    def epoch(self) -> int:
+        """The epoch of the state we hold (0 before any): what our signed messages name."""
+        return self.replica.state.epoch if self.replica is not None else 0
 
     @property
     def me(self) -> NodeId:

@@ -70,19 +70,26 @@ class RoomSession:
     """One node's part in one room at a time: fed inputs with ``now``, drained of outputs."""
 
     def __init__(
-        self, identity: Identity, name: str, timing: Timing = DEFAULT_TIMING, *, jitter_s: float = 0
+        self,
+        identity: Identity,
+        name: str,
+        timing: Timing = DEFAULT_TIMING,
+        *,
+        jitter_s: float = 0,
+        counter_base: int = 0,
     ) -> None:
-        """``jitter_s`` (drawn once by the shell) spreads co-hosts' takeover turns."""
-        self._ctx = ctx = SessionContext(identity, name, timing)
+        """``jitter_s`` (drawn once by the shell) spreads co-hosts' takeover turns;
+        ``counter_base`` (the shell's clock in milliseconds) starts the counter our signed
+        requests, chat lines and reactions carry above any we sent before a restart."""
+        self._ctx = ctx = SessionContext(identity, name, timing, counter_base)
         self.contacts = ContactBook(ctx)
         self.authority = AuthorityRole(ctx, self, self.contacts)
-        self.talk = ChatRelay(ctx)
+        self.talk = ChatRelay(ctx, self.authority)
         self.succession = Succession(ctx, self, jitter_s)
         self.reunion = Reunion(ctx, self, self.authority)
         self.member = MemberRole(ctx, self, self.reunion)
         self.equivocations: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
         self._heartbeat_at: float | None = None
-        self._req_id = 0
         self._leaving: RoomId | None = None
         self._announced: tuple[NodeId, int] | None = None
         self._signed: dict[type[wire.Message], Handler] = {
@@ -227,13 +234,13 @@ class RoomSession:
         """Ask the authority for ``action``; returns the request id a refusal will carry."""
         ctx = self._ctx
         replica = ctx.room()
-        self._req_id += 1
-        request = wire.Request(replica.room_id, self._req_id, action)
+        req_id = ctx.next_counter()
+        request = wire.Request(replica.room_id, req_id, action, replica.state.epoch)
         if self.is_authority:
             self.authority.handle(ctx.me, request, now)
         elif not ctx.send(replica.state.authority, wire.seal_bytes(ctx.identity, request)):
             raise CommandError("not connected to the room's authority; try again in a moment")
-        return self._req_id
+        return req_id
 
     def chat(self, text: str, now: float) -> None:
         """Send a chat line to the room."""

@@ -9,6 +9,8 @@ members are not members, so they cannot chat or react.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from p2pspaces.core import wire
 from p2pspaces.core.context import SessionContext
 from p2pspaces.core.errors import CommandError, PeerError
@@ -22,12 +24,18 @@ REACTION_RATE = 3.0
 REACTION_BURST = 10.0
 
 
+class Fresh(Protocol):
+    """What tells a guest's relayed line from a replay (the authority's counters)."""
+
+    def stale(self, signer: NodeId, relay: NodeId, epoch: int, counter: int) -> str | None: ...
+
+
 class ChatRelay:
     """One node's chat and reactions: signing its own, relaying (as authority) or showing."""
 
-    def __init__(self, ctx: SessionContext) -> None:
+    def __init__(self, ctx: SessionContext, fresh: Fresh) -> None:
         self._ctx = ctx
-        self._counter = 0
+        self._fresh = fresh
         self._limits = {
             wire.Chat.TYPE: BucketsByKey(CHAT_RATE, CHAT_BURST),
             wire.Reaction.TYPE: BucketsByKey(REACTION_RATE, REACTION_BURST),
@@ -35,18 +43,19 @@ class ChatRelay:
 
     def say(self, text: str, now: float) -> None:
         """Sign a chat line and send it to the room."""
-        room = self._ctx.room().room_id
-        self._counter += 1
+        ctx = self._ctx
+        room = ctx.room().room_id
         try:
-            message = wire.Chat(room, self._counter, text)
+            message = wire.Chat(room, ctx.next_counter(), text, ctx.epoch())
         except ValueError as exc:
             raise CommandError(f"cannot send that chat line: {exc}") from None
         self._send(message, now)
 
     def react(self, emoji: str, now: float) -> None:
         """Sign a reaction (an emoji of the fixed set, or its name: clap, heart...)."""
-        room = self._ctx.room().room_id
-        self._send(wire.Reaction(room, emoji_named(emoji)), now)
+        ctx = self._ctx
+        picked = emoji_named(emoji)
+        self._send(wire.Reaction(ctx.room().room_id, picked, ctx.next_counter(), ctx.epoch()), now)
 
     def _send(self, message: wire.Chat | wire.Reaction, now: float) -> None:
         ctx = self._ctx
@@ -89,8 +98,14 @@ class ChatRelay:
             raise PeerError(f"{message.TYPE} for another room")
         if ctx.is_authority:
             author = NodeId(envelope.signer)
-            if author != peer and replica.state.gateway_of(author) != peer:
-                raise PeerError(f"{message.TYPE} relayed to the authority by someone else")
+            if author != peer:
+                if replica.state.gateway_of(author) != peer:
+                    raise PeerError(f"{message.TYPE} relayed to the authority by someone else")
+                counter = message.chat_id if isinstance(message, wire.Chat) else message.reaction_id
+                stale = self._fresh.stale(author, peer, message.epoch, counter)
+                if stale is not None:
+                    ctx.refuse(author, "stale", stale, counter, via=peer)
+                    return
             self.relay(author, data, message, now)
             return
         if peer != replica.state.authority:

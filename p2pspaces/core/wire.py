@@ -221,12 +221,17 @@ class Genesis(Message):
 @record
 @dataclass(frozen=True, slots=True)
 class Request(Message):
-    """A member asks the authority for an action; ``req_id`` ties a refusal to it."""
+    """A member asks the authority for an action; ``req_id`` ties a refusal to it.
+
+    ``req_id`` is the signer's rising counter and ``epoch`` the epoch it was signed in: what
+    proves a request passed on by a relay is not a replay (:class:`p2pspaces.core.limits.
+    Freshness`)."""
 
     TYPE = "request"
     room_id: RoomId = spec(_HASH)
     req_id: int = spec(_COUNTER)
     action: Action = spec(Nested(Action))
+    epoch: int = spec(_EPOCH, default=0)
 
 
 @record
@@ -400,22 +405,26 @@ class Contacts(Message):
 @record
 @dataclass(frozen=True, slots=True)
 class Chat(Message):
-    """A chat line; ``chat_id`` rises with every line its author sends."""
+    """A chat line; ``chat_id`` is its author's rising counter, ``epoch`` the room's epoch when
+    it was signed (as in :class:`Request`)."""
 
     TYPE = "chat"
     room_id: RoomId = spec(_HASH)
     chat_id: int = spec(_COUNTER)
     text: str = spec(Text(CHAT_MAX, min_chars=1, controls="\n"))
+    epoch: int = spec(_EPOCH, default=0)
 
 
 @record
 @dataclass(frozen=True, slots=True)
 class Reaction(Message):
-    """An emoji reaction from the fixed set."""
+    """An emoji reaction from the fixed set; ``reaction_id`` and ``epoch`` as in :class:`Chat`."""
 
     TYPE = "reaction"
     room_id: RoomId = spec(_HASH)
     emoji: Emoji = spec(Choice(Emoji))
+    reaction_id: int = spec(_COUNTER, default=0)
+    epoch: int = spec(_EPOCH, default=0)
 
 
 @record

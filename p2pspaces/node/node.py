@@ -131,7 +131,9 @@ class Node:
         gateway follows the room this way)."""
         self.port = 0
         jitter = random.uniform(0, TAKEOVER_JITTER_S)  # noqa: S311 - spreading, not secrecy
-        self.session = RoomSession(identity, name, timing, jitter_s=jitter)
+        self.session = RoomSession(
+            identity, name, timing, jitter_s=jitter, counter_base=int(time.time() * 1000)
+        )
         self.mesh = Mesh(identity, name, clock, self, penalty_s=timing.penalty_s)
         self.mesh.source = interface
         self.audio = voice_engine(

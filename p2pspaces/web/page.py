@@ -58,6 +58,7 @@ def state_message(state: RoomState | None, me: bytes | None, gateway: bytes) -> 
             "recording": state.recording,
             "ended": state.ended,
             "host": state.host.hex(),
+            "epoch": state.epoch,
             "seq": state.seq,
         },
         "me": me.hex() if me is not None and me in state.members else None,

@@ -80,7 +80,14 @@ def _packed(**fields: Any) -> bytes:
     return msgpack.packb(fields, use_bin_type=True)
 
 
-CHAT = {"v": codec.PROTOCOL_VERSION, "t": "chat", "room_id": b"r" * 32, "chat_id": 1, "text": "hi"}
+CHAT = {
+    "v": codec.PROTOCOL_VERSION,
+    "t": "chat",
+    "room_id": b"r" * 32,
+    "chat_id": 1,
+    "text": "hi",
+    "epoch": 0,
+}
 
 
 @pytest.mark.parametrize(

@@ -83,8 +83,8 @@ def test_a_phone_hears_chats_and_reacts_through_the_hosts_page(lan3: Lan, tmp_pa
 
 FORGE_JS = """async ([kind, target]) => {
   const p = window.p2pspaces, w = p.wire;
-  const room = w.unhex(p.state.room.id);
-  const request = w.request(room, Date.now(), kind, target ? w.unhex(target) : null);
+  const [room, epoch] = [w.unhex(p.state.room.id), p.state.room.epoch];
+  const request = w.request(room, epoch, Date.now(), kind, target ? w.unhex(target) : null);
   if (kind === 'leave') {  // signed by a key that is not this guest's
     const stranger = await w.keyFromSeed('11'.repeat(32));
     p.ws.send(await w.seal(stranger, request));

@@ -6,12 +6,15 @@ with an :class:`Identity` that no session holds, as a browser's WebCrypto key wo
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from p2pspaces.core import wire
 from p2pspaces.core.errors import CommandError
 from p2pspaces.core.events import ChatReceived, GuestRefused
 from p2pspaces.core.identity import Identity
+from p2pspaces.core.lifecycle import Phase
 from p2pspaces.core.room import Role
 from p2pspaces.core.session import RoomSession
 from p2pspaces.core.wire import Action, ActionKind
@@ -28,7 +31,7 @@ class Page:
         self.key = Identity.generate()
         self.net = net
         self.gateway = gateway
-        self.req = 0
+        self.counter = 0
 
     @property
     def me(self) -> bytes:
@@ -40,9 +43,13 @@ class Page:
     def request(self, kind: ActionKind, target: bytes | None = None, text: str = "") -> None:
         state = self.gateway.state
         assert state is not None
-        self.req += 1
-        request = wire.Request(state.room_id, self.req, Action(kind, target, text))  # type: ignore[arg-type]
+        request = wire.Request(state.room_id, self.next(), Action(kind, target, text), state.epoch)  # type: ignore[arg-type]
         self.send(self.sign(request))
+
+    def next(self) -> int:
+        """The page's rising counter (one for its requests, chat lines and reactions)."""
+        self.counter += 1
+        return self.counter
 
     def send(self, data: bytes) -> None:
         self.gateway.relay_guest(self.key.node_id, data, self.net.now)
@@ -72,7 +79,7 @@ def test_a_guest_joins_chats_raises_a_hand_and_speaks_through_its_gateway(
     for session in (hana, lee, sam):
         member = session.state.members[gus.me]  # type: ignore[union-attr, index]
         assert (member.name, member.gateway) == ("Gus", gateway.me)
-    gus.send(gus.sign(wire.Chat(hana.state.room_id, 1, "hello from a phone")))  # type: ignore[union-attr]
+    gus.send(gus.sign(wire.Chat(hana.state.room_id, gus.next(), "hello from a phone")))  # type: ignore[union-attr]
     net.settle(0.2)
     assert [c.text for c in net.seen(sam, ChatReceived)] == ["hello from a phone"]
     assert net.seen(sam, ChatReceived)[0].author == gus.me
@@ -149,3 +156,81 @@ def test_a_blocked_guest_cannot_come_back_through_another_gateway() -> None:
     assert refused and "blocked" in refused[-1].reason
     assert gus.me not in hana.state.members  # type: ignore[union-attr]
     assert hana.state.members[lee.me].role is Role.LISTENER  # type: ignore[union-attr]
+
+
+def _replay(net: FakeNet, gateway: RoomSession, authority: RoomSession, data: bytes) -> None:
+    """A gateway running modified code passes on bytes its guest signed earlier."""
+    net._deliver(gateway.me, authority.me, data)
+    net.settle(0.2)
+
+
+def test_a_gateway_cannot_replay_or_reorder_what_its_guest_signed() -> None:
+    net, hana, lee, _ = _room()
+    gus = Page(net, lee)
+    gus.join()
+    state = hana.state
+    assert state is not None
+    sent: list[bytes] = []
+
+    def signed(kind: ActionKind, target: bytes | None = None) -> bytes:
+        request = wire.Request(state.room_id, gus.next(), Action(kind, target), state.epoch)  # type: ignore[arg-type]
+        sent.append(gus.sign(request))
+        return sent[-1]
+
+    def send(data: bytes) -> None:
+        gus.send(data)
+        net.settle(0.2)
+
+    def me() -> Any:
+        return hana.state.members[gus.me]  # type: ignore[union-attr, index]
+
+    hana_invites = Action(K.INVITE_SPEAKER, gus.me)
+    hana.request(hana_invites, net.now)
+    net.pump(hana)
+    net.settle(0.2)
+    send(signed(K.ACCEPT_INVITE))
+    send(signed(K.MUTE, gus.me))
+    unmute = signed(K.UNMUTE, gus.me)
+    send(unmute)
+    send(signed(K.MUTE, gus.me))
+    _replay(net, lee, hana, unmute)  # the old unmute after the guest muted itself
+    assert me().muted
+    raise_hand = signed(K.RAISE_HAND)
+    send(raise_hand)
+    send(signed(K.LOWER_HAND))
+    _replay(net, lee, hana, raise_hand)  # the old raise after the guest lowered it
+    assert me().hand == 0
+    old_join = gus.sign(  # the very bytes Page.join signed (Ed25519 signs deterministically)
+        wire.Request(state.room_id, 1, Action(K.JOIN, lee.me, "Gus"), state.epoch)  # type: ignore[arg-type]
+    )
+    send(signed(K.LEAVE))
+    assert gus.me not in hana.state.members  # type: ignore[union-attr]
+    _replay(net, lee, hana, old_join)  # the old join after the guest left
+    assert gus.me not in hana.state.members  # type: ignore[union-attr]
+    stale = [r for r in net.seen(lee, GuestRefused) if r.code == "stale"]
+    assert len(stale) == 3
+    assert all("replayed or out of order" in r.reason for r in stale)
+    assert not net.penalized  # a stale message may be an honest race: refused, not punished
+
+
+def test_a_guest_message_signed_in_an_older_epoch_is_refused_after_a_takeover() -> None:
+    net = FakeNet()
+    hana, cody, lee = net.add("Hana"), net.add("Cody"), net.add("Lee")
+    net.room(hana, cody, lee)
+    net.act(hana, K.ADD_COHOST, cody)
+    net.settle(0.3)
+    gus = Page(net, lee)
+    gus.join()
+    state = cody.state
+    assert state is not None
+    old = gus.sign(wire.Request(state.room_id, gus.next(), Action(K.RAISE_HAND), state.epoch))  # type: ignore[arg-type]
+    net.crash(hana)
+    net.run_until(lambda: cody.phase is Phase.AUTHORITY, limit=8)
+    net.settle(1.0)
+    _replay(net, lee, cody, old)
+    assert cody.state.members[gus.me].hand == 0  # type: ignore[union-attr, index]
+    refused = [r for r in net.seen(lee, GuestRefused) if r.code == "stale"]
+    assert refused and "the room is in epoch 1" in refused[0].reason
+    gus.request(K.RAISE_HAND)  # the page, told the new epoch, signs afresh: taken
+    net.settle(0.3)
+    assert cody.state.members[gus.me].hand > 0  # type: ignore[union-attr, index]

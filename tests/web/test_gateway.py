@@ -134,7 +134,7 @@ async def test_a_flooding_or_oversized_page_loses_its_socket_and_no_one_else_doe
         await _next(calm_ws, "state")
         await asyncio.sleep(0.3)
         assert calm.node_id in node.replica.state.members  # type: ignore[union-attr]
-        await calm_ws.send_bytes(wire.seal_bytes(calm, wire.Chat(room, 1, "<b>hi</b>")))  # type: ignore[arg-type]
+        await calm_ws.send_bytes(wire.seal_bytes(calm, wire.Chat(room, 2, "<b>hi</b>")))  # type: ignore[arg-type]
         line = await _next(calm_ws, "chat")
         assert line["text"] == "<b>hi</b>"
         assert set(gateway.guests) == {calm.node_id}

@@ -22,9 +22,9 @@ const wire = await import(process.argv[1]);
 const [seed, room] = [process.argv[2], Uint8Array.from(Buffer.from(process.argv[3], "hex"))];
 const key = await wire.keyFromSeed(seed);
 const sealed = [
-  wire.request(room, 41, "raise_hand"),
-  wire.chat(room, 42, "hello from the page"),
-  wire.reaction(room, "👏"),
+  wire.request(room, 3, 41, "raise_hand"),
+  wire.chat(room, 3, 42, "hello from the page"),
+  wire.reaction(room, 3, 43, "👏"),
 ];
 const out = [];
 for (const message of sealed) out.push(Buffer.from(await wire.seal(key, message)).toString("hex"));
@@ -61,9 +61,9 @@ def test_what_the_page_signs_opens_in_python_as_the_guest_meant() -> None:
     request, chat, reaction = _page_sealed()
     envelope, opened = wire.open_signed_bytes(request, wire.Request, guest)
     assert envelope.signer == guest
-    assert opened.room_id == ROOM and opened.req_id == 41
+    assert (opened.room_id, opened.epoch, opened.req_id) == (ROOM, 3, 41)
     assert opened.action.kind is wire.ActionKind.RAISE_HAND
     _, line = wire.open_signed_bytes(chat, wire.Chat, guest)
-    assert (line.chat_id, line.text) == (42, "hello from the page")
+    assert (line.epoch, line.chat_id, line.text) == (3, 42, "hello from the page")
     _, clap = wire.open_signed_bytes(reaction, wire.Reaction, guest)
-    assert clap.emoji is wire.Emoji.CLAP
+    assert (clap.epoch, clap.reaction_id, clap.emoji) == (3, 43, wire.Emoji.CLAP)

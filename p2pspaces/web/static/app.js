@@ -12,7 +12,7 @@ const CHAT_KEPT = 300;
 
 const page = {
   key: null, ws: null, welcome: null, gateway: null, state: null, me: null,
-  pc: null, sender: null, mic: null, reqId: Date.now(), chatId: Date.now(),
+  pc: null, sender: null, mic: null, counter: Date.now(),
   wantJoin: false, lastJoin: 0, out: false, retry: 500, failures: 0, speaking: new Set(),
 };
 page.wire = wire;
@@ -46,7 +46,7 @@ async function start() {
     button.type = "button";
     button.textContent = emoji;
     button.setAttribute("aria-label", "React " + emoji);
-    button.addEventListener("click", () => send(wire.reaction(roomId(), emoji)));
+    button.addEventListener("click", () => send(wire.reaction(roomId(), epoch(), next(), emoji)));
     $("reactions").append(button);
   }
   connect();
@@ -95,9 +95,18 @@ function roomId() {
   return wire.unhex(page.state.room.id);
 }
 
+function epoch() {
+  return page.state.room.epoch;
+}
+
+// The counter every message the guest signs carries: rising, and above any sent before a reload.
+function next() {
+  page.counter = Math.max(page.counter + 1, Date.now());
+  return page.counter;
+}
+
 function act(kind, target = null) {
-  page.reqId += 1;
-  return send(wire.request(roomId(), page.reqId, kind, target ? wire.unhex(target) : null));
+  return send(wire.request(roomId(), epoch(), next(), kind, target ? wire.unhex(target) : null));
 }
 
 // --- what the node says -------------------------------------------------------------------
@@ -242,8 +251,7 @@ function joinNow() {
   page.lastJoin = Date.now();
   $("join-button").disabled = true;
   setTimeout(() => { $("join-button").disabled = false; }, 3000);
-  page.reqId += 1;
-  send(wire.request(roomId(), page.reqId, "join", page.gateway, name));
+  send(wire.request(roomId(), epoch(), next(), "join", page.gateway, name));
 }
 
 function onChat(event) {
@@ -251,8 +259,7 @@ function onChat(event) {
   const input = $("chat-input");
   const text = input.value.trim();
   if (!text || !page.me) return;
-  page.chatId += 1;
-  send(wire.chat(roomId(), page.chatId, text));
+  send(wire.chat(roomId(), epoch(), next(), text));
   input.value = "";
 }
 

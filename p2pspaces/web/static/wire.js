@@ -13,7 +13,7 @@ import { sha512 } from "./vendor/noble-hashes/sha2.js";
 
 ed.hashes.sha512 = sha512;
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 const DOMAIN_MESSAGE = new TextEncoder().encode("p2pspaces/1 signed message\0");
 const DOMAIN_WEB = new TextEncoder().encode("p2pspaces/1 web guest\0");
 const SEED_KEY = "p2pspaces.seed";
@@ -184,14 +184,20 @@ export async function seal(key, message) {
   });
 }
 
-export function request(roomId, reqId, kind, target = null, text = "", flag = false) {
-  return { t: "request", room_id: roomId, req_id: reqId, action: { kind, target, text, flag } };
+// Each message names the room's epoch and a counter its signer raises with every message: the
+// room's authority refuses any the gateway passes on that is not newer than the last (so the
+// node serving this page can neither replay nor reorder what the guest signed).
+
+export function request(roomId, epoch, reqId, kind, target = null, text = "", flag = false) {
+  return {
+    t: "request", room_id: roomId, epoch, req_id: reqId, action: { kind, target, text, flag },
+  };
 }
 
-export function chat(roomId, chatId, text) {
-  return { t: "chat", room_id: roomId, chat_id: chatId, text };
+export function chat(roomId, epoch, chatId, text) {
+  return { t: "chat", room_id: roomId, epoch, chat_id: chatId, text };
 }
 
-export function reaction(roomId, emoji) {
-  return { t: "reaction", room_id: roomId, emoji };
+export function reaction(roomId, epoch, reactionId, emoji) {
+  return { t: "reaction", room_id: roomId, epoch, reaction_id: reactionId, emoji };
 }
