@@ -154,7 +154,7 @@ class MemberRole:
         if old_replica is not None:
             refusal = old_replica.branch_refusal(fresh, ctx.me)
             if refusal is not None:
-                self._reunion.refuse_branch(fresh.state, refusal, now)
+                self._reunion.refuse_branch(fresh.state.authority, fresh.state.epoch, refusal)
                 return
             old_replica.follow(fresh)
         newer_epoch = old is not None and fresh.state.epoch > old.epoch

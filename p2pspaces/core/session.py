@@ -85,8 +85,8 @@ class RoomSession:
         self.contacts = ContactBook(ctx)
         self.authority = AuthorityRole(ctx, self, self.contacts)
         self.talk = ChatRelay(ctx, self.authority)
-        self.succession = Succession(ctx, self, jitter_s)
         self.reunion = Reunion(ctx, self, self.authority)
+        self.succession = Succession(ctx, self, self.reunion, jitter_s)
         self.member = MemberRole(ctx, self, self.reunion)
         self.equivocations: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
         self._heartbeat_at: float | None = None

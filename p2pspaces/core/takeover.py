@@ -39,9 +39,12 @@ def _ms(seconds: float) -> int:
 class Succession:
     """One node's part in host succession."""
 
-    def __init__(self, ctx: SessionContext, hooks: Hooks, jitter_s: float) -> None:
+    def __init__(
+        self, ctx: SessionContext, hooks: Hooks, reunion: Reunion, jitter_s: float
+    ) -> None:
         self._ctx = ctx
         self._hooks = hooks
+        self._reunion = reunion
         self._jitter_s = jitter_s
         self.book = VoteBook()
         self.last_heard = 0.0
@@ -175,6 +178,13 @@ class Succession:
         replica = ctx.replica
         if replica is None or ctx.phase not in (Phase.MEMBER, Phase.AUTHORITY):
             return
+        if self._revoked_claim(envelope, message):
+            # A co-host the host took the appointment from claims our term's next epoch
+            # anyway (from a state before): members that missed the change would follow it,
+            # and a forger need never send the snapshot that would show it; reclaim at once.
+            reason = "the co-host that claimed it is no longer one"
+            self._reunion.refuse_branch(message.claimant, message.epoch, reason)
+            return
         if message.claimant != replica.state.host and (message.base_seq, message.base_hash) != (
             replica.state.seq,
             replica.hash(),
@@ -210,6 +220,21 @@ class Succession:
         taken = claimant != replica.state.host
         self._hooks.authority_changed(now, previous, took_over=taken)
 
+    def _revoked_claim(self, envelope: wire.Signed, claim: wire.Takeover) -> bool:
+        """Whether we are the host holding the room and ``claim`` is our term's next epoch
+        by a co-host we demoted, removed or blocked in it."""
+        ctx = self._ctx
+        replica = ctx.room()
+        state = replica.state
+        return (
+            ctx.is_authority
+            and state.host == ctx.me
+            and envelope.signer == claim.claimant
+            and claim.room_id == replica.room_id
+            and claim.epoch == state.epoch + 1
+            and (claim.claimant in replica.revoked or claim.claimant in state.blocked)
+        )
+
     def _ask_for_state(self, claimant: NodeId) -> None:
         """Our state differs from the one a claim is based on: the claimant's snapshot (an
         epoch newer than ours, checked with its proof of authority) puts us right; without a
@@ -240,20 +265,18 @@ class Reunion:
         if beat.epoch > replica.state.epoch:
             ctx.send(peer, wire.encode(wire.Resync(replica.room_id, replica.state.seq)))
 
-    def refuse_branch(self, fresh: RoomState, reason: str, now: float) -> None:
-        """A verified state of our room that we must not follow (see
+    def refuse_branch(self, authority: NodeId, epoch: int, reason: str) -> None:
+        """A branch of our room (``authority``'s, at ``epoch``) that we must not follow (see
         :meth:`~p2pspaces.core.ledger.Replica.branch_refusal`): say so; the host holding its
         room claims an epoch above the branch's, so the branch's members come back to it."""
         ctx = self._ctx
         replica = ctx.replica
-        name = ctx.name_of(fresh.authority)
-        log.warning("refused the room's state at epoch %d from %s: %s", fresh.epoch, name, reason)
+        name = ctx.name_of(authority)
+        log.warning("refused the room's state at epoch %d from %s: %s", epoch, name, reason)
         if replica is None or not ctx.is_authority or replica.state.host != ctx.me:
             return
         state = replica.state
-        data = succession.make_claim(
-            state, ctx.identity, epoch=fresh.epoch + 1, base_hash=replica.hash()
-        )
+        data = succession.make_claim(state, ctx.identity, epoch=epoch + 1, base_hash=replica.hash())
         replica.accept_takeover(succession.verify_claim(state, data))
         ctx.claim, ctx.claim_epoch = data, replica.state.epoch
         ctx.send_all(data)

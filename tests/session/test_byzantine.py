@@ -7,7 +7,8 @@ sender (when it signed the forgery itself) loses its link for the penalty time.
 
 from __future__ import annotations
 
-from p2pspaces.core import wire
+from p2pspaces.core import succession, wire
+from p2pspaces.core.events import ErrorEvent
 from p2pspaces.core.session import Phase, RoomSession
 from p2pspaces.core.wire import ActionKind
 
@@ -109,3 +110,29 @@ def test_a_joiner_checks_the_custody_of_a_co_hosts_snapshot() -> None:
     assert len(late.replica.term.custody) == 1
     net.settle(0.5)
     assert len(hashes(cody, ann, late)) == 1
+
+
+def test_a_demoted_co_host_that_claims_anyway_loses_the_members_at_once() -> None:
+    # Cody keeps the appointment it had (its state then, the authority's word for it) and,
+    # once demoted, claims the room from it: Ann missed the demotion and follows the claim.
+    # The host does not wait for Cody's snapshot (a forger need never send one): it reclaims.
+    net, hana, cody, ann, _ = _room()
+    replica = cody.replica
+    assert replica is not None and replica.attestation is not None
+    kept = (replica.state, replica.attestation, replica.hash())
+    net.partition([hana, cody], [ann])
+    net.act(hana, ActionKind.REMOVE_COHOST, cody)
+    net.settle(0.2)
+    assert cody.me not in hana.state.cohosts  # type: ignore[union-attr]
+    net.heal()  # back before any link timed out: Ann still holds the state before
+    state, basis, base_hash = kept
+    claim = succession.make_claim(state, cody._ctx.identity, basis=basis, base_hash=base_hash)
+    for member in (ann, hana):
+        net._send(cody.me, member.me, claim)
+    net.settle(2.0)
+    for session in (hana, ann):
+        assert session.state.authority == hana.me, session.name  # type: ignore[union-attr]
+        assert session.state.epoch == state.epoch + 2, session.name  # type: ignore[union-attr]
+    refused = [e for e in net.seen(hana, ErrorEvent) if e.code == "branch_refused"]
+    assert refused and "Cody" in refused[0].reason
+    assert len(hashes(hana, ann)) == 1
