@@ -52,7 +52,8 @@ class Replica:
         blocked; not dropped for silence, which a partition does to a co-host that is fine)."""
         self._hash: bytes | None = None
         self._members: room.MemberDigests | None = None
-        self._recent: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._recent: OrderedDict[tuple[int, int], tuple[bytes, bytes]] = OrderedDict()
+        """(epoch, seq) -> (state hash, the authority's signed word for it), recent ones."""
 
     @classmethod
     def from_genesis(cls, genesis: bytes) -> Replica:
@@ -138,7 +139,7 @@ class Replica:
         if envelope.signer != state.authority:
             raise Refused("update not signed by the room's authority")
         if update.seq <= state.seq:
-            self._check_replay(update, data)
+            self.check_attestation(envelope, update, data)
             raise Refused(f"replayed seq {update.seq} (current {state.seq})")
         if update.seq != state.seq + 1:
             raise OutOfSync(f"seq gap: got {update.seq}, expected {state.seq + 1}")
@@ -161,6 +162,30 @@ class Replica:
         ours = said == (state.authority, state.room_id, state.epoch, state.seq)
         if ours and beat.state_hash == self.hash():
             self.attestation = data
+            self._remember(beat.epoch, beat.seq, beat.state_hash, data)
+
+    def check_attestation(
+        self, envelope: wire.Signed, said: Update | wire.Heartbeat, data: bytes
+    ) -> None:
+        """:class:`Equivocation` if the authority's signed word ``said`` (an update or a
+        heartbeat, perhaps relayed by another member) names another state for an (epoch, seq)
+        it already attested to us differently: proof that it showed members different rooms."""
+        state = self.state
+        if envelope.signer != state.authority or said.room_id != state.room_id:
+            return
+        seen = self._recent.get((said.epoch, said.seq))
+        if seen is not None and seen[0] != said.state_hash:
+            raise Equivocation(
+                f"authority signed two different states for epoch {said.epoch} seq {said.seq}",
+                first=seen[1],
+                second=data,
+            )
+
+    def _remember(self, epoch: int, seq: int, digest: bytes, data: bytes) -> None:
+        self._recent[(epoch, seq)] = (digest, data)
+        self._recent.move_to_end((epoch, seq))
+        if len(self._recent) > _REMEMBERED:
+            self._recent.popitem(last=False)
 
     def snapshot(self, authority: Identity) -> bytes:
         """As the authority: the signed snapshot of the current state, with its custody."""
@@ -236,9 +261,7 @@ class Replica:
         header: bytes,
     ) -> None:
         update, data = signed
-        self._recent[(update.epoch, update.seq)] = data
-        if len(self._recent) > _REMEMBERED:
-            self._recent.popitem(last=False)
+        self._remember(update.epoch, update.seq, digest, data)
         handed_over = after.epoch != self.state.epoch and not after.ended
         target = update.action.target or update.actor
         revoking = update.action.kind in _REVOKING and target in self.state.cohosts
@@ -263,12 +286,3 @@ class Replica:
         self.revoked.clear()
         if term.authority == self.state.host:
             self.host_term = max(self.host_term, term.epoch)
-
-    def _check_replay(self, update: Update, data: bytes) -> None:
-        seen = self._recent.get((update.epoch, update.seq))
-        if seen is not None and seen != data:
-            raise Equivocation(
-                f"authority signed two different updates for epoch {update.epoch} seq {update.seq}",
-                first=seen,
-                second=data,
-            )

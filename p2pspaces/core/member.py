@@ -31,6 +31,8 @@ MISBEHAVED = "misbehaved"
 
 JOIN_LINK_TRIES = 3
 """Links to the room's authority that may break before a join (by title or id) gives up."""
+SHOWN_MAX = 1024
+"""Peers we showed the authority's word for our state to (once per seq each), remembered."""
 
 
 class MemberRole:
@@ -45,6 +47,7 @@ class MemberRole:
         authority we dial."""
         self._resync_at: float | None = None
         self._breaks = 0
+        self._shown: dict[NodeId, tuple[int, int]] = {}
 
     def begin(self, room_id: RoomId | None, authority: NodeId) -> None:
         """Start joining ``room_id`` through ``authority`` (the shell dials it)."""
@@ -184,9 +187,13 @@ class MemberRole:
                 self.target = (beat.room_id, peer)  # joined by address: now we know the room
                 self.link_up(peer)
             return
-        if replica is None or envelope.signer != peer or beat.room_id != replica.room_id:
+        if replica is None or beat.room_id != replica.room_id:
+            return
+        replica.check_attestation(envelope, beat, data)  # the authority's, perhaps relayed
+        if envelope.signer != peer:
             return
         replica.note_heartbeat(envelope, beat, data)
+        self._compare(peer, beat)
         self._reunion.on_heartbeat(peer, beat)
         state = replica.state
         if beat.epoch < state.epoch:
@@ -201,6 +208,23 @@ class MemberRole:
         forked = beat.seq == state.seq and beat.state_hash != replica.hash()
         if peer == state.authority and not ctx.is_authority and (behind or forked):
             self.ask_resync(now, "the authority's heartbeat shows another state")
+
+    def _compare(self, peer: NodeId, beat: wire.Heartbeat) -> None:
+        """A fellow member's heartbeat names another state for the (epoch, seq) we hold: one of
+        us was shown a different change by the authority.  Show it the authority's signed word
+        for ours (once per seq): set beside its own, that is proof of the fork, and it shows
+        us its own in turn (DESIGN.md section 3, equivocation)."""
+        replica = self._ctx.room()
+        state = replica.state
+        same_place = (beat.epoch, beat.seq) == (state.epoch, state.seq)
+        if peer == state.authority or not same_place or beat.state_hash == replica.hash():
+            return
+        if replica.attestation is None or self._shown.get(peer) == (beat.epoch, beat.seq):
+            return
+        if len(self._shown) >= SHOWN_MAX:
+            self._shown.pop(next(iter(self._shown)))
+        self._shown[peer] = (beat.epoch, beat.seq)
+        self._ctx.send(peer, replica.attestation)
 
     def on_redirect(self, peer: NodeId, message: wire.Redirect) -> None:
         """A peer says the room went on at a newer epoch under another authority: link to it

@@ -646,3 +646,6 @@ class RoomSession:
             self.equivocations.popitem(last=False)
         log.error("the room's authority equivocated: %s", exc.reason)
         self._ctx.emit(ErrorEvent("equivocation", exc.reason))
+        # Both signed words to every peer, once: each that holds one of them finds the proof.
+        self._ctx.send_all(exc.first)
+        self._ctx.send_all(exc.second)

@@ -147,8 +147,8 @@ async def test_forged_and_replayed_updates_are_refused(
 
 
 def _last_update_bytes(host: Node) -> bytes:
-    recent = host.replica._recent  # the authority keeps what it signed
-    return recent[next(reversed(recent))]
+    recent = host.replica._recent  # the authority keeps what it signed: (state hash, bytes)
+    return recent[next(reversed(recent))][1]
 
 
 async def test_a_forged_mdns_advert_is_ignored(

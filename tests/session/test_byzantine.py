@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from p2pspaces.core import succession, wire
 from p2pspaces.core.events import ErrorEvent
+from p2pspaces.core.ledger import Replica
 from p2pspaces.core.session import Phase, RoomSession
-from p2pspaces.core.wire import ActionKind
+from p2pspaces.core.wire import Action, ActionKind
 
 from .byzantine import forged_snapshot
 from .kit import FakeNet, hashes
@@ -136,3 +137,36 @@ def test_a_demoted_co_host_that_claims_anyway_loses_the_members_at_once() -> Non
     refused = [e for e in net.seen(hana, ErrorEvent) if e.code == "branch_refused"]
     assert refused and "Cody" in refused[0].reason
     assert len(hashes(hana, ann)) == 1
+
+
+def test_an_authority_that_shows_members_different_rooms_is_caught_by_their_heartbeats() -> None:
+    # Hana signs two valid but different changes for one seq: Ann (a speaker) gets one, Bob
+    # (a speaker) and Lee (a listener) the other.  Nobody is shown both by Hana; the members'
+    # own heartbeats show the fork, and everyone ends up holding the proof.
+    net = FakeNet()
+    hana, ann, bob, lee = (net.add(n) for n in ("Hana", "Ann", "Bob", "Lee"))
+    net.room(hana, ann, bob, lee)
+    for speaker in (ann, bob):
+        net.act(hana, ActionKind.INVITE_SPEAKER, speaker)
+        net.settle(0.2)
+        net.act(speaker, ActionKind.ACCEPT_INVITE)
+        net.settle(0.5)
+    replica = hana.replica
+    assert replica is not None
+    versions = []
+    for title in ("Ann's room", "Bob's room"):
+        snapshot = wire.open_signed_bytes(replica.snapshot(hana._ctx.identity), wire.Snapshot)
+        twin = Replica.from_opened(*snapshot)
+        versions.append(
+            twin.issue(hana._ctx.identity, hana.me, Action(ActionKind.SET_TITLE, text=title))
+        )
+    net._send(hana.me, ann.me, versions[0])
+    for member in (bob, lee):
+        net._send(hana.me, member.me, versions[1])
+    net.settle(3.0)
+    assert ann.state.title == "Ann's room" and lee.state.title == "Bob's room"  # type: ignore[union-attr]
+    for member in (ann, bob, lee):
+        alarms = [e for e in net.seen(member, ErrorEvent) if e.code == "equivocation"]
+        assert len(alarms) == 1, member.name
+        assert member.equivocations, member.name
+    assert not net.penalized  # members showing each other the authority's word did no wrong
