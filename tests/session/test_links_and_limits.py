@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from p2pspaces.core import wire
+import pytest
+
+from p2pspaces.core import succession, wire
 from p2pspaces.core.authority import REQUEST_BURST
 from p2pspaces.core.events import ChatReceived, Ended, ErrorEvent, Left, StateChanged
 from p2pspaces.core.member import FLOODING
 from p2pspaces.core.session import Phase
 from p2pspaces.core.talk import CHAT_BURST
-from p2pspaces.core.wire import ActionKind
+from p2pspaces.core.wire import Action, ActionKind
 
 from .kit import FAST, FakeNet, hashes
 
@@ -134,3 +136,45 @@ def test_a_host_leaving_hands_over_to_its_cohost() -> None:
     assert ann.state.authority == cody.me  # type: ignore[union-attr]
     assert len(hashes(cody, ann)) == 1
     assert net.seen(ann, StateChanged)[-1].state.members.keys() == {cody.me, ann.me}
+
+
+@pytest.mark.parametrize("kind", ["update", "snapshot", "claim"])
+def test_a_member_checks_each_signature_it_receives_once(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Verification is most of what a member spends on the room (scripts/bench_core.py): a
+    # message decoded and verified twice on its way in costs every member double.
+    net = FakeNet()
+    hana, cody, ann = net.add("Hana"), net.add("Cody"), net.add("Ann")
+    net.room(hana, cody, ann)
+    net.act(hana, ActionKind.ADD_COHOST, cody)
+    net.settle(0.5)
+    replica = hana.replica
+    assert replica is not None
+    if kind == "update":
+        data = replica.issue(hana._ctx.identity, hana.me, Action(ActionKind.SET_TITLE, text="T"))
+        signatures = 1
+    elif kind == "snapshot":
+        data = replica.snapshot(hana._ctx.identity)
+        signatures = 2  # the snapshot, and the genesis inside it
+    else:
+        cody_replica = cody.replica
+        assert cody_replica is not None and cody_replica.attestation is not None
+        data = succession.make_claim(
+            cody_replica.state,
+            cody._ctx.identity,
+            basis=cody_replica.attestation,
+            base_hash=cody_replica.hash(),
+        )
+        signatures = 2  # the claim, and the authority's word for its base
+    calls: list[bytes] = []
+    real = wire.verify
+
+    def counting(key: bytes, signature: bytes, domain: bytes, payload: bytes) -> bool:
+        calls.append(payload)
+        return real(key, signature, domain, payload)
+
+    monkeypatch.setattr(wire, "verify", counting)
+    ann.receive(hana.me if kind != "claim" else cody.me, data, net.now)
+    assert len(calls) == signatures
+    assert len(set(calls)) == signatures
