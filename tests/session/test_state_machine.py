@@ -1,7 +1,9 @@
 """Random interleavings of every role's requests, link drops, partitions and clock jumps.
 
 After the network heals, every session in the room holds the same state hash; nobody ever acted
-beyond their role (listeners' attempts at moderation never take effect); no block is ever lost.
+beyond their role (listeners' attempts at moderation never take effect); no block is ever lost; a
+troll running modified code (forged snapshots, the largest epoch) never becomes authority or changes
+the room.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from p2pspaces.core.errors import CommandError
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.room import state_hash
 from p2pspaces.core.session import Phase, RoomSession
-from p2pspaces.core.wire import Action, ActionKind
+from p2pspaces.core.wire import COUNTER_MAX, Action, ActionKind
 
+from .byzantine import forged_snapshot
 from .kit import FakeNet
 
 # Passing takes about 30 s; a failure is shrunk by replaying many examples: give it time to
@@ -73,6 +76,7 @@ class SpaceMachine(RuleBasedStateMachine):
                 net.act(hana, ActionKind.ADD_COHOST, member)
                 net.settle(0.2)
         self.blocked_ever: set[NodeId] = set()
+        self.forgers: set[str] = set()  # ran modified code: penalised, so may lag for good
 
     def _try(self, who: RoomSession, action: Action) -> None:
         try:
@@ -98,6 +102,23 @@ class SpaceMachine(RuleBasedStateMachine):
         text = "troll" if kind is ActionKind.SET_TITLE else ""
         target_key = None if kind in (ActionKind.SET_TITLE, ActionKind.END) else self.s[whom].me
         self._try(self.s[troll], Action(kind, target_key, text))
+
+    @rule(
+        troll=st.sampled_from(["Tom", "Tia"]),
+        victim=st.sampled_from(["Hana", "Cody", "Vic", "Ann"]),
+        largest=st.booleans(),
+    )
+    def forge(self, troll: str, victim: str, largest: bool) -> None:
+        """Modified code: the troll signs the state it holds as its own, at the next epoch or the
+        largest one, and sends it to whoever it can reach."""
+        forger = self.s[troll]
+        if forger.replica is None:
+            return
+        epoch = COUNTER_MAX - 1 if largest else None
+        data = forged_snapshot(forger, epoch=epoch, title="troll")
+        self.forgers.add(troll)
+        self.net.connect(forger.me, self.s[victim].me)
+        self.net._send(forger.me, self.s[victim].me, data)
 
     @rule(who=st.sampled_from(["Ann", "Bob", "Tom", "Tia"]), kind=st.sampled_from(OWN))
     def own(self, who: str, kind: ActionKind) -> None:
@@ -152,6 +173,8 @@ class SpaceMachine(RuleBasedStateMachine):
                 continue
             self.blocked_ever |= state.blocked
             assert state.title != "troll"
+            trolls = {self.s["Tom"].me, self.s["Tia"].me}
+            assert not trolls & {*state.authority_set(), state.authority}
             assert not state.ended
             assert self.s["Hana"].me not in state.blocked
             assert self.s["Vic"].me not in state.blocked
@@ -164,7 +187,8 @@ class SpaceMachine(RuleBasedStateMachine):
         net.heal()
         net.loss = 0.0
         net.run(8.0)
-        in_room = [s for s in self.s.values() if s.phase in (Phase.MEMBER, Phase.AUTHORITY)]
+        honest = [s for name, s in self.s.items() if name not in self.forgers]
+        in_room = [s for s in honest if s.phase in (Phase.MEMBER, Phase.AUTHORITY)]
         assert in_room
         hashes = {state_hash(s.state) for s in in_room}  # type: ignore[arg-type]
         assert len(hashes) == 1, {s.name: (s.phase, s.state.epoch, s.state.seq) for s in in_room}  # type: ignore[union-attr]
