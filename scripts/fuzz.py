@@ -43,12 +43,14 @@ from p2pspaces.core import wire
 from p2pspaces.core.errors import PeerError, WireError
 from p2pspaces.core.events import ErrorEvent
 from p2pspaces.core.identity import Identity
+from p2pspaces.core.room import room_id_from
 from p2pspaces.net import discovery, signaling
 from p2pspaces.net.discovery import AdvertError, RoomAdvert
 from p2pspaces.node import Node
 
 IDENTITY = Identity.from_seed(bytes(range(32)))
-ROOM = bytes(range(32))
+BIRTH = bytes(range(32))
+ROOM = room_id_from(IDENTITY.node_id, BIRTH)
 VALID_MESSAGES = [
     wire.encode(wire.Heartbeat(wire.RoomId(ROOM), 1, 2, bytes(32))),
     wire.encode(wire.Contacts(wire.RoomId(ROOM), (b"x" * 40,))),
@@ -60,7 +62,11 @@ VALID_MESSAGES = [
     ),
 ]
 VALID_TXT = discovery.encode_txt(
-    IDENTITY, "Hana", 4000, RoomAdvert(ROOM, "Friday demos", 1, 2, recording=True), 7
+    IDENTITY,
+    "Hana",
+    4000,
+    RoomAdvert(ROOM, "Friday demos", 1, 2, IDENTITY.node_id, BIRTH, recording=True),
+    7,
 )
 
 

@@ -143,9 +143,21 @@ def genesis_record(
     return wire.seal_bytes(host, record)
 
 
-def room_id_of(genesis_envelope: bytes) -> RoomId:
-    """The id of the room born from this signed genesis envelope."""
-    return RoomId(wire.digest(genesis_envelope))
+_ROOM_ID_DOMAIN = b"p2pspaces/1 room id\x00"
+
+
+def room_id_from(host: bytes, birth: bytes) -> RoomId:
+    """The id of the room whose host is ``host`` and whose signed genesis hashes to ``birth``.
+
+    The host's key is hashed in on its own so that an mDNS advert can prove, in 64 bytes
+    (``host`` and ``birth``), whose room an id is: nobody else can find a ``birth`` that gives
+    the same id under their own key (:mod:`p2pspaces.net.discovery`)."""
+    return RoomId(wire.digest(_ROOM_ID_DOMAIN + host + birth))
+
+
+def birth_of(genesis_envelope: bytes) -> bytes:
+    """The digest of a room's signed genesis, which with its host's key makes its id."""
+    return wire.digest(genesis_envelope)
 
 
 def initial_state(genesis_envelope: bytes) -> RoomState:
@@ -154,7 +166,7 @@ def initial_state(genesis_envelope: bytes) -> RoomState:
     if envelope.signer != genesis.host:
         raise WireError("genesis not signed by its host")
     return RoomState(
-        room_id=room_id_of(genesis_envelope),
+        room_id=room_id_from(genesis.host, birth_of(genesis_envelope)),
         host=genesis.host,
         title=genesis.title,
         epoch=0,

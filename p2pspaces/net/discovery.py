@@ -1,9 +1,11 @@
 """mDNS/DNS-SD discovery: advertise this node and its room; browse for the others.
 
 One service per node, ``_p2pspaces._tcp.local.``, port = the node's signaling port.  The TXT
-record carries the protocol version, node key, display name and, for a host, the room id, title
-and counts, signed by the node key (each TXT string under 255 bytes, RFC 6763 section 6.1).  TXT
-is only a hint for the room list: what a member believes comes from signed updates.
+record carries the protocol version, node key, display name and, for a room's authority, the room
+id, the host's key and the digest of its genesis (which together make the id: an advert by the
+host proves it is the host's), title and counts, signed by the node key (each TXT string under 255
+bytes, RFC 6763 section 6.1).  TXT is only a hint for the room list: what a member believes comes
+from signed updates.
 
 The instance name is the node's full fingerprint, unique by construction, so we register without
 zeroconf's name probing (``cooperating_responders=True``): probing exists to resolve name clashes
@@ -29,12 +31,13 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 
 from p2pspaces.core.codec import Invalid, Text
 from p2pspaces.core.identity import Identity, NodeId, fingerprint, verify
+from p2pspaces.core.room import room_id_from
 from p2pspaces.core.wire import NAME_MAX, TITLE_MAX
 
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_p2pspaces._tcp.local."
-TXT_VERSION = "1"
+TXT_VERSION = "2"
 TTL = 15
 DOMAIN_ADVERT = b"p2pspaces/1 mdns advert\x00"
 _TXT_MAX = 250
@@ -55,6 +58,11 @@ class RoomAdvert:
     title: str
     speakers: int
     listeners: int
+    host: bytes
+    """The room's host's key (the advertiser, or the host of the room a co-host keeps)."""
+    birth: bytes
+    """The digest of the host's signed genesis: ``room_id`` is ``room_id_from(host, birth)``,
+    checked on receipt, so an advert signed by ``host`` is the host's own room's."""
     recording: bool = False
 
 
@@ -67,6 +75,12 @@ class PeerAdvert:
     addresses: tuple[str, ...]
     port: int
     room: RoomAdvert | None
+
+    @property
+    def by_host(self) -> bool:
+        """Whether this is a room's host advertising its own room (proved: see
+        :attr:`RoomAdvert.birth`), rather than a co-host keeping it, or a stranger's claim."""
+        return self.room is not None and self.room.host == self.node_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +147,8 @@ def encode_txt(
     if room is not None:
         fields |= {
             "r": _b64(room.room_id),
+            "h": _b64(room.host),
+            "g": _b64(room.birth),
             "t": _clip(room.title, "t"),
             "c": f"{room.speakers}/{room.listeners}",
         }
@@ -161,9 +177,14 @@ def decode_txt(properties: dict[str, str], port: int) -> tuple[NodeId, str, Room
             speakers, listeners = (int(n) for n in properties["c"].split("/"))
             title = Text(TITLE_MAX, min_chars=1).parse(properties["t"])
             recording = properties.get("f") == "rec"
-            room = RoomAdvert(_unb64(properties["r"]), title, speakers, listeners, recording)
-            if len(room.room_id) != 32 or speakers < 0 or listeners < 0:
+            host, birth = _unb64(properties["h"]), _unb64(properties["g"])
+            room = RoomAdvert(
+                _unb64(properties["r"]), title, speakers, listeners, host, birth, recording
+            )
+            if len(host) != 32 or len(birth) != 32 or speakers < 0 or listeners < 0:
                 raise AdvertError("bad room fields")
+            if room.room_id != room_id_from(host, birth):
+                raise AdvertError("room id is not its host's")
         version = int(properties["q"])
         return node_id, Text(NAME_MAX).parse(properties["n"]), room, version
     except Invalid as exc:

@@ -322,12 +322,25 @@ class Mesh:
         self._closing: set[asyncio.Task[Any]] = set()
 
     async def connect(
-        self, host: str, port: int, identified: Callable[[NodeId], None] | None = None
+        self,
+        host: str,
+        port: int,
+        identified: Callable[[NodeId], None] | None = None,
+        expect: NodeId | None = None,
     ) -> Link:
         """Connect to the node listening for signaling at ``host:port``; ``identified`` is
-        told its key as soon as the handshake proves it (before the WebRTC link is up)."""
+        told its key as soon as the handshake proves it (before the WebRTC link is up).
+
+        With ``expect``, hang up at once if the handshake names another key: an address
+        someone gave for ``expect`` (a contact, an advert) must not link us to a third node,
+        let alone replace our link to it."""
         session = await signaling.connect(host, port, self.identity, self.name, self.source)
         try:
+            if expect is not None and session.peer_id != expect:
+                raise PeerError(
+                    f"{host}:{port} is {short_fingerprint(session.peer_id)}, "
+                    f"not {short_fingerprint(expect)}"
+                )
             if identified is not None:
                 identified(session.peer_id)
             async with asyncio.timeout(signaling.SESSION_TIMEOUT):

@@ -11,19 +11,24 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from p2pspaces.core.room import Role, RoomState
+from p2pspaces.core.ledger import Replica
+from p2pspaces.core.room import Role, birth_of
 from p2pspaces.net.discovery import Discovery, RoomAdvert
 
 UPDATE_GAP_S = 1.0
 
 
-def room_advert(state: RoomState | None, is_authority: bool) -> RoomAdvert | None:
+def room_advert(replica: Replica | None, is_authority: bool) -> RoomAdvert | None:
     """What this node should say about its room: only the authority advertises a live room."""
-    if state is None or not is_authority or state.ended:
+    if replica is None or not is_authority or replica.state.ended:
         return None
+    state = replica.state
     speakers = sum(1 for m in state.members.values() if m.role != Role.LISTENER)
     listeners = len(state.members) - speakers
-    return RoomAdvert(state.room_id, state.title, speakers, listeners, state.recording)
+    birth = birth_of(replica.genesis)
+    return RoomAdvert(
+        state.room_id, state.title, speakers, listeners, state.host, birth, state.recording
+    )
 
 
 class AdvertKeeper:

@@ -62,12 +62,13 @@ def why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def connect(mesh: Mesh, advert: Reachable) -> Link:
-    """Dial a node at each of its addresses until one answers."""
+async def connect(mesh: Mesh, peer: NodeId, advert: Reachable) -> Link:
+    """Dial ``peer`` at each of its addresses until it answers there (an address where another
+    node answers is hung up on at the handshake, so no one's contact can link us elsewhere)."""
     errors = []
     for address in advert.addresses:
         try:
-            return await mesh.connect(address, advert.port)
+            return await mesh.connect(address, advert.port, expect=peer)
         except (PeerError, OSError, TimeoutError) as exc:
             errors.append(f"{address}: {why(exc)}")
     raise PeerError("; ".join(errors) or "the advert has no address")
@@ -110,7 +111,7 @@ class Dialer:
         """Dial ``peer`` at once, for a caller that awaits the outcome (a join); meanwhile
         :meth:`ensure` leaves that peer alone."""
         self._dialing.add(peer)
-        task = asyncio.ensure_future(connect(self._mesh, advert))
+        task = asyncio.ensure_future(connect(self._mesh, peer, advert))
         task.add_done_callback(lambda _: self._dialing.discard(peer))
         return task
 
@@ -132,7 +133,7 @@ class Dialer:
 
     async def _dial(self, peer: NodeId, advert: Reachable) -> None:
         try:
-            await connect(self._mesh, advert)
+            await connect(self._mesh, peer, advert)
             self._next_try.pop(peer, None)
         except (PeerError, OSError, TimeoutError) as exc:
             _, last = self._next_try.get(peer, (0.0, 0.0))

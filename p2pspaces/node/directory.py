@@ -5,11 +5,20 @@ the adverts of at most :data:`ADVERTS_MAX` nodes (the least recently heard go fi
 free to make, so a flood of fresh adverts cannot grow memory) and reports rooms appearing,
 changing and going as ``room_found`` / ``room_lost``.  The room this node is in is never reported
 lost while it is in it: a takeover or a reclaim moves the advert from one node to another.
+
+One node's advert stands for a room at a time.  A room's host proves its advert (the id is made
+from its key: :attr:`RoomAdvert.birth`), so the host's always stands.  A co-host keeping the room
+cannot prove as much in a TXT record, so among adverts not by the host the first stands, and a
+second advert for a listed room id under another key is ignored and logged once; when the
+standing advert goes, the host's (if any), else the most recently heard other one takes its
+place.  A stranger can so list a room it does not hold only while neither its host nor a keeper
+heard earlier advertises it, and a join through that listing fails on the room's signed state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,6 +36,8 @@ TITLE_SETTLE_S = 1.5
 is seen (and the join refused as ambiguous) rather than the first one picked at random."""
 ADVERTS_MAX = 2048
 """Nodes whose adverts are remembered (a LAN event with more nodes than this is not our aim)."""
+
+log = logging.getLogger(__name__)
 
 
 class AmbiguousRoom(CommandError):
@@ -69,6 +80,7 @@ class RoomDirectory:
         self.adverts: OrderedDict[NodeId, PeerAdvert] = OrderedDict()
         self.rooms: dict[RoomId, RoomListing] = {}
         self._unreported: set[RoomId] = set()
+        self._ignored: OrderedDict[tuple[RoomId, NodeId], None] = OrderedDict()
         self._started = time.monotonic()
 
     def on_discovery(self, event: DiscoveryEvent) -> None:
@@ -89,10 +101,36 @@ class RoomDirectory:
             self._room_gone(RoomId(old_room.room_id), advert.node_id)
         if advert.room is None or (old is not None and old == advert):
             return
-        room_id = RoomId(advert.room.room_id)
-        listing = self.rooms[room_id] = RoomListing(advert, advert.room)
+        self._offer(advert, advert.room)
+
+    def _offer(self, advert: PeerAdvert, room: RoomAdvert, *, moved: bool = False) -> None:
+        """List ``advert`` for its room unless another node's advert stands for it (``moved``:
+        it takes the place of one that went)."""
+        room_id = RoomId(room.room_id)
+        current = self.rooms.get(room_id)
+        rival = current is not None and current.advert.node_id != advert.node_id
+        if rival and current is not None and (current.advert.by_host or not advert.by_host):
+            self._ignore(room_id, advert, current.advert)
+            return
+        listing = self.rooms[room_id] = RoomListing(advert, room)
         self._unreported.discard(room_id)
-        self._emit(self._found(listing, changed=old is not None and old.room is not None))
+        self._emit(self._found(listing, changed=moved or current is not None))
+
+    def _ignore(self, room_id: RoomId, advert: PeerAdvert, standing: PeerAdvert) -> None:
+        """Say once that ``advert`` names a room another node's advert stands for."""
+        key = (room_id, advert.node_id)
+        if key in self._ignored:
+            return
+        self._ignored[key] = None
+        if len(self._ignored) > ADVERTS_MAX:
+            self._ignored.popitem(last=False)
+        log.warning(
+            "ignoring %s's advert for room %s: %s advertises it%s",
+            short_fingerprint(advert.node_id),
+            room_id.hex()[:12],
+            short_fingerprint(standing.node_id),
+            " and is its host" if standing.by_host else " (heard first)",
+        )
 
     def left_room(self, room_id: bytes) -> None:
         """We left ``room_id``: if it went from the network meanwhile, say so now."""
@@ -154,10 +192,21 @@ class RoomDirectory:
         if listing is None or listing.advert.node_id != node_id:
             return
         del self.rooms[room_id]
+        heir = self._heir(room_id)
+        if heir is not None and heir.room is not None:
+            self._offer(heir, heir.room, moved=True)
+            return
         if self._current_room() == room_id:
             self._unreported.add(room_id)  # we are in it: it is alive, whoever advertises it
             return
         self._emit(RoomLost(room_id))
+
+    def _heir(self, room_id: RoomId) -> PeerAdvert | None:
+        """Another live advert for ``room_id``: the host's, else the most recently heard."""
+        others = [a for a in self.adverts.values() if a.room and a.room.room_id == room_id]
+        hosts = [a for a in others if a.by_host]
+        chosen = hosts or others
+        return chosen[-1] if chosen else None
 
     def _found(self, listing: RoomListing, *, changed: bool) -> RoomFound:
         advert, info = listing.advert, listing.room

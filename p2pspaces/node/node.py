@@ -526,8 +526,7 @@ class Node:
         self.links.ensure(drop_unneeded=changed)
 
     def _room_advert(self) -> RoomAdvert | None:
-        replica = self.replica
-        return room_advert(replica.state if replica else None, self.is_authority)
+        return room_advert(self.replica, self.is_authority)
 
     def _room_now(self) -> bytes | None:
         replica = self.replica

@@ -28,6 +28,7 @@ from zeroconf.const import (
 )
 
 from p2pspaces.core.identity import Identity
+from p2pspaces.core.room import room_id_from
 from p2pspaces.net.discovery import SERVICE_TYPE, RoomAdvert, encode_txt, instance_name
 
 from ..e2e.lan import NodeProcess
@@ -49,7 +50,9 @@ def _txt(properties: dict[str, str]) -> bytes:
 def advert_packet(index: int, *, forged: bool, address: str = "127.0.0.1") -> bytes:
     """One node's advert of a room; ``forged`` ones carry a signature that does not verify."""
     identity = Identity.generate()
-    room = RoomAdvert(os.urandom(32), f"Flood {index}", 1, index % 50)
+    birth = os.urandom(32)
+    room_id = room_id_from(identity.node_id, birth)
+    room = RoomAdvert(room_id, f"Flood {index}", 1, index % 50, identity.node_id, birth)
     properties = encode_txt(identity, f"Flooder {index}", 9, room, version=1)
     if forged:
         properties["t"] = f"Forged {index}"  # changed after signing

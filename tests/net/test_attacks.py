@@ -14,8 +14,10 @@ import pytest
 from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from p2pspaces.core import wire
+from p2pspaces.core.errors import PeerError
 from p2pspaces.core.events import ChatReceived, ErrorEvent, RoomFound, StateChanged
 from p2pspaces.core.identity import Identity
+from p2pspaces.core.room import room_id_from
 from p2pspaces.core.wire import Action, ActionKind, Offer
 from p2pspaces.net import discovery, signaling
 from p2pspaces.net.mesh import _new_connection, sdp_fingerprints
@@ -157,7 +159,9 @@ async def test_a_forged_mdns_advert_is_ignored(
     caplog.set_level(logging.WARNING, "p2pspaces.net.discovery")
     watcher = await make_node("Watcher")
     victim, forger = Identity.generate(), Identity.generate()
-    room = discovery.RoomAdvert(os.urandom(32), "Free pizza", 1, 0)
+    birth = os.urandom(32)
+    room_id = room_id_from(victim.node_id, birth)
+    room = discovery.RoomAdvert(room_id, "Free pizza", 1, 0, victim.node_id, birth)
     txt = discovery.encode_txt(forger, "Victim", 4000, room)
     txt["k"] = discovery.encode_txt(victim, "Victim", 4000, None)["k"]  # claim the victim's key
     zc = AsyncZeroconf(interfaces=[LOOPBACK])
@@ -179,6 +183,65 @@ async def test_a_forged_mdns_advert_is_ignored(
     finally:
         await zc.async_unregister_service(info)
         await zc.async_close()
+
+
+async def _advertise(identity: Identity, room: discovery.RoomAdvert) -> AsyncZeroconf:
+    """A node of modified code on the LAN: its own key's signed advert, naming ``room``."""
+    zc = AsyncZeroconf(interfaces=[LOOPBACK])
+    info = AsyncServiceInfo(
+        discovery.SERVICE_TYPE,
+        discovery.instance_name(identity.node_id),
+        port=4000,
+        properties=discovery.encode_txt(identity, "Mallory", 4000, room),
+        parsed_addresses=[LOOPBACK],
+    )
+    await zc.async_register_service(info, cooperating_responders=True)
+    return zc
+
+
+async def test_a_second_advert_for_a_live_room_is_ignored_and_logged_once(
+    make_node: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "p2pspaces.node.directory")
+    watcher, host = await make_node("Watcher"), await make_node("Hana")
+    real = await host.host("Real room")
+    await next_event(watcher, RoomFound, lambda e: e.room == real)
+    mine = host._room_advert()
+    assert mine is not None
+    mallory = Identity.generate()
+    # Mallory copies the room's id and its proof, and names itself the keeper of a better room.
+    copy = dataclasses.replace(mine, title="Free pizza", listeners=99)
+    zc = await _advertise(mallory, copy)
+    try:
+        await asyncio.sleep(2.0)  # two rounds of mDNS
+        [listed] = watcher.directory.listed()
+        assert (listed.title, listed.host) == ("Real room", host.node_id)
+        assert caplog.text.count("ignoring") == 1 and "is its host" in caplog.text
+        # Claiming to be the host itself does not pass the id's check.
+        await zc.async_close()
+        forged = dataclasses.replace(copy, host=mallory.node_id)
+        zc = await _advertise(mallory, forged)
+        await asyncio.sleep(2.0)
+        assert [r.title for r in watcher.directory.listed()] == ["Real room"]
+    finally:
+        await zc.async_close()
+
+
+async def test_an_address_given_for_one_node_never_links_to_another(
+    make_node: Callable[..., Any],
+) -> None:
+    """A member's contact may name any address: dialing it reaches whoever listens there. The
+    handshake's key is checked against the node dialed, so the room cannot be made to dial a
+    third party into a link, nor to replace its link to the host."""
+    host, ann = await _room_with_member(make_node)
+    before = ann.mesh.links[host.node_id]
+    mallory = Identity.generate().node_id
+    contact = wire.Contact(host.replica.room_id, (LOOPBACK,), host.port)  # the host's address
+    with pytest.raises(PeerError, match="not"):
+        await ann.links.dialer.dial_now(mallory, contact)
+    assert ann.mesh.links[host.node_id] is before  # the host's link was not replaced
+    assert mallory not in ann.mesh.links
+    await _still_serving(host, ann, "still here")
 
 
 async def test_a_data_channel_flood_drops_only_the_flooder(
