@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -55,6 +57,20 @@ def test_start_refuses_host_and_join_together(tmp_path: Path) -> None:
     result = run("start", "--home", str(tmp_path), "--host", "A", "--join", "B")
     assert result.returncode == 2
     assert "--host and --join cannot be used together" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("ref", "why"),
+    [
+        ("300.1.2.3:4000", "300.1.2.3 is not an IPv4 address"),
+        ("10.0.0.1:99999", "the port must be 1 to 65535"),
+    ],
+)
+def test_join_by_a_malformed_address_is_refused_at_once(tmp_path: Path, ref: str, why: str) -> None:
+    """Not taken as a title and searched for: said at once, in words."""
+    result = run("start", "--home", str(tmp_path), "--join", ref)
+    assert result.returncode == 2
+    assert f"{ref} is not a valid address: {why}" in result.stderr
 
 
 def test_rooms_says_when_there_are_none() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import subprocess
@@ -12,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from p2pspaces.app.console import BadCommand, resolve_member, typed_command
+from p2pspaces.app.words import Narrator
+from p2pspaces.core.events import ErrorEvent
 from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.node.dialer import why
 
 from .session.kit import FakeNet
 
@@ -98,3 +102,15 @@ def test_the_node_outlives_its_room_and_can_host_again(tmp_path: Path) -> None:
     names = [e["event"] for e in events]
     assert "ended" in names
     assert [e["title"] for e in events if e["event"] == "joined"] == ["One", "Two"]
+
+
+def test_a_failed_dial_is_said_in_words_not_as_a_python_tuple() -> None:
+    # What asyncio raises when a host does not answer: errno and a message with a tuple in it.
+    failed = OSError(errno.EHOSTUNREACH, "Connect call failed ('10.91.0.99', 41234)")
+    assert why(failed) == "no route to host"
+
+
+def test_a_reason_that_is_a_sentence_is_not_given_a_second_full_stop() -> None:
+    reason = "2 Spaces are called 'Demo': … Join one by its room id (or a unique prefix of it)."
+    [line] = Narrator(b"k" * 32).tell(ErrorEvent("command_failed", reason))
+    assert line.text.endswith("prefix of it).") and not line.text.endswith("..")

@@ -17,6 +17,7 @@ from p2pspaces.app.console import BadCommand, typed_command
     [
         ("hello there", {"cmd": "chat", "text": "hello there"}),
         ("/hand", {"cmd": "request", "action": "raise_hand"}),
+        ("/HAND", {"cmd": "request", "action": "raise_hand"}),
         ("/accept Ann", {"cmd": "request", "action": "accept_hand", "target": "Ann"}),
         ("/mute", {"cmd": "request", "action": "mute"}),
         ("/mute sam", {"cmd": "request", "action": "mute", "target": "sam"}),
@@ -31,7 +32,7 @@ def test_typed_lines_become_commands(line: str, command: dict[str, object]) -> N
 
 
 def test_unknown_or_incomplete_commands_explain_themselves() -> None:
-    with pytest.raises(BadCommand, match="commands: /hand"):
+    with pytest.raises(BadCommand, match=r"^Unknown command /dance\. Commands: /hand"):
         typed_command("/dance")
     with pytest.raises(BadCommand, match="/accept needs a member's name or id"):
         typed_command("/accept")
@@ -70,6 +71,31 @@ def test_a_host_at_a_terminal_chats_and_quits(tmp_path: Path) -> None:
     assert "Type /help for commands" in out
     assert "You are hosting 'Terminal'" in out and "--join 127.0.0.1:" in out
     assert "Hana: good morning" in out
-    assert "commands: /hand" in out
+    assert "Unknown command /dance. Commands: /hand" in out
     assert "The Space ended: the host left and no co-host could take over." in out
     assert "{" not in out, "plain mode never prints JSON"
+
+
+def test_plain_mode_speaks_in_sentences_once_and_logs_to_its_file(tmp_path: Path) -> None:
+    """A warning reaches a plain-mode user once, as a sentence: no log line, no code."""
+    (tmp_path / "hosting.json").mkdir()  # the note of the hosted room cannot be written
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "p2pspaces", "start", "--interface", "127.0.0.1"),
+            *("--home", str(tmp_path), "--name", "Hana", "--host", "Plain"),
+            *("--input", "none", "--output", "none", "--no-web"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    out, err = proc.communicate("/quit\n", timeout=20)
+    assert proc.returncode == 0, err
+    screen = out + err
+    assert screen.count("will not reclaim the room") == 1, screen
+    assert "Careful: cannot write" in out
+    assert "(hosting_not_saved)" not in screen
+    assert "WARNING" not in screen and "p2pspaces.node" not in screen
+    assert "will not reclaim the room" in (tmp_path / "p2pspaces.log").read_text()

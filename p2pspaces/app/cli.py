@@ -33,6 +33,7 @@ from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.net import ice
 from p2pspaces.net.ice import NoUsableAddress, choose_addresses
 from p2pspaces.node import Node
+from p2pspaces.node.dialer import address_problem
 from p2pspaces.node.home import load_or_create, resolve_home
 from p2pspaces.web.service import WebService
 from p2pspaces.web.settings import WebSettings
@@ -207,9 +208,13 @@ def start_command(
         raise click.UsageError("--host and --join cannot be used together")
     if plain and headless:
         raise click.UsageError("--plain and --headless cannot be used together")
+    problem = address_problem(join_ref) if join_ref is not None else None
+    if problem is not None:
+        raise click.UsageError(problem)
     app = not (plain or headless) and sys.stdin.isatty() and sys.stdout.isatty()
     folder = resolve_home(home)
-    _configure_logging(verbose, folder / LOG_FILE if app else None)
+    # People read the app and plain mode: sentences on screen, log lines in the log file.
+    _configure_logging(verbose, None if headless else folder / LOG_FILE)
     source, sink, why = _open_audio(input_spec, output_spec)
     if why is not None and not app:
         click.echo(f"p2pspaces: {why}", err=True)

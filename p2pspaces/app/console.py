@@ -267,7 +267,8 @@ def typed_command(text: str) -> dict[str, Any]:
     """Turn a line typed at the terminal into a command object."""
     if not text.startswith("/"):
         return {"cmd": "chat", "text": text}
-    word, _, rest = text[1:].partition(" ")
+    typed, _, rest = text[1:].partition(" ")
+    word = typed.lower()
     rest = rest.strip()
     if word in ("quit", "leave", "state", "help"):
         return {"cmd": word}
@@ -278,7 +279,9 @@ def typed_command(text: str) -> dict[str, Any]:
     if word == "record":
         return {"cmd": "request", "action": "set_recording", "flag": rest == "on"}
     if word not in TYPED:
-        raise BadCommand(TYPED_HELP)
+        raise BadCommand(
+            f"Unknown command /{printable(typed)[:40]}. {TYPED_HELP[:1].upper()}{TYPED_HELP[1:]}"
+        )
     action, needs_target = TYPED[word]
     if needs_target and not rest:
         raise BadCommand(f"/{word} needs a member's name or id")

@@ -295,6 +295,8 @@ class Narrator:
                     f"others join with: p2pspaces start --join {where}"
                 )
             ]
+        if event.reclaiming:
+            return [Line(f"You are back in {printable(event.title)!r}; taking your Space back…")]
         hand = "H" if self.keys else "/hand"
         return [Line(f"You joined {printable(event.title)!r} as a listener. {hand} asks to speak.")]
 
@@ -358,7 +360,12 @@ class Narrator:
 
     def _ended(self, event: Ended) -> list[Line]:
         self.state = None
-        return [Line(f"The Space ended: {event.reason}.", Tone.WARN)]
+        if event.by_me:
+            return [Line("You ended the Space.")]
+        reason = printable(event.reason)
+        if reason.endswith("ended the Space"):  # "Hana ended the Space."
+            return [Line(f"{reason[:1].upper()}{reason[1:]}.", Tone.WARN)]
+        return [Line(f"The Space ended: {reason}.", Tone.WARN)]
 
     def _left(self, event: Left) -> list[Line]:
         self.state = None
@@ -367,7 +374,7 @@ class Narrator:
         return [Line(f"You are out of the Space: {event.reason}.", Tone.ERROR)]
 
     def _error(self, event: ErrorEvent) -> list[Line]:
-        reason = printable(event.reason)
+        reason = printable(event.reason).rstrip(".")  # each sentence below ends with one
         words = {
             "refused": f"Not allowed: {reason}.",
             "rate_limited": f"Slow down: {reason}.",
@@ -378,7 +385,10 @@ class Narrator:
             "command_failed": f"{reason[:1].upper()}{reason[1:]}.",
             "bad_command": reason,
             "equivocation": f"The host signed two different changes with one number: {reason}.",
+            "hosting_not_saved": f"Careful: {reason}.",
+            "web_failed": f"Phones cannot join through this node: {reason}.",
+            "recording_failed": f"Recording stopped: {reason}.",
         }
-        text = words.get(event.code, f"{reason} ({event.code}).")
+        text = words.get(event.code, f"{reason[:1].upper()}{reason[1:]}.")
         tone = Tone.WARN if event.code in ("name_clash", "authority_lost") else Tone.ERROR
         return [Line(text, tone)]

@@ -129,9 +129,16 @@ class Joined(Event):
     room: bytes
     title: str
     host: bool
+    reclaiming: bool = False
+    """The host is back in the room it made, to take it back from the co-host keeping it."""
 
     def fields(self) -> dict[str, Any]:
-        return {"room": self.room.hex(), "title": self.title, "as_host": self.host}
+        return {
+            "room": self.room.hex(),
+            "title": self.title,
+            "as_host": self.host,
+            "reclaiming": self.reclaiming,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,9 +267,11 @@ class Ended(Event):
     NAME = "ended"
     room: bytes
     reason: str
+    by_me: bool = False
+    """This node ended it (its own words say "You ended the Space")."""
 
     def fields(self) -> dict[str, Any]:
-        return {"room": self.room.hex(), "reason": self.reason}
+        return {"room": self.room.hex(), "reason": self.reason, "by_me": self.by_me}
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,7 +169,8 @@ class MemberRole:
             self.target = None
             if ctx.phase is Phase.JOINING:
                 ctx.enter(Phase.MEMBER)
-            ctx.emit(Joined(fresh.room_id, fresh.state.title, host=False))
+            back = ctx.phase is Phase.REJOINING and fresh.state.host == ctx.me
+            ctx.emit(Joined(fresh.room_id, fresh.state.title, host=False, reclaiming=back))
             self._hooks.authority_changed(now, None, took_over=False)
         elif newer_epoch:
             self._hooks.authority_changed(now, old.authority, took_over=False)

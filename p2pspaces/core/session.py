@@ -517,7 +517,7 @@ class RoomSession:
         self.reunion.after_change(state, now)
         self._tell_contact(state)
         if state.ended:
-            self._ended(state, action)
+            self._ended(state, action, actor)
         elif ctx.phase is Phase.REJOINING and ctx.me not in state.members:
             return  # superseded after a partition: our join request is on its way
         elif ctx.me not in state.members and ctx.phase is not Phase.LEAVING:
@@ -611,13 +611,18 @@ class RoomSession:
         self._announced = None
         self._ctx.claim = self._ctx.redirect = None
 
-    def _ended(self, state: RoomState, action: Action | None) -> None:
+    def _ended(self, state: RoomState, action: Action | None, actor: NodeId | None) -> None:
         ctx = self._ctx
         left = action is not None and action.kind is ActionKind.LEAVE
-        reason = (
-            "the host left and no co-host could take over" if left else "the host ended the Space"
-        )
-        ctx.emit(Ended(state.room_id, reason))
+        by_me = actor == ctx.me and not left
+        ender = state.members.get(actor) if actor is not None else None
+        if left:
+            reason = "the host left and no co-host could take over"
+        elif by_me:
+            reason = "you ended the Space"
+        else:
+            reason = f"{ender.name if ender else 'the host'} ended the Space"
+        ctx.emit(Ended(state.room_id, reason, by_me))
         self._close_links("the room ended")
         self._heartbeat_at = None
         ctx.enter(Phase.ENDED)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -49,6 +50,21 @@ def parse_address(ref: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
+def address_problem(ref: str) -> str | None:
+    """Why ``ref``, which looks like ``ADDR:PORT`` (digits, dots, a colon), is not a valid one;
+    None if it is valid or does not look like an address at all (a title may be anything)."""
+    host, colon, port = ref.strip().rpartition(":")
+    if not colon or not port.isdigit() or not host or host.strip("0123456789.") != "":
+        return None
+    if not 0 < int(port) < 65536:
+        return f"{ref.strip()} is not a valid address: the port must be 1 to 65535"
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return f"{ref.strip()} is not a valid address: {host} is not an IPv4 address"
+    return None
+
+
 def why(exc: BaseException) -> str:
     """A failure in words."""
     if isinstance(exc, PeerError):
@@ -57,8 +73,10 @@ def why(exc: BaseException) -> str:
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "nothing listens there (is p2pspaces running there, and the port right?)"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()  # asyncio's strerror carries a Python tuple
     if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+        return exc.strerror.split(" (")[0].lower()
     return str(exc) or type(exc).__name__
 
 

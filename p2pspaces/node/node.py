@@ -47,7 +47,7 @@ from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.node.advert import AdvertKeeper, room_advert
-from p2pspaces.node.dialer import parse_address, why
+from p2pspaces.node.dialer import address_problem, parse_address, why
 from p2pspaces.node.directory import RoomDirectory, RoomListing
 from p2pspaces.node.home import HostedRoom
 from p2pspaces.node.links import LinkKeeper
@@ -301,6 +301,9 @@ class Node:
         address = parse_address(ref)
         if address is not None:
             return await self._join_address(*address)
+        problem = address_problem(ref)
+        if problem is not None:
+            raise CommandError(problem)
         return await self._join(await self.directory.wait_for(ref, wait))
 
     async def _join_address(self, host: str, port: int) -> RoomId:

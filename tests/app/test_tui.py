@@ -148,9 +148,9 @@ async def _whole_space(hana: Person, ann: Person, bob: Person) -> None:
     await hana.press("e")
     await hana.wait(lambda: isinstance(hana.app.screen, Confirm))
     await hana.press("y")
-    for person in (hana, ann):
+    for person, words in ((hana, "You ended the Space"), (ann, "Hana ended the Space.")):
         await person.wait(lambda p=person: isinstance(p.app.screen, LobbyScreen))
-        assert told(person.app, "The Space ended")
+        assert told(person.app, words)
 
 
 async def test_two_spaces_with_one_title_make_the_app_ask_which() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from p2pspaces.app.words import Narrator
 from p2pspaces.core import succession, wire
 from p2pspaces.core.authority import REQUEST_BURST
 from p2pspaces.core.events import ChatReceived, Ended, ErrorEvent, Left, StateChanged
@@ -117,7 +118,10 @@ def test_the_host_ending_the_space_ends_it_for_everyone() -> None:
     net.settle(0.3)
     for session in (hana, ann):
         assert session.phase is Phase.ENDED
-        assert [e.reason for e in net.seen(session, Ended)] == ["the host ended the Space"]
+    # Each is told in its own words: the host that it ended it, the others by whom.
+    assert [(e.reason, e.by_me) for e in net.seen(hana, Ended)] == [("you ended the Space", True)]
+    assert [(e.reason, e.by_me) for e in net.seen(ann, Ended)] == [("Hana ended the Space", False)]
+    assert Narrator(hana.me).tell(net.seen(hana, Ended)[0])[0].text == "You ended the Space."
     assert not net.linked
 
 

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from p2pspaces.app.words import Narrator
 from p2pspaces.core.events import AuthorityChanged, Converged, Left
 from p2pspaces.core.room import Role
 from p2pspaces.core.session import Phase, RoomSession
@@ -78,6 +79,12 @@ def test_a_crashed_host_comes_back_and_reclaims_its_room() -> None:
     net.settle(1.0)
     assert {s.state.authority for s in (back, cody, ann)} == {hana.me}  # type: ignore[union-attr]
     assert len(hashes(back, cody, ann)) == 1
+    # Hana is told she is back and taking her Space over, never that she joined as a listener.
+    narrator = Narrator(back.me, keys=True)
+    told = [line.text for event in net.events[back.me] for line in narrator.tell(event)]
+    assert not any("as a listener" in text for text in told), told
+    assert any("taking your Space back" in text for text in told), told
+    assert any(text.startswith("You are hosting now (the host is back)") for text in told), told
 
 
 def test_partition_heals_to_the_higher_epoch_and_keeps_blocks_from_both_sides() -> None:
