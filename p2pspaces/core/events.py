@@ -269,9 +269,18 @@ class Ended(Event):
     reason: str
     by_me: bool = False
     """This node ended it (its own words say "You ended the Space")."""
+    orphaned_by: bytes | None = None
+    """It ended because this authority went quiet and nobody took over: if that node starts
+    a Space again soon, this node joins it by itself."""
 
     def fields(self) -> dict[str, Any]:
-        return {"room": self.room.hex(), "reason": self.reason, "by_me": self.by_me}
+        orphaned = self.orphaned_by.hex() if self.orphaned_by is not None else None
+        return {
+            "room": self.room.hex(),
+            "reason": self.reason,
+            "by_me": self.by_me,
+            "orphaned_by": orphaned,
+        }
 
 
 @dataclass(frozen=True, slots=True)

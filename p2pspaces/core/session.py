@@ -475,6 +475,7 @@ class RoomSession:
             for t in (
                 self._heartbeat_at,
                 self.succession.next_timer(),
+                self._orphaned_at(),
                 self.authority.next_timer() if self.is_authority else None,
             )
             if t is not None
@@ -490,8 +491,40 @@ class RoomSession:
                 self.succession.on_timer(now)
             except PeerError as exc:
                 log.warning("takeover attempt failed: %s", exc.reason)
+        orphaned = self._orphaned_at()
+        if orphaned is not None and now >= orphaned:
+            self._orphaned()
         if self.is_authority:
             self.authority.on_timer(now)
+
+    def _orphaned_at(self) -> float | None:
+        """When a member stops waiting for a silent authority (no takeover came)."""
+        if self.phase is not Phase.MEMBER or self.state is None:
+            return None
+        return self.succession.last_heard + self.timing.orphan_s
+
+    def _orphaned(self) -> None:
+        """Nobody kept the room: the Space is over for us; back to the lobby."""
+        ctx = self._ctx
+        state = ctx.state
+        if state is None:
+            return
+        authority = state.members.get(state.authority)
+        who = authority.name if authority is not None else "the host"
+        seconds = f"{self.timing.orphan_s:g} s"
+        keepers = [c for c in state.cohosts if c != state.authority]
+        nobody = "no co-host took over" if keepers else "there was no co-host to take over"
+        log.warning("no word from the room's authority for %s and no takeover: leaving", seconds)
+        ctx.emit(
+            Ended(
+                state.room_id,
+                f"no word from {who} for {seconds} and {nobody}",
+                orphaned_by=state.authority,
+            )
+        )
+        self._close_links("the room's authority went quiet")
+        self._heartbeat_at = None
+        ctx.enter(Phase.ENDED)
 
     def _heartbeat(self, now: float) -> None:
         replica = self.replica

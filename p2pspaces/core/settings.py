@@ -41,6 +41,10 @@ class Timing:
     """How long queued control messages get to leave before a link is closed on purpose."""
     resync_s: float = 1.0
     """A member asks for a snapshot at most this often."""
+    orphan_s: float = 30.0
+    """A member that has heard neither its authority nor a takeover for this long takes the
+    Space as over (the host's laptop died and no co-host could keep it) and goes back to the
+    lobby; it joins again by itself if that host starts a Space again soon after."""
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -48,6 +52,8 @@ class Timing:
                 raise ValueError(f"Timing.{field.name} must be positive")
         if self.lease_s <= self.heartbeat_s:
             raise ValueError("the lease must be longer than the heartbeat interval")
+        if self.orphan_s <= self.lease_s + self.vote_wait_s:
+            raise ValueError("a member must wait longer for a takeover than a takeover takes")
         if self.peer_timeout_s <= self.heartbeat_s:
             raise ValueError("the peer timeout must be longer than the heartbeat interval")
 

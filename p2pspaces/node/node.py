@@ -31,6 +31,7 @@ from p2pspaces.core.events import (
     Event,
     Joined,
     Left,
+    Notice,
     Ready,
     RoomFound,
     StateChanged,
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 MAX_GAIN = 2.0
 TAKEOVER_JITTER_S = 0.2
+REJOIN_WINDOW_S = 600.0
+"""How long after our Space died with its host we join that host's next Space by ourselves."""
 """Co-hosts of equal rank spread their takeover turns over this much (drawn once per node)."""
 
 
@@ -147,11 +150,13 @@ class Node:
         self.mesh.media = self.audio
         self.people = PeopleBook(state_dir)
         self.directory = RoomDirectory(
-            self.emit,
+            self._on_directory,
             self._room_now,
             lambda node, name: self.people.trust(node, name).value,
         )
         self.hosted = HostedRoom(state_dir)
+        self._orphaned: tuple[NodeId, float] | None = None
+        """The authority whose silence ended our Space, and until when its return is awaited."""
         self.recorder = RoomRecorder(self.audio, record_dir)
         self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
         self._discovery = Discovery(
@@ -495,6 +500,8 @@ class Node:
             if warning is not None:
                 self.emit(ErrorEvent("hosting_not_saved", warning))
         elif isinstance(event, Ended | Left):
+            if isinstance(event, Ended) and event.orphaned_by is not None:
+                self._orphaned = (NodeId(event.orphaned_by), self._clock() + REJOIN_WINDOW_S)
             if isinstance(event, Ended) or event.reason == "left":
                 self.hosted.forget(event.room)
             self.directory.left_room(event.room)
@@ -574,6 +581,24 @@ class Node:
             except Exception:
                 log.exception("an event watcher failed on %s", event.NAME)
         self.events.put_nowait(event)
+
+    def _on_directory(self, event: Event) -> None:
+        """The lobby changed; if the host whose Space died under us starts one again (its
+        laptop restarted), join it again by ourselves."""
+        self.emit(event)
+        orphaned = self._orphaned
+        if not isinstance(event, RoomFound) or orphaned is None or event.host != orphaned[0]:
+            return
+        self._orphaned = None
+        if self._clock() > orphaned[1] or not lifecycle.may_start(self.session.phase):
+            return
+        self.emit(Notice(f"{event.host_name} is back: joining {event.title!r} again."))
+
+        async def rejoin() -> None:
+            with contextlib.suppress(CommandError):  # said in the join's own error event
+                await self.join(event.room.hex())
+
+        self._spawn(rejoin())
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

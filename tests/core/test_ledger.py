@@ -215,7 +215,10 @@ def test_snapshot_with_a_non_canonical_or_inconsistent_state_is_refused() -> Non
 
 def test_genesis_binds_room_id_to_host() -> None:
     space = Space.create()
-    assert space.state.room_id == wire.digest(space.replica.genesis)
+    birth = room.birth_of(space.replica.genesis)
+    assert space.state.room_id == room.room_id_from(space.state.host, birth)
+    # The same genesis digest under any other key is another room (what an advert checks).
+    assert room.room_id_from(person(66).node_id, birth) != space.state.room_id
     # Another key re-signing the same genesis record makes a different room.
     _, genesis = wire.open_signed_bytes(space.replica.genesis, wire.Genesis)
     with pytest.raises(WireError, match="genesis not signed by its host"):

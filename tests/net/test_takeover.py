@@ -13,9 +13,10 @@ from p2pspaces.audio import FRAME_SAMPLES
 from p2pspaces.audio.devices import ToneSource, WavSink, load_audio
 from p2pspaces.audio.engine import FrameLog
 from p2pspaces.audio.level import rms_dbfs
-from p2pspaces.core.events import AuthorityChanged, Speaking, StateChanged
+from p2pspaces.core.events import AuthorityChanged, Ended, Joined, Notice, Speaking, StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.room import Member, Role
+from p2pspaces.core.settings import Timing
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 
@@ -115,3 +116,29 @@ async def test_a_cohost_takes_over_when_the_host_goes_silent(
     window = recording[(frame_at_kill - 50) * FRAME_SAMPLES : frame_at_end * FRAME_SAMPLES]
     assert len(window) > 5 * 48000
     assert _longest_gap_ms(window, 0) <= 200
+
+
+async def test_listeners_of_a_dead_host_go_to_the_lobby_and_come_back_when_it_does(
+    make_node: Callable[..., Any],
+) -> None:
+    """No co-host: the listener is not left waiting for ever; the host's laptop restarts and
+    hosts again, and the listener is back in without typing anything."""
+    timing = Timing(orphan_s=6.0)
+    hana, ann = await make_node("Hana", timing), await make_node("Ann", timing)
+    room = await hana.host("Fragile")
+    await ann.join(room.hex())
+    await next_event(hana, StateChanged, lambda e: ann.node_id in e.state.members)
+    _silence(hana)
+    ended = await next_event(ann, Ended, within=20)
+    assert ended.orphaned_by == hana.node_id and "no co-host" in ended.reason
+    await hana.stop()
+    again = Node(hana.identity, "Hana", LOOPBACK, timing=timing)  # the same laptop, restarted
+    await again.start()
+    try:
+        second = await again.host("Fragile, again")
+        notice = await next_event(ann, Notice, lambda e: "Hana is back" in e.text, within=20)
+        assert "'Fragile, again'" in notice.text
+        joined = await next_event(ann, Joined, within=20)
+        assert joined.room == second
+    finally:
+        await again.stop()

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from p2pspaces.app.words import Narrator
-from p2pspaces.core.events import AuthorityChanged, Converged, Left
+from p2pspaces.core.events import AuthorityChanged, Converged, Ended, Left
 from p2pspaces.core.room import Role
 from p2pspaces.core.session import Phase, RoomSession
 from p2pspaces.core.wire import ActionKind
@@ -171,3 +171,30 @@ def test_a_host_that_dropped_its_silent_cohost_still_rejoins_the_cohosts_branch(
     assert not net.penalized
     assert len(hashes(hana, cody, ann)) == 1
     assert cody.me in hana.state.members  # type: ignore[union-attr]
+
+
+def test_members_of_a_space_whose_host_died_with_no_co_host_go_back_to_the_lobby() -> None:
+    net = FakeNet()
+    hana, ann, bob = net.add("Hana"), net.add("Ann"), net.add("Bob")
+    net.room(hana, ann, bob)
+    net.crash(hana)
+    net.run(net.timing.orphan_s - 5)
+    assert {ann.phase, bob.phase} == {Phase.MEMBER}  # a restart of the host's app fits here
+    net.run(6)
+    for member in (ann, bob):
+        assert member.phase is Phase.ENDED
+        [ended] = net.seen(member, Ended)
+        assert ended.orphaned_by == hana.me
+        assert ended.reason == "no word from Hana for 30 s and there was no co-host to take over"
+    assert not net.linked
+
+
+def test_members_with_a_co_host_never_give_up_on_the_space() -> None:
+    net = FakeNet()
+    hana, cody, ann = net.add("Hana"), net.add("Cody"), net.add("Ann")
+    net.room(hana, cody, ann)
+    _promote(net, hana, cody, cohost=True)
+    net.crash(hana)
+    net.run(net.timing.orphan_s * 2)
+    assert ann.phase is Phase.MEMBER and cody.phase is Phase.AUTHORITY
+    assert not net.seen(ann, Ended)
