@@ -372,11 +372,11 @@ class RoomSession:
         code (a bad signature, a state or claim its signer had no right to) also costs the
         sender its link for :attr:`Timing.penalty_s`; an exception of our own is logged as
         the bug it is, and the sender is dropped the same way."""
-        self.succession.heard(peer, now)
         ctx = self._ctx
         signer: bytes = peer
         try:
             message = wire.decode(data)
+            self._heard(peer, message, now)
             if isinstance(message, wire.Signed):
                 signer = message.signer
                 self._open(peer, message, data, now)
@@ -408,10 +408,18 @@ class RoomSession:
         if not self._plausible(peer, envelope.signer):
             raise PeerError("signed by a stranger to this room, relayed by another")
         inner = wire.open_signed(envelope)
+        self._heard(peer, inner, now)
         handler = self._signed.get(type(inner))
         if handler is None:
             raise PeerError(f"unexpected signed {inner.TYPE}")
         handler(peer, envelope, inner, data, now)
+
+    def _heard(self, peer: NodeId, message: wire.Message, now: float) -> None:
+        """A message about our room renews its authority's lease; one about another room does
+        not (the host's laptop restarted and hosts another Space: it is not keeping ours)."""
+        state = self.state
+        if state is not None and getattr(message, "room_id", None) == state.room_id:
+            self.succession.heard(peer, now)
 
     def _plausible(self, peer: NodeId, signer: bytes) -> bool:
         """Whether a message signed by ``signer`` could be accepted from ``peer`` at all: its

@@ -155,8 +155,9 @@ class Node:
             lambda node, name: self.people.trust(node, name).value,
         )
         self.hosted = HostedRoom(state_dir)
-        self._orphaned: tuple[NodeId, float] | None = None
-        """The authority whose silence ended our Space, and until when its return is awaited."""
+        self._orphaned: tuple[NodeId, float, bytes] | None = None
+        """The authority whose silence ended our Space, until when its return is awaited, and
+        the room that ended."""
         self.recorder = RoomRecorder(self.audio, record_dir)
         self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
         self._discovery = Discovery(
@@ -501,7 +502,10 @@ class Node:
                 self.emit(ErrorEvent("hosting_not_saved", warning))
         elif isinstance(event, Ended | Left):
             if isinstance(event, Ended) and event.orphaned_by is not None:
-                self._orphaned = (NodeId(event.orphaned_by), self._clock() + REJOIN_WINDOW_S)
+                until = self._clock() + REJOIN_WINDOW_S
+                self._orphaned = (NodeId(event.orphaned_by), until, event.room)
+                for found in self.directory.listed():  # it may have restarted already
+                    self._maybe_rejoin(found)
             if isinstance(event, Ended) or event.reason == "left":
                 self.hosted.forget(event.room)
             self.directory.left_room(event.room)
@@ -586,9 +590,13 @@ class Node:
         """The lobby changed; if the host whose Space died under us starts one again (its
         laptop restarted), join it again by ourselves."""
         self.emit(event)
+        if isinstance(event, RoomFound):
+            self._maybe_rejoin(event)
+
+    def _maybe_rejoin(self, event: RoomFound) -> None:
         orphaned = self._orphaned
-        if not isinstance(event, RoomFound) or orphaned is None or event.host != orphaned[0]:
-            return
+        if orphaned is None or event.host != orphaned[0] or event.room == orphaned[2]:
+            return  # not that host, or the dead room's own advert (not yet expired)
         self._orphaned = None
         if self._clock() > orphaned[1] or not lifecycle.may_start(self.session.phase):
             return
