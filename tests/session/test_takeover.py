@@ -26,12 +26,18 @@ def _promote(net: FakeNet, host: RoomSession, member: RoomSession, *, cohost: bo
     net.settle(0.3)
 
 
-def test_one_cohost_takes_over_and_the_dead_host_leaves_the_roster_at_once() -> None:
+def _host_with_cohost_dies() -> tuple[FakeNet, RoomSession, RoomSession, RoomSession]:
+    """Hana hosts, Cody co-hosts, Ann listens; Hana's laptop dies."""
     net = FakeNet()
     hana, cody, ann = net.add("Hana"), net.add("Cody"), net.add("Ann")
     net.room(hana, cody, ann)
     _promote(net, hana, cody, cohost=True)
     net.crash(hana)
+    return net, hana, cody, ann
+
+
+def test_one_cohost_takes_over_and_the_dead_host_leaves_the_roster_at_once() -> None:
+    net, hana, cody, ann = _host_with_cohost_dies()
     net.run_until(lambda: cody.phase is Phase.AUTHORITY, limit=3)
     # The silent host is off the roster in the same moment the co-host takes over.
     assert hana.me not in cody.state.members  # type: ignore[union-attr]
@@ -190,11 +196,7 @@ def test_members_of_a_space_whose_host_died_with_no_co_host_go_back_to_the_lobby
 
 
 def test_members_with_a_co_host_never_give_up_on_the_space() -> None:
-    net = FakeNet()
-    hana, cody, ann = net.add("Hana"), net.add("Cody"), net.add("Ann")
-    net.room(hana, cody, ann)
-    _promote(net, hana, cody, cohost=True)
-    net.crash(hana)
+    net, _, cody, ann = _host_with_cohost_dies()
     net.run(net.timing.orphan_s * 2)
     assert ann.phase is Phase.MEMBER and cody.phase is Phase.AUTHORITY
     assert not net.seen(ann, Ended)
