@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from p2pspaces.app.qr import qr_lines
 from p2pspaces.app.words import Narrator, printable
-from p2pspaces.core.errors import CommandError
+from p2pspaces.core.errors import AlreadyTold, CommandError
 from p2pspaces.core.events import ErrorEvent, Event, Notice, RoomList, StateChanged, WebReady
 from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
 from p2pspaces.core.room import RoomState
@@ -288,6 +288,12 @@ def typed_command(text: str) -> dict[str, Any]:
     return {"cmd": "request", "action": action} | ({"target": rest} if rest else {})
 
 
+def _failed(node: Node, exc: CommandError) -> None:
+    """Say why a command failed, unless an event said it already."""
+    if not isinstance(exc, AlreadyTold):
+        node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
+
+
 async def _one_line(node: Node, line: bytes, done: asyncio.Event) -> None:
     text = line.decode(errors="replace").strip()
     if not text:
@@ -305,7 +311,7 @@ async def _one_line(node: Node, line: bytes, done: asyncio.Event) -> None:
     except BadCommand as exc:
         node.events.put_nowait(ErrorEvent("bad_command", str(exc)))
     except CommandError as exc:
-        node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
+        _failed(node, exc)
     except Exception:  # a bug of ours: say so and keep reading commands
         log.exception("command failed unexpectedly: %s", text[:200])
         node.events.put_nowait(ErrorEvent("internal_error", "that command hit a bug; see the log"))
@@ -380,7 +386,7 @@ async def run(
             await stopping
         stopping.cancel()
     except CommandError as exc:
-        node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
+        _failed(node, exc)
         status = 1
     finally:
         await node.stop()

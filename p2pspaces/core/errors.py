@@ -17,6 +17,11 @@ class CommandError(P2PSpacesError):
     such room, a chat line too long...); the message says why."""
 
 
+class AlreadyTold(CommandError):
+    """A command failed and an event already told the user why (a join refused by the room):
+    a front end says nothing more, so each failure is said once."""
+
+
 class IdentityError(P2PSpacesError):
     """The node's key file is missing, unreadable or corrupt."""
 

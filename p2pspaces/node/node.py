@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from p2pspaces.audio.devices import Sink, Source
 from p2pspaces.core import lifecycle, room, wire
 from p2pspaces.core.context import Broadcast, Hangup, Send
-from p2pspaces.core.errors import CommandError, PeerError
+from p2pspaces.core.errors import AlreadyTold, CommandError, PeerError
 from p2pspaces.core.events import (
     Ended,
     ErrorEvent,
@@ -411,16 +411,19 @@ class Node:
         except (TimeoutError, PeerError, OSError) as exc:
             if dial is not None and not dial.done():
                 dial.cancel()
+            told = self._joining()  # then the session says why, in a join_failed event
             self.session.abandon_join(why(exc))
             self._pump()
-            raise CommandError(f"could not join {label}: {why(exc)}") from None
+            error = AlreadyTold if told else CommandError
+            raise error(f"could not join {label}: {why(exc)}") from None
         except asyncio.CancelledError:
             if dial is not None:
                 dial.cancel()
             raise
         if self.replica is None:
             reason = self._join_error or "the join did not complete"
-            raise CommandError(f"could not join {label}: {reason}")
+            error = AlreadyTold if self._join_error else CommandError
+            raise error(f"could not join {label}: {reason}")
         return self.replica.room_id
 
     def _joining(self) -> bool:

@@ -92,6 +92,8 @@ async def _whole_space(hana: Person, ann: Person, bob: Person) -> None:
     lobby.query_one(DataTable).move_cursor(row=lobby.query_one(DataTable).get_row_index(room_id))
     await ann.press("enter")
     await ann.wait(lambda: hana.node.node_id in rows(ann.app, "stage"))
+    toasts = [str(toast.message) for toast in ann.app._notifications]
+    assert f"Joining {title}…" in toasts, toasts  # the title, not the room's 64-hex id
     assert ann.node.node_id in rows(ann.app, "audience")
 
     # A raised hand appears in Hana's queue; accepting it puts Ann on stage in both apps.

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from p2pspaces.core import wire
-from p2pspaces.core.errors import CommandError
+from p2pspaces.core.errors import AlreadyTold, CommandError
 from p2pspaces.core.events import (
     ChatReceived,
     ErrorEvent,
@@ -80,10 +80,14 @@ async def test_a_removed_member_cannot_chat_and_a_blocked_key_cannot_return(
     assert (await next_event(bob, Left)).reason == "blocked from the room"
     # The same key on a new node (another port) cannot come back.
     again = Node(bob.identity, "Bob again", LOOPBACK)
+    told: list[ErrorEvent] = []
+    again.watchers.append(lambda e: told.append(e) if isinstance(e, ErrorEvent) else None)
     await again.start()
     try:
-        with pytest.raises(CommandError, match="refused by the peer: blocked from this room"):
+        # Said once, by the session's event: the front ends add nothing for an AlreadyTold.
+        with pytest.raises(AlreadyTold, match="refused by the peer: blocked from this room"):
             await again.join(host.replica.room_id.hex(), wait=5)
+        assert [e.code for e in told] == ["join_failed"], told
     finally:
         await again.stop()
     assert bob.node_id in host.replica.state.blocked

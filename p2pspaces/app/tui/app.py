@@ -27,7 +27,7 @@ from p2pspaces.app.tui.lobby import LobbyScreen
 from p2pspaces.app.tui.room import RoomScreen
 from p2pspaces.app.words import Line, Narrator, Tone
 from p2pspaces.core import room
-from p2pspaces.core.errors import CommandError
+from p2pspaces.core.errors import AlreadyTold, CommandError
 from p2pspaces.core.events import (
     Ended,
     Event,
@@ -176,6 +176,8 @@ class SpacesApp(App[int]):
         async def run() -> None:
             try:
                 await work
+            except AlreadyTold:
+                return
             except CommandError as exc:
                 self.notify(str(exc), severity="error", markup=False)
                 return
@@ -188,11 +190,14 @@ class SpacesApp(App[int]):
         """Join by id, title or address; if a title names two rooms, ask which."""
 
         async def run() -> None:
-            self.notify(f"Joining {ref[:40]}…", markup=False, timeout=3)
+            titles = {room.room.hex(): room.title for room in self.node.directory.listed()}
+            self.notify(f"Joining {titles.get(ref, ref)[:40]}…", markup=False, timeout=3)
             try:
                 await self.node.join(ref)
             except AmbiguousRoom as exc:
                 self.push_screen(ChooseRoom(ref, exc.candidates), self._chosen)
+            except AlreadyTold:
+                return  # the join_failed event's toast says why
             except CommandError as exc:
                 self.notify(str(exc), severity="error", markup=False, timeout=8)
 
