@@ -198,7 +198,9 @@ class RoomSession:
                 max_speakers=max_speakers,
             )
         except ValueError as exc:
-            raise CommandError(f"cannot host: {exc}") from None
+            problem = wire.too_long("The title", title, wire.TITLE_MAX)
+            why = f"{problem[:1].lower()}{problem[1:]}" if problem else exc
+            raise CommandError(f"cannot host: {why}") from None
         ctx.replica = Replica.from_genesis(genesis)
         ctx.enter(Phase.AUTHORITY)
         self._start_room(now)

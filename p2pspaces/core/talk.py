@@ -45,6 +45,9 @@ class ChatRelay:
         """Sign a chat line and send it to the room."""
         ctx = self._ctx
         room = ctx.room().room_id
+        problem = wire.too_long("That chat line", text, wire.CHAT_MAX)
+        if problem is not None:
+            raise CommandError(f"{problem[:-1]}; nothing was sent")
         try:
             message = wire.Chat(room, ctx.next_counter(), text, ctx.epoch())
         except ValueError as exc:

@@ -74,6 +74,16 @@ NONCE_SIZE = 16
 NAME_MAX = 32
 TITLE_MAX = 100
 CHAT_MAX = 500
+
+
+def too_long(what: str, text: str, most: int) -> str | None:
+    """Why ``text`` cannot be sent (``what``: "The title"), in words; None if it fits.  Text
+    is refused whole, never cut: a person should know what the others will read."""
+    if len(text) > most:
+        return f"{what} is {len(text)} characters long; the most is {most}."
+    return None
+
+
 SDP_MAX = 16_000
 REASON_MAX = 200
 ADDRESS_MAX = 45

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input, Label
 
 from p2pspaces.app.tui.app import SpacesApp
-from p2pspaces.app.tui.dialogs import ChooseRoom, Confirm, Invitation
+from p2pspaces.app.tui.dialogs import ChooseRoom, Confirm, HostDialog, Invitation
 from p2pspaces.app.tui.lobby import LobbyScreen
 from p2pspaces.app.tui.room import RoomScreen
 from p2pspaces.core.identity import Identity
@@ -177,3 +177,28 @@ async def test_two_spaces_with_one_title_make_the_app_ask_which() -> None:
         finally:
             for host in hosts:
                 await host.stop()
+
+
+async def test_text_too_long_is_refused_whole_and_kept_to_shorten() -> None:
+    """A pasted title or chat line over the limit is never cut unseen: the app says the limit
+    and keeps the text where it was."""
+    async with apps("Hana") as (hana,):
+        await hana.press("h")
+        await hana.wait(lambda: isinstance(hana.app.screen, HostDialog))
+        title_box = hana.app.screen.query_one("#title", Input)
+        title_box.value = "T" * 150  # pasted
+        await hana.press("enter")
+        problem = hana.app.screen.query_one("#problem", Label)
+        assert "The title is 150 characters long; the most is 100." in str(problem.render())
+        title_box.value = "Short enough"
+        await hana.press("enter")
+        await hana.wait(lambda: isinstance(hana.app.screen, RoomScreen))
+
+        await hana.press("c")
+        say = hana.app.screen.query_one("#say", Input)
+        say.value = "x" * 594
+        await hana.press("enter")
+        toasts = [str(toast.message) for toast in hana.app._notifications]
+        assert any("That line is 594 characters long; the most is 500." in t for t in toasts)
+        assert say.value == "x" * 594  # kept, to shorten
+        assert not told(hana.app, "Hana: x")  # nothing was sent

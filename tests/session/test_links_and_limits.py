@@ -7,6 +7,7 @@ import pytest
 from p2pspaces.app.words import Narrator
 from p2pspaces.core import succession, wire
 from p2pspaces.core.authority import REQUEST_BURST
+from p2pspaces.core.errors import CommandError
 from p2pspaces.core.events import ChatReceived, Ended, ErrorEvent, Left, StateChanged
 from p2pspaces.core.member import FLOODING
 from p2pspaces.core.session import Phase
@@ -182,3 +183,14 @@ def test_a_member_checks_each_signature_it_receives_once(
     ann.receive(hana.me if kind != "claim" else cody.me, data, net.now)
     assert len(calls) == signatures
     assert len(set(calls)) == signatures
+
+
+def test_a_chat_line_or_title_over_the_limit_is_refused_in_words() -> None:
+    net = FakeNet()
+    hana = net.add("Hana")
+    with pytest.raises(CommandError, match=r"^cannot host: the title is 150 characters long"):
+        hana.host("T" * 150, 10, created_ms=1, nonce=bytes(16), now=net.now)
+    net.room(hana)
+    too_long = r"^That chat line is 594 characters long; the most is 500"
+    with pytest.raises(CommandError, match=too_long):
+        hana.chat("x" * 594, net.now)

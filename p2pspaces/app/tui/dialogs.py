@@ -18,6 +18,7 @@ from p2pspaces.app.qr import qr_lines
 from p2pspaces.app.words import printable
 from p2pspaces.core.events import RoomFound
 from p2pspaces.core.identity import grouped_hex, short_fingerprint
+from p2pspaces.core.wire import TITLE_MAX, too_long
 from p2pspaces.node.dialer import parse_address
 
 
@@ -97,7 +98,7 @@ class HostDialog(ModalScreen[tuple[str, int] | None]):
         with Vertical(classes="dialog"):
             yield Label("Host a Space", classes="title")
             yield Label("Title")
-            yield Input(placeholder="e.g. Friday demos", max_length=100, id="title")
+            yield Input(placeholder="e.g. Friday demos", id="title")
             yield Label("Speakers allowed on stage besides hosts (0-100)")
             yield Input("10", type="integer", max_length=3, id="speakers")
             yield Label("", id="problem", classes="problem")
@@ -111,8 +112,9 @@ class HostDialog(ModalScreen[tuple[str, int] | None]):
         title = self.query_one("#title", Input).value.strip()
         speakers_text = self.query_one("#speakers", Input).value.strip() or "10"
         problem = self.query_one("#problem", Label)
-        if not title:
-            problem.update("Give the Space a title.")
+        long = too_long("The title", title, TITLE_MAX)
+        if not title or long:
+            problem.update(long or "Give the Space a title.")
             self.query_one("#title", Input).focus()
             return
         speakers = int(speakers_text) if speakers_text.isdigit() else -1
@@ -310,11 +312,17 @@ class TitleDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("New title", classes="title")
-            yield Input(self._current, max_length=100, id="title")
+            yield Input(self._current, id="title")
+            yield Label("", id="problem", classes="problem")
 
     @on(Input.Submitted)
     def _done(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
+        title = event.value.strip()
+        problem = too_long("The title", title, TITLE_MAX)
+        if problem is not None:
+            self.query_one("#problem", Label).update(problem)
+            return
+        self.dismiss(title or None)
 
     def action_cancel(self) -> None:
         """Keep the title."""

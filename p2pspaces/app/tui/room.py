@@ -23,7 +23,7 @@ from p2pspaces.app.tui.dialogs import Confirm, Invitation, PhonesDialog, TitleDi
 from p2pspaces.app.words import Line, Tone, printable, role_word
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.room import Role, RoomState
-from p2pspaces.core.wire import Action, ActionKind, Emoji
+from p2pspaces.core.wire import CHAT_MAX, Action, ActionKind, Emoji, too_long
 from p2pspaces.web.service import web_of
 
 REACTION_S = 4.0
@@ -105,8 +105,7 @@ class RoomScreen(Screen[None]):
                 yield self._table("audience")
             with Vertical(id="talk"):
                 yield RichLog(id="log", wrap=True, markup=False, max_lines=2000, min_width=10)
-                yield Input(placeholder="Chat: type and press Enter (Esc: keys)", id="say",
-                            max_length=500)  # fmt: skip
+                yield Input(placeholder="Chat: type and press Enter (Esc: keys)", id="say")
         yield Static("", id="mebar")
         yield Footer()
 
@@ -365,6 +364,10 @@ class RoomScreen(Screen[None]):
     @on(Input.Submitted, "#say")
     def _send_chat(self, event: Input.Submitted) -> None:
         text = event.value.strip()
+        problem = too_long("That line", text, CHAT_MAX)
+        if problem is not None:  # kept in the box, to shorten: nothing is cut unseen
+            self.app.notify(f"{problem} Shorten it and press Enter.", severity="error")
+            return
         event.input.value = ""
         if text:
             app = spaces(self.app)
