@@ -41,6 +41,10 @@ class Replica:
     def __init__(self, state: RoomState, genesis: bytes, term: Term | None = None) -> None:
         self.state = state
         self.genesis = genesis
+        envelope = wire.expect(wire.decode(genesis), wire.Signed)
+        self.host_name = wire.expect(wire.decode(envelope.payload), wire.Genesis).host_name
+        """The host's name as it signed it at the start (verified by ``initial_state``): the
+        name to show for the host even while it is out of the room after a takeover."""
         self.term = term if term is not None else Term(state.epoch, state.host, state.epoch)
         """Who holds the current epoch and by which right."""
         self.host_term = self.term.root

@@ -46,6 +46,8 @@ def test_one_cohost_takes_over_and_the_dead_host_leaves_the_roster_at_once() -> 
     assert len(hashes(cody, ann)) == 1
     assert hana.me not in ann.state.members  # type: ignore[union-attr]
     assert [e.name for e in net.seen(ann, AuthorityChanged)] == ["Cody"]
+    # Her name is still known (from the genesis she signed): "hosted by Hana", never a key.
+    assert ann.replica is not None and ann.replica.host_name == "Hana"
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))

@@ -183,7 +183,9 @@ class RoomScreen(Screen[None]):
         if state.recording:
             bar.append("  REC ", style="bold white on red")
         host = state.members.get(state.host)
-        host_name = printable(host.name) if host is not None else short_fingerprint(state.host)
+        replica = spaces(self.app).node.replica
+        signed_name = replica.host_name if replica is not None else short_fingerprint(state.host)
+        host_name = printable(host.name if host is not None else signed_name)
         bar.append(f"  hosted by {host_name}", style="dim")
         if state.authority != state.host:
             acting = state.members.get(state.authority)
