@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import signal
@@ -14,7 +15,7 @@ import pytest
 
 from p2pspaces.app.console import BadCommand, resolve_member, typed_command
 from p2pspaces.app.words import Narrator
-from p2pspaces.core.events import ErrorEvent
+from p2pspaces.core.events import ErrorEvent, RoomFound, StateChanged
 from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.node.dialer import why
 
@@ -114,3 +115,19 @@ def test_a_reason_that_is_a_sentence_is_not_given_a_second_full_stop() -> None:
     reason = "2 Spaces are called 'Demo': … Join one by its room id (or a unique prefix of it)."
     [line] = Narrator(b"k" * 32).tell(ErrorEvent("command_failed", reason))
     assert line.text.endswith("prefix of it).") and not line.text.endswith("..")
+
+
+def test_plain_mode_in_a_room_does_not_repeat_the_rooms_own_lobby_changes() -> None:
+    net = FakeNet()
+    hana, ann = net.add("Hana"), net.add("Ann")
+    net.room(hana, ann)
+    state = ann.state
+    assert state is not None
+    narrator = Narrator(ann.me)
+    narrator.tell(StateChanged(state))
+    ours = RoomFound(state.room_id, state.title, hana.me, "Hana", 1, 1, changed=True)
+    other = RoomFound(b"o" * 32, "Other", b"k" * 32, "Kim", 1, 0)
+    assert narrator.tell(ours) == []  # said once already, as "Ann joined"
+    assert narrator.tell(dataclasses.replace(other, changed=True)) == []
+    [found] = narrator.tell(other)
+    assert found.text.startswith("Space found: 'Other'")

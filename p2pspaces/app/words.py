@@ -275,6 +275,9 @@ class Narrator:
         ]
 
     def _room_found(self, event: RoomFound) -> list[Line]:
+        state = self.state
+        if state is not None and (event.changed or event.room == state.room_id):
+            return []  # the room's own news is told by its state; other rooms' counts are noise
         verb = "Space changed" if event.changed else "Space found"
         tone = Tone.WARN if event.host_trust == "clash" else Tone.INFO
         return [Line(f"{verb}: {room_line(event)}", tone)]
