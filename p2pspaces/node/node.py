@@ -42,7 +42,7 @@ from p2pspaces.core.lifecycle import Phase
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.session import RoomSession
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
-from p2pspaces.core.wire import Action, RoomId
+from p2pspaces.core.wire import Action, ActionKind, RoomId
 from p2pspaces.net import ice
 from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert
 from p2pspaces.net.mesh import Link, Mesh
@@ -516,6 +516,9 @@ class Node:
             self._join_error = event.reason
         elif isinstance(event, StateChanged):
             self._meet(event)
+            renamed = event.action is not None and event.action.kind is ActionKind.SET_TITLE
+            if renamed and event.state.host == self.node_id:  # a crash after it still reclaims
+                self.hosted.remember(event.state.room_id, event.state.title)
 
     def _meet(self, event: StateChanged) -> None:
         """Remember the people in the room; warn of a known name with a new key (once).

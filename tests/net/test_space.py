@@ -158,6 +158,10 @@ async def test_a_host_remembers_its_room_until_it_ends(tmp_path: Path) -> None:
         room = await host.host("Remembered")
         saved = (tmp_path / "hosting.json").read_text()
         assert room.hex() in saved and "Remembered" in saved
+        # Renamed: the note follows, so `--host <the current title>` after a crash reclaims.
+        await host.request(Action(ActionKind.SET_TITLE, text="Renamed"))
+        await next_event(host, StateChanged, lambda e: e.state.title == "Renamed")
+        assert host.hosted.room_titled("Renamed") == room.hex()
         await host.leave()  # no co-host: the room ends, and is forgotten
         assert not (tmp_path / "hosting.json").exists()
     finally:
