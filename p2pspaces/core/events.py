@@ -94,6 +94,9 @@ class RoomFound(Event):
     """``known`` (met before under this key), ``new``, or ``clash`` (someone met before used
     this name with another key)."""
     recording: bool = False
+    owner: bytes = b""
+    """The key of the room's host (``host`` is whoever advertises it: a co-host keeping it
+    after a takeover); this node's own key means the room is ours to take back."""
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -107,6 +110,7 @@ class RoomFound(Event):
             "listeners": self.listeners,
             "recording": self.recording,
             "changed": self.changed,
+            "owner": self.owner.hex(),
         }
 
 

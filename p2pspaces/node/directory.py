@@ -220,6 +220,7 @@ class RoomDirectory:
             changed,
             self._trust(advert.node_id, advert.name),
             info.recording,
+            info.host,
         )
 
     def _trim(self) -> None:

@@ -310,7 +310,9 @@ class Node:
         problem = address_problem(ref)
         if problem is not None:
             raise CommandError(problem)
-        return await self._join(await self.directory.wait_for(ref, wait))
+        listing = await self.directory.wait_for(ref, wait)
+        # Our own room, kept by a co-host since we crashed: join it and take it back.
+        return await self._join(listing, reclaim=listing.room.host == self.node_id)
 
     async def _join_address(self, host: str, port: int) -> RoomId:
         label = f"{host}:{port}"

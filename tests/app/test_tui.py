@@ -14,8 +14,9 @@ from textual.widgets import DataTable, Input, Label
 
 from p2pspaces.app.tui.app import SpacesApp
 from p2pspaces.app.tui.dialogs import ChooseRoom, Confirm, HostDialog, Invitation
-from p2pspaces.app.tui.lobby import LobbyScreen
+from p2pspaces.app.tui.lobby import LobbyScreen, badges
 from p2pspaces.app.tui.room import RoomScreen
+from p2pspaces.core.events import RoomFound
 from p2pspaces.core.identity import Identity
 from p2pspaces.node import Node
 
@@ -202,3 +203,10 @@ async def test_text_too_long_is_refused_whole_and_kept_to_shorten() -> None:
         assert any("That line is 594 characters long; the most is 500." in t for t in toasts)
         assert say.value == "x" * 594  # kept, to shorten
         assert not told(hana.app, "Hana: x")  # nothing was sent
+
+
+def test_the_lobby_marks_a_room_this_node_hosts_as_its_own() -> None:
+    mine, cody = b"m" * 32, b"c" * 32
+    kept = RoomFound(b"r" * 32, "Kept warm", cody, "Cody", 1, 2, owner=mine)
+    assert "yours: Enter takes it back" in badges(kept, mine).plain
+    assert "yours" not in badges(kept, cody).plain

@@ -14,7 +14,15 @@ from p2pspaces.audio import FRAME_SAMPLES
 from p2pspaces.audio.devices import ToneSource, WavSink, load_audio
 from p2pspaces.audio.engine import FrameLog
 from p2pspaces.audio.level import rms_dbfs
-from p2pspaces.core.events import AuthorityChanged, Ended, Joined, Notice, Speaking, StateChanged
+from p2pspaces.core.events import (
+    AuthorityChanged,
+    Ended,
+    Joined,
+    Notice,
+    RoomFound,
+    Speaking,
+    StateChanged,
+)
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.room import Member, Role
 from p2pspaces.core.settings import Timing
@@ -144,5 +152,32 @@ async def test_listeners_of_a_dead_host_go_to_the_lobby_and_come_back_when_it_do
         assert "'Fragile, again'" in notice.text
         joined = await next_event(ann, Joined, within=20)
         assert joined.room == second
+    finally:
+        await again.stop()
+
+
+async def test_a_host_back_without_host_sees_its_room_as_its_own_and_takes_it_back(
+    make_node: Callable[..., Any],
+) -> None:
+    """The app restarted plainly (no --host): the lobby marks the room the co-host keeps as
+    this node's, and joining it reclaims it, so the host keys it is offered work."""
+    hana, cody, ann = await make_node("Hana"), await make_node("Cody"), await make_node("Ann")
+    room = await hana.host("Kept warm")
+    for node in (cody, ann):
+        await node.join(room.hex())
+    await _promote(hana, cody, cohost=True)
+    _silence(hana)
+    await next_event(ann, AuthorityChanged, lambda e: e.authority == cody.node_id, within=20)
+    await hana.stop()
+    again = Node(hana.identity, "Hana", LOOPBACK)
+    await again.start()
+    try:
+        found = await next_event(again, RoomFound, lambda e: e.room == room, within=20)
+        assert found.host == cody.node_id and found.owner == hana.node_id
+        await again.join(room.hex())
+        back = await next_event(ann, AuthorityChanged, lambda e: e.authority == hana.node_id)
+        assert back.authority == hana.node_id
+        await again.request(Action(ActionKind.SET_TITLE, text="Mine again"))
+        await next_event(ann, StateChanged, lambda e: e.state.title == "Mine again")
     finally:
         await again.stop()

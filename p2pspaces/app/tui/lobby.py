@@ -22,9 +22,11 @@ EMPTY = (
 )
 
 
-def badges(room: RoomFound) -> Text:
-    """REC, met before (✓) or a name clash (!)."""
+def badges(room: RoomFound, me: bytes = b"") -> Text:
+    """Yours, REC, met before (✓) or a name clash (!)."""
     text = Text()
+    if me and room.owner == me:
+        text.append("yours: Enter takes it back ", style="bold cyan")
     if room.recording:
         text.append("REC ", style="bold white on red")
     if room.host_trust == "known":
@@ -44,6 +46,9 @@ class LobbyScreen(Screen[None]):
         Binding("f1", "app.help", "Help"),
         Binding("ctrl+q", "app.quit_app", "Quit"),
     ]
+
+    _me = b""
+    """This node's key (set by :meth:`set_me`): a room whose host it is shows as ours."""
 
     def compose(self) -> ComposeResult:
         yield Static("p2pspaces", id="whoami")
@@ -65,6 +70,7 @@ class LobbyScreen(Screen[None]):
 
     def set_me(self, name: str, node: bytes) -> None:
         """Show who this node is."""
+        self._me = node
         line = Text("p2pspaces  ", style="bold")
         line.append(f"You: {printable(name)} ({short_fingerprint(node)})")
         self.query_one("#whoami", Static).update(line)
@@ -81,7 +87,7 @@ class LobbyScreen(Screen[None]):
                 Text(short_fingerprint(room.host), style="dim"),
                 str(room.speakers),
                 str(room.listeners),
-                badges(room),
+                badges(room, self._me),
                 key=room.room.hex(),
             )
         if selected is not None and selected in {r.room.hex() for r in rooms}:
