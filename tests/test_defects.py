@@ -15,7 +15,7 @@ import pytest
 
 from p2pspaces.app.console import BadCommand, resolve_member, typed_command
 from p2pspaces.app.words import Narrator
-from p2pspaces.core.events import ErrorEvent, RoomFound, StateChanged
+from p2pspaces.core.events import ErrorEvent, RoomFound, Speaking, StateChanged
 from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.node.dialer import why
 
@@ -131,3 +131,17 @@ def test_plain_mode_in_a_room_does_not_repeat_the_rooms_own_lobby_changes() -> N
     assert narrator.tell(dataclasses.replace(other, changed=True)) == []
     [found] = narrator.tell(other)
     assert found.text.startswith("Space found: 'Other'")
+
+
+def test_plain_mode_says_who_is_speaking_when_the_voice_changes() -> None:
+    room, ann, bob, me = b"r" * 32, b"a" * 32, b"b" * 32, b"m" * 32
+    narrator = Narrator(me)
+
+    def said(member: bytes, name: str) -> list[str]:
+        return [line.text for line in narrator.tell(Speaking(room, member, name, -20.0))]
+
+    assert said(ann, "Ann") == ["Ann is speaking."]
+    assert said(ann, "Ann") == []  # a pause and on: not again
+    assert said(bob, "Bob") == ["Bob is speaking."]
+    assert said(me, "Me") == []
+    assert Narrator(me, keys=True).tell(Speaking(room, ann, "Ann", -20.0)) == []  # the app: a dot

@@ -18,6 +18,7 @@ import sys
 import termios
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from p2pspaces.app.qr import qr_lines
@@ -147,6 +148,7 @@ async def _read_commands(node: Node, done: asyncio.Event, prompt: PlainOutput | 
     else:
         reader, args = _raw_lines, (deliver,)  # type: ignore[assignment]
     threading.Thread(target=reader, args=args, name="stdin-commands", daemon=True).start()
+    person = Typist() if prompt is not None else None
     while not done.is_set():
         line = await lines.get()
         if not line:
@@ -154,7 +156,7 @@ async def _read_commands(node: Node, done: asyncio.Event, prompt: PlainOutput | 
         if len(line) > MAX_COMMAND:
             node.events.put_nowait(ErrorEvent("bad_command", "command line too long"))
             continue
-        await _one_line(node, line, done)
+        await _one_line(node, line, done, person)
 
 
 def _raw_lines(deliver: Callable[[bytes], bool]) -> None:
@@ -288,13 +290,41 @@ def typed_command(text: str) -> dict[str, Any]:
     return {"cmd": "request", "action": action} | ({"target": rest} if rest else {})
 
 
+@dataclass
+class Typist:
+    """A person typing commands at a terminal (not a script speaking JSON)."""
+
+    warned: bool = False
+    """Told that /quit ends the Space for the others (the next /quit does)."""
+
+
+def _quit(node: Node, done: asyncio.Event, person: Typist | None) -> None:
+    """Quit; a person who is the only host of a Space with others in it is asked first (the
+    second /quit ends it), as the app asks."""
+    others = node.quitting_ends_space_for()
+    if person is not None and others and not person.warned:
+        person.warned = True
+        people = "1 other person" if others == 1 else f"{others} others"
+        node.events.put_nowait(
+            Notice(
+                f"You are the host and there is no co-host: quitting ends the Space for "
+                f"{people}. Type /quit again to end it and quit, or /cohost NAME first."
+            )
+        )
+        return
+    done.set()
+
+
 def _failed(node: Node, exc: CommandError) -> None:
     """Say why a command failed, unless an event said it already."""
     if not isinstance(exc, AlreadyTold):
         node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
 
 
-async def _one_line(node: Node, line: bytes, done: asyncio.Event) -> None:
+async def _one_line(
+    node: Node, line: bytes, done: asyncio.Event, person: Typist | None = None
+) -> None:
+    """Carry out one command line (from ``person``, if a person types them)."""
     text = line.decode(errors="replace").strip()
     if not text:
         return
@@ -303,7 +333,7 @@ async def _one_line(node: Node, line: bytes, done: asyncio.Event) -> None:
         if not isinstance(command, dict):
             raise BadCommand("a command is a JSON object")
         if command.get("cmd") == "quit":
-            done.set()
+            _quit(node, done, person if not text.startswith("{") else None)
             return
         await run_command(node, command)
     except json.JSONDecodeError as exc:

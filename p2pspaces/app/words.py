@@ -30,6 +30,7 @@ from p2pspaces.core.events import (
     RoomFound,
     RoomList,
     RoomLost,
+    Speaking,
     StateChanged,
     WebReady,
 )
@@ -226,7 +227,9 @@ class Narrator:
             Left: self._left,
             ErrorEvent: self._error,
             Notice: lambda e: [Line(e.text)],
+            Speaking: self._speaking,
         }
+        self._last_speaker: bytes | None = None
         self.join_addresses: tuple[str, ...] = ()
 
     def tell(self, event: Event) -> list[Line]:
@@ -333,6 +336,13 @@ class Narrator:
 
     def _chat(self, event: ChatReceived) -> list[Line]:
         return [Line(f"{printable(event.name)}: {printable(event.text)}", Tone.CHAT)]
+
+    def _speaking(self, event: Speaking) -> list[Line]:
+        """Who is talking, said when the voice changes (not at every pause and breath)."""
+        if self.keys or event.member in (self.me, self._last_speaker):  # the app shows a dot
+            return []
+        self._last_speaker = event.member
+        return [Line(f"{printable(event.name)} is speaking.")]
 
     def _reaction(self, event: ReactionReceived) -> list[Line]:
         return [Line(f"{printable(event.name)} reacts {event.emoji}", Tone.CHAT)]

@@ -271,6 +271,17 @@ class Node:
         self._pump()
         return room_id
 
+    def quitting_ends_space_for(self) -> int:
+        """How many others a quit would end the Space for: we hold it and no co-host of ours
+        is in it to keep it (0: quitting ends nothing, or someone keeps it going)."""
+        replica = self.replica
+        if replica is None or not self.is_authority:
+            return 0
+        state = replica.state
+        if any(c in state.members for c in state.cohosts if c != self.node_id):
+            return 0
+        return len(state.members) - 1
+
     def find_room(self, ref: str) -> RoomListing:
         """The room named by ``ref``: a room id, a unique id prefix, or an exact title."""
         return self.directory.find(ref)

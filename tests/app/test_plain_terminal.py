@@ -10,24 +10,33 @@ from ..e2e.lan import NodeProcess
 from ..terminal import Terminal
 
 
-def test_plain_mode_keeps_the_typed_line_below_the_output(tmp_path: Path) -> None:
+def _hana_hosting(tmp_path: Path) -> Terminal:
     argv = [sys.executable, "-m", "p2pspaces", "start", "--plain", "--interface", "127.0.0.1"]
     argv += ["--name", "Hana", "--home", str(tmp_path / "hana"), "--input", "none"]
     argv += ["--output", "none", "--host", "Plain talk"]
-    terminal = Terminal("p2pplain", argv, width=120)
+    return Terminal("p2pplain", argv, width=120)
+
+
+def _ann_joins(tmp_path: Path, screen: str) -> NodeProcess:
+    address = screen.split("--join", 1)[1].split(maxsplit=1)[0]
+    ann = NodeProcess(
+        [sys.executable, "-m", "p2pspaces", "start", "--headless", "--interface", "127.0.0.1",
+         "--name", "Ann", "--home", str(tmp_path / "ann"), "--input", "none", "--output",
+         "none", "--join", address],
+        tmp_path / "ann.log",
+    )  # fmt: skip
+    ann.wait_for("joined")
+    return ann
+
+
+def test_plain_mode_keeps_the_typed_line_below_the_output(tmp_path: Path) -> None:
+    terminal = _hana_hosting(tmp_path)
     ann = None
     try:
         screen = terminal.wait(lambda s: "join with: p2pspaces start --join" in s)
-        address = screen.split("--join", 1)[1].split()[0]
         terminal.keys("half a thou")
         terminal.wait(lambda s: "> half a thou" in s)
-        ann = NodeProcess(
-            [sys.executable, "-m", "p2pspaces", "start", "--headless", "--interface", "127.0.0.1",
-             "--name", "Ann", "--home", str(tmp_path / "ann"), "--input", "none", "--output",
-             "none", "--join", address],
-            tmp_path / "ann.log",
-        )  # fmt: skip
-        ann.wait_for("joined")
+        ann = _ann_joins(tmp_path, screen)
         ann.send(cmd="chat", text="hi Hana")
         screen = terminal.wait(lambda s: "Ann: hi Hana" in s)
         lines = [line for line in screen.splitlines() if line.strip()]
@@ -36,6 +45,24 @@ def test_plain_mode_keeps_the_typed_line_below_the_output(tmp_path: Path) -> Non
         assert "{" not in screen, "plain mode never prints JSON"
         terminal.keys("C-c")
         assert terminal.exited_cleanly(), terminal.screen()
+    finally:
+        terminal.close()
+        if ann is not None:
+            ann.stop()
+
+
+def test_a_sole_host_is_asked_before_quit_ends_the_space_for_the_others(tmp_path: Path) -> None:
+    terminal = _hana_hosting(tmp_path)
+    ann = None
+    try:
+        ann = _ann_joins(tmp_path, terminal.wait(lambda s: "--join" in s))
+        terminal.wait(lambda s: "Ann joined." in s)
+        terminal.keys("/quit", "Enter")
+        terminal.wait(lambda s: "quitting ends the Space for 1 other person" in s)
+        terminal.keys("/quit", "Enter")
+        assert terminal.exited_cleanly(), terminal.screen()
+        ended = ann.wait_for("ended")
+        assert ended["reason"] == "the host left and no co-host could take over"
     finally:
         terminal.close()
         if ann is not None:
