@@ -335,7 +335,8 @@ class Narrator:
         return say(change) if say is not None else []
 
     def _chat(self, event: ChatReceived) -> list[Line]:
-        return [Line(f"{printable(event.name)}: {printable(event.text)}", Tone.CHAT)]
+        earlier = "(earlier) " if event.earlier else ""
+        return [Line(f"{earlier}{printable(event.name)}: {printable(event.text)}", Tone.CHAT)]
 
     def _speaking(self, event: Speaking) -> list[Line]:
         """Who is talking, said when the voice changes (not at every pause and breath)."""

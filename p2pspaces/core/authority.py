@@ -125,7 +125,7 @@ class AuthorityRole:
             if via is None:
                 self.pending.pop(actor, None)
                 self.send_snapshot(actor)  # a member reconnecting: give it the current state
-                self._contacts.hand_to(actor)
+                self._hooks.welcomed(actor)
             elif replica.state.gateway_of(actor) != via:
                 self._ctx.refuse(
                     actor, "refused", "already in the room through another node", via=via
@@ -149,7 +149,7 @@ class AuthorityRole:
         if action.kind is ActionKind.JOIN and action.target is None:
             self.pending.pop(actor, None)
             self.send_snapshot(actor)
-            self._contacts.hand_to(actor)
+            self._hooks.welcomed(actor)
             told.discard(actor)
         for peer in sorted(told & ctx.links):
             ctx.send(peer, update)

@@ -68,6 +68,10 @@ class Hooks(Protocol):
     def evicted(self, reason: str) -> None:
         """The authority dropped us for flooding."""
 
+    def welcomed(self, joiner: NodeId) -> None:
+        """As the authority: ``joiner`` has the room's state; give it what comes with it (the
+        room's contacts, the last chat lines)."""
+
 
 class SessionContext:
     """The state shared by the parts of one room session."""

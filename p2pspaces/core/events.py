@@ -212,9 +212,14 @@ class ChatReceived(Event):
     author: bytes
     name: str
     text: str
+    earlier: bool = False
+    """Said before we joined (the room's last lines, given to a joiner)."""
 
     def fields(self) -> dict[str, Any]:
-        return _who(self.room, self.author, self.name) | {"text": self.text}
+        return _who(self.room, self.author, self.name) | {
+            "text": self.text,
+            "earlier": self.earlier,
+        }
 
 
 @dataclass(frozen=True, slots=True)

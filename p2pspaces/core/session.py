@@ -382,16 +382,8 @@ class RoomSession:
             if isinstance(message, wire.Signed):
                 signer = message.signer
                 self._open(peer, message, data, now)
-            elif isinstance(message, wire.Error):
-                self.member.on_error(peer, message, now)
-            elif isinstance(message, wire.Resync):
-                self.authority.on_resync(peer, now)
-            elif isinstance(message, wire.Redirect):
-                self.member.on_redirect(peer, message)
-            elif isinstance(message, wire.Contacts):
-                self.contacts.on_contacts(peer, message)
             else:
-                raise PeerError(f"unexpected {message.TYPE}")
+                self._unsigned(peer, message, now)
         except Equivocation as exc:
             self._keep_proof(exc)
         except (Unentitled, WireError) as exc:
@@ -405,6 +397,21 @@ class RoomSession:
         except Exception:  # our own bug: it must not cost anyone else the room
             log.exception("a message from %s broke this node", ctx.name_of(peer))
             ctx.penalize(peer, "its message could not be handled")
+
+    def _unsigned(self, peer: NodeId, message: wire.Message, now: float) -> None:
+        """A message that is not itself signed (hints, or others' signed envelopes inside)."""
+        if isinstance(message, wire.Error):
+            self.member.on_error(peer, message, now)
+        elif isinstance(message, wire.Resync):
+            self.authority.on_resync(peer, now)
+        elif isinstance(message, wire.Redirect):
+            self.member.on_redirect(peer, message)
+        elif isinstance(message, wire.Contacts):
+            self.contacts.on_contacts(peer, message)
+        elif isinstance(message, wire.History):
+            self.talk.on_history(peer, message)
+        else:
+            raise PeerError(f"unexpected {message.TYPE}")
 
     def _open(self, peer: NodeId, envelope: wire.Signed, data: bytes, now: float) -> None:
         if not self._plausible(peer, envelope.signer):
@@ -577,6 +584,11 @@ class RoomSession:
                 return
             how = "blocked" if ctx.me in state.blocked else "removed"
             self._out(Left(state.room_id, f"{how} from the room"))
+
+    def welcomed(self, joiner: NodeId) -> None:
+        """As the authority: a joiner has the state; now its contacts and the recent chat."""
+        self.contacts.hand_to(joiner)
+        self.talk.hand_history(joiner)
 
     def authority_changed(self, now: float, previous: NodeId | None, *, took_over: bool) -> None:
         """Another node (or this one) holds the room now: tell, and tidy the roster.

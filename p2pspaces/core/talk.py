@@ -9,11 +9,12 @@ members are not members, so they cannot chat or react.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Protocol
 
 from p2pspaces.core import wire
 from p2pspaces.core.context import SessionContext
-from p2pspaces.core.errors import CommandError, PeerError
+from p2pspaces.core.errors import CommandError, PeerError, WireError
 from p2pspaces.core.events import ChatReceived, ReactionReceived
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.limits import BucketsByKey
@@ -40,6 +41,44 @@ class ChatRelay:
             wire.Chat.TYPE: BucketsByKey(CHAT_RATE, CHAT_BURST),
             wire.Reaction.TYPE: BucketsByKey(REACTION_RATE, REACTION_BURST),
         }
+        self._history: deque[bytes] = deque(maxlen=wire.HISTORY_MAX)
+        """The room's last chat lines as their authors signed them (every node keeps them, so
+        a co-host that takes over can give them to joiners too)."""
+        self._room: bytes | None = None
+
+    def _remember(self, room: bytes, data: bytes) -> None:
+        if room != self._room:
+            self._history.clear()
+            self._room = room
+        if data not in self._history:
+            self._history.append(data)
+
+    def hand_history(self, joiner: NodeId) -> None:
+        """As the authority: give a joiner the room's last chat lines (after its snapshot)."""
+        replica = self._ctx.replica
+        if replica is not None and replica.room_id == self._room and self._history:
+            history = wire.History(replica.room_id, tuple(self._history))
+            self._ctx.send(joiner, wire.encode(history))
+
+    def on_history(self, peer: NodeId, message: wire.History) -> None:
+        """The room's last lines, from the authority: show the ones we have not seen, as
+        earlier lines (a rejoin does not repeat what we saw)."""
+        ctx = self._ctx
+        replica = ctx.replica
+        if replica is None or message.room_id != replica.room_id:
+            return
+        if peer != replica.state.authority:
+            raise PeerError("chat history not from the room's authority")
+        for data in message.entries:
+            try:
+                envelope, chat = wire.open_signed_bytes(data, wire.Chat)
+            except WireError as exc:
+                raise PeerError(f"bad line in the chat history: {exc}") from None
+            if chat.room_id != replica.room_id or data in self._history:
+                continue
+            self._remember(replica.room_id, data)
+            name = ctx.name_of(envelope.signer)
+            ctx.emit(ChatReceived(replica.room_id, envelope.signer, name, chat.text, earlier=True))
 
     def say(self, text: str, now: float) -> None:
         """Sign a chat line and send it to the room."""
@@ -84,6 +123,8 @@ class ChatRelay:
             ctx.refuse(author, "rate_limited", f"too fast: at most {limit:.0f} at once")
             return
         ctx.send_members(data)  # the author too: it sees its line in the room's order
+        if isinstance(message, wire.Chat):
+            self._remember(state.room_id, data)
         ctx.emit(_event(state.room_id, author, member.name, message))
 
     def on_talk(
@@ -113,6 +154,10 @@ class ChatRelay:
             return
         if peer != replica.state.authority:
             raise PeerError(f"{message.TYPE} not relayed by the authority")
+        if isinstance(message, wire.Chat):
+            if data in self._history:
+                return  # already shown (it came in the history before the relay)
+            self._remember(replica.room_id, data)
         name = ctx.name_of(envelope.signer)
         ctx.emit(_event(replica.room_id, envelope.signer, name, message))
 

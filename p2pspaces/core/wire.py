@@ -74,6 +74,10 @@ NONCE_SIZE = 16
 NAME_MAX = 32
 TITLE_MAX = 100
 CHAT_MAX = 500
+HISTORY_MAX = 20
+"""Chat lines a joiner is given from before it joined."""
+CHAT_ENVELOPE_MAX = 4 * CHAT_MAX + 256
+"""A signed chat line's bytes at most (UTF-8's four bytes a character, the signature, ids)."""
 
 
 def too_long(what: str, text: str, most: int) -> str | None:
@@ -414,6 +418,17 @@ class Contacts(Message):
 
 @record
 @dataclass(frozen=True, slots=True)
+class History(Message):
+    """The room's last chat lines, for a joiner: each :class:`Chat` envelope as its author
+    signed it, oldest first, sent once by the authority after the joiner's snapshot."""
+
+    TYPE = "history"
+    room_id: RoomId = spec(_HASH)
+    entries: tuple[bytes, ...] = spec(ListOf(Bytes(1, CHAT_ENVELOPE_MAX), HISTORY_MAX))
+
+
+@record
+@dataclass(frozen=True, slots=True)
 class Chat(Message):
     """A chat line; ``chat_id`` is its author's rising counter, ``epoch`` the room's epoch when
     it was signed (as in :class:`Request`)."""
@@ -482,6 +497,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Redirect,
         Contact,
         Contacts,
+        History,
         Chat,
         Reaction,
         Error,
