@@ -169,7 +169,7 @@ def test_a_whole_space(lan7: Lan, tmp_path: Path) -> None:
         nodes["Liv"].send(cmd="join", room="Town hall, part two", wait=3)
         assert (
             "blocked"
-            in nodes["Liv"].wait_for("error", lambda e: e["code"] == "command_failed")["reason"]
+            in nodes["Liv"].wait_for("error", lambda e: e["code"] == "join_failed")["reason"]
         )
         # Co-host out and back in; then the host ends the Space for everyone.
         space.ask("Hana", "remove_cohost", "Cora")
