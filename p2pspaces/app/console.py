@@ -127,7 +127,9 @@ def _action(node: Node, command: dict[str, Any]) -> Action:
         raise BadCommand(str(exc)) from None
 
 
-async def _read_commands(node: Node, done: asyncio.Event, prompt: PlainOutput | None) -> None:
+async def _read_commands(
+    node: Node, done: asyncio.Event, prompt: PlainOutput | None, person: Typist | None
+) -> None:
     """Read command lines from stdin (a pipe, a file, a terminal or /dev/null alike).
 
     A thread reads, because the event loop cannot watch regular files or /dev/null.  At a
@@ -148,7 +150,6 @@ async def _read_commands(node: Node, done: asyncio.Event, prompt: PlainOutput | 
     else:
         reader, args = _raw_lines, (deliver,)  # type: ignore[assignment]
     threading.Thread(target=reader, args=args, name="stdin-commands", daemon=True).start()
-    person = Typist() if prompt is not None else None
     while not done.is_set():
         line = await lines.get()
         if not line:
@@ -308,7 +309,8 @@ def _quit(node: Node, done: asyncio.Event, person: Typist | None) -> None:
         node.events.put_nowait(
             Notice(
                 f"You are the host and there is no co-host: quitting ends the Space for "
-                f"{people}. Type /quit again to end it and quit, or /cohost NAME first."
+                f"{people}. Type /quit (or press Ctrl+C) again to end it and quit, or "
+                "/cohost NAME first."
             )
         )
         return
@@ -389,12 +391,13 @@ async def run(
     """
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, done.set)
     plain = None
     if not headless:
         terminal = read_stdin and sys.stdin.isatty() and sys.stdout.isatty()
         plain = PlainOutput(sys.stdout, Narrator(node.node_id), terminal=terminal)
+    person = Typist() if plain is not None and plain.terminal else None
+    loop.add_signal_handler(signal.SIGINT, _quit, node, done, person)  # Ctrl+C asks as /quit
+    loop.add_signal_handler(signal.SIGTERM, done.set)
     saved = _terminal_mode() if plain is not None and plain.terminal else None
     show = plain.show if plain is not None else _print_json
     printer = asyncio.ensure_future(_print_events(node, show))
@@ -412,7 +415,7 @@ async def run(
             starting.result()
             if read_stdin:
                 prompt = plain if plain is not None and plain.terminal else None
-                tasks.append(asyncio.ensure_future(_read_commands(node, done, prompt)))
+                tasks.append(asyncio.ensure_future(_read_commands(node, done, prompt, person)))
             await stopping
         stopping.cancel()
     except CommandError as exc:

@@ -44,6 +44,28 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
+def glyph(emoji: str) -> str:
+    """An emoji as a terminal draws it in the width it is counted: without the variation
+    selector (terminals draw "❤️" two cells wide where layout counts one, shifting columns)."""
+    return emoji.replace("\ufe0f", "")
+
+
+CHAT_LINES_SHOWN = 12
+"""A chat message shows at most this many lines."""
+
+
+def called(name: str, node: bytes, state: RoomState | None) -> str:
+    """A person's name made printable, with their short fingerprint where someone else in the
+    room goes by the same name ("Ann (D323-ELWC)"): "Bob removed Ann" must say which Ann."""
+    wanted = name.casefold()
+    shared = state is not None and any(
+        other != node and member.name.casefold() == wanted
+        for other, member in state.members.items()
+    )
+    text = printable(name)
+    return f"{text} ({short_fingerprint(node)})" if shared else text
+
+
 class Tone(enum.Enum):
     """How a line should be shown."""
 
@@ -246,7 +268,7 @@ class Narrator:
         for known in (state, self.state):
             member = known.members.get(NodeId(node)) if known is not None else None
             if member is not None:
-                return printable(member.name)
+                return called(member.name, node, known)
         return short_fingerprint(node)
 
     # --- the lobby -----------------------------------------------------------------------
@@ -336,21 +358,29 @@ class Narrator:
 
     def _chat(self, event: ChatReceived) -> list[Line]:
         earlier = "(earlier) " if event.earlier else ""
-        return [Line(f"{earlier}{printable(event.name)}: {printable(event.text)}", Tone.CHAT)]
+        who = called(event.name, event.author, self.state)
+        lines = event.text.split("\n")
+        if len(lines) > CHAT_LINES_SHOWN:  # a wall of blank lines would push the room away
+            more = len(lines) - CHAT_LINES_SHOWN + 1
+            lines = [*lines[: CHAT_LINES_SHOWN - 1], f"… ({more} more lines)"]
+        text = "\n  ".join(printable(line) for line in lines)
+        return [Line(f"{earlier}{who}: {text}", Tone.CHAT)]
 
     def _speaking(self, event: Speaking) -> list[Line]:
         """Who is talking, said when the voice changes (not at every pause and breath)."""
         if self.keys or event.member in (self.me, self._last_speaker):  # the app shows a dot
             return []
         self._last_speaker = event.member
-        return [Line(f"{printable(event.name)} is speaking.")]
+        return [Line(f"{called(event.name, event.member, self.state)} is speaking.")]
 
     def _reaction(self, event: ReactionReceived) -> list[Line]:
-        return [Line(f"{printable(event.name)} reacts {event.emoji}", Tone.CHAT)]
+        who = called(event.name, event.author, self.state)
+        return [Line(f"{who} reacts {glyph(event.emoji)}", Tone.CHAT)]
 
     def _authority(self, event: AuthorityChanged) -> list[Line]:
         previous = event.previous
-        new = "You are" if event.authority == self.me else f"{printable(event.name)} is"
+        mine = event.authority == self.me
+        new = "You are" if mine else f"{called(event.name, event.authority, self.state)} is"
         if previous is None or previous == event.authority:
             return [Line(f"{new} hosting the Space now.")]
         old = self.name(previous)

@@ -255,6 +255,7 @@ class Node:
         title is still live under a co-host (we crashed), rejoin it and reclaim it."""
         if not lifecycle.may_start(self.session.phase):
             raise CommandError("already in a room; leave it first")
+        self.people.entering_room()
         saved = self.hosted.room_titled(title)
         if saved is not None:
             with contextlib.suppress(CommandError):  # not live any more: host a new room
@@ -315,6 +316,7 @@ class Node:
         listening there (where multicast is filtered and mDNS finds nothing)."""
         if not lifecycle.may_start(self.session.phase):
             raise CommandError("already in a room; leave it first")
+        self.people.entering_room()
         address = parse_address(ref)
         if address is not None:
             return await self._join_address(*address)

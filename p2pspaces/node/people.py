@@ -46,6 +46,8 @@ class Person:
     node: NodeId
     name: str
     last_seen: float
+    first_seen: float = 0.0
+    """When this node first met them (0: before the book kept it)."""
 
 
 class PeopleBook:
@@ -56,6 +58,8 @@ class PeopleBook:
         self.people: dict[NodeId, Person] = {}
         self._dirty = False
         self._warned: set[tuple[NodeId, str]] = set()
+        self.room_since = 0.0
+        """When we entered the room we are in (:meth:`entering_room`)."""
         self._load()
 
     def trust(self, node: NodeId, name: str) -> Trust:
@@ -66,6 +70,15 @@ class PeopleBook:
         if any(p.name.casefold() == wanted for p in self.people.values()):
             return Trust.CLASH
         return Trust.NEW
+
+    def entering_room(self, now: float | None = None) -> None:
+        """We are about to join or host a room: people first met from now on are new."""
+        self.room_since = time.time() if now is None else now
+
+    def met_before(self, node: NodeId) -> bool:
+        """Whether ``node`` was met before we entered the room we are in."""
+        person = self.people.get(node)
+        return person is not None and person.first_seen < self.room_since
 
     def others_named(self, node: NodeId, name: str) -> list[Person]:
         """People met before under ``name`` with a key other than ``node``."""
@@ -105,7 +118,8 @@ class PeopleBook:
         """Remember meeting ``node`` as ``name``; True if it was someone new."""
         when = time.time() if now is None else now
         old = self.people.pop(node, None)
-        self.people[node] = Person(node, name, when)
+        first = old.first_seen if old is not None else when
+        self.people[node] = Person(node, name, when, first)
         if old is None or old.name != name:
             self._dirty = True
         while len(self.people) > PEOPLE_MAX:
@@ -119,7 +133,11 @@ class PeopleBook:
             return
         self._dirty = False
         data = {
-            p.node.hex(): {"name": p.name, "last_seen": round(p.last_seen)}
+            p.node.hex(): {
+                "name": p.name,
+                "last_seen": round(p.last_seen),
+                "first_seen": round(p.first_seen),
+            }
             for p in self.people.values()
         }
         try:
@@ -140,9 +158,9 @@ class PeopleBook:
                 node = NodeId(bytes.fromhex(key))
                 if len(node) != 32 or not isinstance(entry.get("name"), str):
                     continue
-                self.people[node] = Person(
-                    node, entry["name"][:32], float(entry.get("last_seen", 0))
-                )
+                last = float(entry.get("last_seen", 0))
+                first = float(entry.get("first_seen", 0))
+                self.people[node] = Person(node, entry["name"][:32], last, first)
         except (OSError, ValueError, AttributeError, TypeError) as exc:
             log.warning("ignoring %s, which cannot be read: %s", self._path, exc)
             self.people.clear()

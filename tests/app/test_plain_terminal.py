@@ -43,6 +43,8 @@ def test_plain_mode_keeps_the_typed_line_below_the_output(tmp_path: Path) -> Non
         assert lines[-1] == "> half a thou", screen  # the typed line survived, at the bottom
         assert "Ann joined." in screen
         assert "{" not in screen, "plain mode never prints JSON"
+        terminal.keys("C-c")  # Ctrl+C asks a sole host first, as /quit does
+        terminal.wait(lambda s: "press Ctrl+C) again to end it" in s)
         terminal.keys("C-c")
         assert terminal.exited_cleanly(), terminal.screen()
     finally:

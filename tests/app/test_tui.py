@@ -9,15 +9,16 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label
 
 from p2pspaces.app.tui.app import SpacesApp
-from p2pspaces.app.tui.dialogs import ChooseRoom, Confirm, HostDialog, Invitation
+from p2pspaces.app.tui.dialogs import ChooseRoom, Confirm, HostDialog, Invitation, PhonesDialog
 from p2pspaces.app.tui.lobby import LobbyScreen, badges
 from p2pspaces.app.tui.room import RoomScreen
 from p2pspaces.core.events import RoomFound
-from p2pspaces.core.identity import Identity
+from p2pspaces.core.identity import Identity, short_fingerprint
 from p2pspaces.node import Node
 
 pytestmark = pytest.mark.timeout(180)
@@ -210,3 +211,97 @@ def test_the_lobby_marks_a_room_this_node_hosts_as_its_own() -> None:
     kept = RoomFound(b"r" * 32, "Kept warm", cody, "Cody", 1, 2, owner=mine)
     assert "yours: Enter takes it back" in badges(kept, mine).plain
     assert "yours" not in badges(kept, cody).plain
+
+
+def toasts(app: SpacesApp) -> list[str]:
+    return [str(toast.message) for toast in app._notifications]
+
+
+async def test_keys_say_why_they_do_nothing_and_arrows_go_on_from_list_to_list() -> None:
+    async with apps("Hana", "Ann") as (hana, ann):
+        await hana.press("h", *f"Keys {secrets.token_hex(2)}", "enter")
+        await hana.wait(lambda: isinstance(hana.app.screen, RoomScreen))
+        await hana.press("h")  # a listener's key, pressed by the host
+        await hana.wait(lambda: "Hand: You are on stage already." in toasts(hana.app))
+
+        ann.app.join_room(hana.node.replica.room_id.hex())  # type: ignore[union-attr]
+        await hana.wait(lambda: ann.node.node_id in rows(hana.app, "audience"))
+        await ann.wait(lambda: isinstance(ann.app.screen, RoomScreen))
+        await ann.press("escape", "i")  # a host's key, pressed by a listener
+        await ann.wait(lambda: "Invite: Only the host and co-hosts can do that." in toasts(ann.app))
+
+        # ↓ at the end of the stage goes on to the audience (past the empty hands list), and
+        # Tab skips the empty list too.
+        room = hana.app.room
+        assert room is not None
+        room.query_one("#stage", DataTable).focus()
+        await hana.press("down")
+        assert room.focused is not None and room.focused.id == "audience"
+        assert room.selected == ann.node.node_id
+        await hana.press("up")
+        assert room.focused is not None and room.focused.id == "stage"
+        await hana.press("tab")
+        assert room.focused is not None and room.focused.id == "audience"
+
+        # A pasted paragraph is sent whole, its lines kept.
+        await ann.press("c")
+        say = ann.app.screen.query_one("#say", Input)
+        say.post_message(events.Paste("first line\nsecond line"))
+        await ann.pilot.pause(0.1)
+        assert say.value == "first line↵second line"
+        await ann.press("enter")
+        await hana.wait(lambda: told(hana.app, "Ann: first line\n  second line"))
+
+
+async def test_at_80x24_long_titles_and_names_are_cut_never_the_host_roles_or_address() -> None:
+    """The smallest usual terminal: what a person needs stays on screen."""
+    title = "A very long title for the Friday evening lightning talks at the hall " + "x" * 20
+    long_name = "Hana with a rather long name ok"
+    node = Node(Identity.generate(), long_name, interface="127.0.0.1")
+    ann_node = Node(Identity.generate(), "Ann", interface="127.0.0.1")
+    try:
+        await node.start()
+        room_id = await node.host(title)
+        app = SpacesApp(ann_node)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(
+                pilot,
+                lambda: (
+                    room_id.hex() in {str(k.value) for k in app.lobby.query_one(DataTable).rows}
+                ),
+                30,
+            )
+            lobby = app.lobby.query_one(DataTable)
+            row = lobby.get_row(room_id.hex())
+            widths = [column.get_render_width(lobby) for column in lobby.columns.values()]
+            assert sum(widths) <= 80, widths  # every column on screen, the title cut to fit
+            assert str(row[0]).endswith("…") and "Hana with a rat" in str(row[1])
+            assert "enter" in app.screen.active_bindings  # the footer offers Join
+
+            lobby.move_cursor(row=lobby.get_row_index(room_id.hex()))
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RoomScreen) and hana_row(app), 30)
+            room = app.room
+            assert room is not None
+            bar = str(room.query_one("#roombar").render())
+            assert "hosted by" in bar and "…" in bar
+            dot, name, flags = hana_row(app)
+            assert "host" in str(flags) and str(name).endswith(short_fingerprint(node.node_id)[:4])
+            assert "…" in str(name)
+
+            await pilot.press("w")  # the phones dialog fits, its Close button visible
+            await pilot.pause(0.2)
+            if isinstance(app.screen, PhonesDialog):
+                close = app.screen.query_one("#close")
+                assert close.region.bottom <= 24 and close.region.y >= 0, close.region
+    finally:
+        await ann_node.stop()
+        await node.stop()
+
+
+def hana_row(app: SpacesApp) -> list[Any]:
+    room = app.room
+    if room is None or not room.is_mounted:
+        return []
+    stage = room.query_one("#stage", DataTable)
+    return list(stage.get_row_at(0)) if stage.row_count else []

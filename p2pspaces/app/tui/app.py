@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections import deque
@@ -23,6 +24,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from p2pspaces.app.tui.dialogs import AddressDialog, ChooseRoom, Confirm, HelpScreen, HostDialog
+from p2pspaces.app.tui.keys import LOBBY, ROOM
 from p2pspaces.app.tui.lobby import LobbyScreen
 from p2pspaces.app.tui.room import RoomScreen
 from p2pspaces.app.words import Line, Narrator, Tone
@@ -226,28 +228,30 @@ class SpacesApp(App[int]):
         self.push_screen(AddressDialog(), answer)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        """The command palette (Ctrl+P): every action of the screen, by name."""
-        yield SystemCommand("Help", "Every key, in one place", self.action_help)
-        yield SystemCommand("Quit", "Leave cleanly and quit", self.action_quit_app)
-        if isinstance(screen, LobbyScreen):
-            yield SystemCommand("Host a Space", "Start a new Space", self.ask_host)
-            yield SystemCommand("Join by address", "ADDR:PORT from a host", self.ask_address)
-            return
-        if not isinstance(screen, RoomScreen):
-            return
-        for binding in screen.BINDINGS:
-            if not isinstance(binding, Binding):
+        """The command palette (Ctrl+P): every key of the screen that its user can use now,
+        by name (the same table as the footer and the help, :mod:`p2pspaces.app.tui.keys`)."""
+        keys = (
+            LOBBY
+            if isinstance(screen, LobbyScreen)
+            else ROOM
+            if isinstance(screen, RoomScreen)
+            else ()
+        )
+        for key in keys:
+            target: Any = self if key.action.startswith("app.") else screen
+            name = key.action.removeprefix("app.")
+            if not target.check_action(key.name, ()):
                 continue
-            action = binding.action
-            if action.startswith(("react(", "volume(", "app.")) or action == "keys":
-                continue
-            if screen.check_action(action, ()):
-                yield SystemCommand(
-                    binding.description,
-                    f"key: {binding.key_display or binding.key}",
-                    getattr(screen, f"action_{action}"),
-                )
-        yield SystemCommand("Leave the Space", "key: ctrl+l", self.action_leave_room)
+            yield SystemCommand(
+                key.label,
+                f"{key.does[:1].upper()}{key.does[1:]} (key: {key.shown})",
+                functools.partial(self.run_action, name, target),
+            )
+        if not keys:
+            yield SystemCommand("Help", "Every key, in one place (key: F1)", self.action_help)
+            yield SystemCommand(
+                "Quit", "Leave cleanly and quit (key: Ctrl+Q)", self.action_quit_app
+            )
 
     # --- the node's events ---------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, Markdown, OptionList
 from textual.widgets.option_list import Option
 
 from p2pspaces.app.qr import qr_lines
+from p2pspaces.app.tui.keys import help_text
 from p2pspaces.app.words import printable
 from p2pspaces.core.events import RoomFound
 from p2pspaces.core.identity import grouped_hex, short_fingerprint
@@ -205,52 +206,6 @@ class ChooseRoom(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-HELP = """\
-# p2pspaces
-
-Audio rooms on this network, with no server. **Keys work when the chat line is not focused**
-(press **Esc** to leave it, **C** to go back to it). **Ctrl+P** searches every action.
-
-## In the lobby
-| Key | Does |
-|---|---|
-| ↑ ↓ then **Enter** | join the selected Space |
-| **H** | host a new Space |
-| **A** | join by address (when no Space shows up: the address is on the host's screen) |
-| **Ctrl+Q** | quit |
-
-## In a Space, for everyone
-| Key | Does |
-|---|---|
-| **C** | chat: type, Enter sends, Esc goes back to the keys |
-| **H** | raise or lower your hand (ask to speak) |
-| **Y** / **N** | accept or decline an invitation to speak |
-| **M** | mute or unmute your microphone (watch the level meter at the bottom) |
-| **1**-**8** | react: 👏 ❤️ 😂 💯 🙌 🤔 🔥 👋 |
-| **+** / **-** | louder / quieter: the selected person, for you only |
-| **Tab** | move between the stage, the hands, the audience and the chat |
-| **W** | phones: the QR code and address of the page phones join from (no install) |
-| **Ctrl+L** | leave the Space |
-
-## For hosts and co-hosts (on the selected person)
-| Key | Does |
-|---|---|
-| **I** | invite to speak |
-| **A** | accept a raised hand (bring on stage) |
-| **L** | move to the audience |
-| **X** | mute |
-| **R** | remove (they can come back) |
-| **B** | block (they cannot come back) |
-| **O** | make co-host (takes over if the host's laptop dies) |
-| **T** | change the title |
-| **Ctrl+R** | start or stop recording |
-| **E** | end the Space for everyone |
-
-**Fingerprints** (like `ABCD-EFGH`) tell people apart: names can be copied, keys cannot.
-A ✓ marks hosts you have met before; **!** warns that a name you know comes with another key.
-"""
-
-
 class HelpScreen(ModalScreen[None]):
     """Every key, in one place (F1)."""
 
@@ -258,7 +213,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="help"):
-            yield Markdown(HELP)
+            yield Markdown(help_text())
             yield Button("Close (Esc)", id="close")
 
     @on(Button.Pressed, "#close")

@@ -10,25 +10,29 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from rich.text import Text
-from textual import on
+from rich.text import Span, Text
+from textual import events, on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 from p2pspaces.app.tui.base import spaces
+from p2pspaces.app.tui.chatline import ChatLine, sent
 from p2pspaces.app.tui.dialogs import Confirm, Invitation, PhonesDialog, TitleDialog
-from p2pspaces.app.words import Line, Tone, printable, role_word
+from p2pspaces.app.tui.keys import EMOJI, ROOM, Key, Who, bindings
+from p2pspaces.app.words import Line, Tone, called, glyph, printable, role_word
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.room import Role, RoomState
-from p2pspaces.core.wire import CHAT_MAX, Action, ActionKind, Emoji, too_long
+from p2pspaces.core.wire import CHAT_MAX, Action, ActionKind, too_long
 from p2pspaces.web.service import web_of
 
 REACTION_S = 4.0
 """How long a reaction stays next to its sender's name."""
-EMOJI = tuple(Emoji)
+BY_ACTION = {key.name: key for key in ROOM}
+BY_KEY = {name: key for key in ROOM for name in key.keys.split(",")}
+LISTS = ("stage", "hands", "audience")
 TONE_STYLE = {
     Tone.INFO: "",
     Tone.CHAT: "",
@@ -36,8 +40,6 @@ TONE_STYLE = {
     Tone.WARN: "yellow",
     Tone.ERROR: "bold red",
 }
-MODERATION = {"invite", "accept_hand", "audience", "mute_member", "remove", "block", "cohost",
-              "title", "record", "end"}  # fmt: skip
 
 
 def meter(level_db: float, width: int = 16) -> Text:
@@ -48,34 +50,55 @@ def meter(level_db: float, width: int = 16) -> Text:
     return bar
 
 
+PEOPLE_CHROME = 1 + 2 + 3 * 2
+"""Cells of a people list that are not names or flags: the border, the dot, cell padding."""
+NAME_MIN = 6
+
+
+def _fit_row(name: Text, flags: Text, width: int) -> tuple[Text, Text]:
+    """A person's name and flags within ``width`` cells: the name is cut first (its short
+    fingerprint and marks are kept), so that a role is never cut to "hos"."""
+    if width <= 0 or name.cell_len + 1 + flags.cell_len <= width:
+        return name, flags
+    marks = [span for span in name.spans if span.style == "mark"]
+    tail = name[marks[0].start :] if marks else Text()
+    head = name[: marks[0].start] if marks else name
+    room = max(NAME_MIN, width - 1 - flags.cell_len - tail.cell_len)
+    head.truncate(room, overflow="ellipsis")
+    cut = head + tail
+    if cut.cell_len + 1 + flags.cell_len > width:
+        flags = flags.copy()
+        flags.truncate(max(0, width - 1 - cut.cell_len), overflow="ellipsis")
+    return cut, flags
+
+
+def _columns(table: DataTable[Text | str]) -> None:
+    table.add_column("", key="dot", width=2)
+    table.add_column("name", key="name")
+    table.add_column("flags", key="flags")
+
+
+TITLE_MIN = 12
+"""The fewest cells of the title the room bar keeps before it cuts anything else."""
+
+
+def _bar(title: str, rest: Text, width: int) -> Text:
+    """The room bar: the title cut (with an ellipsis) so that what follows it fits ``width``;
+    on a very narrow screen, what follows is cut instead."""
+    room = max(TITLE_MIN, width - rest.cell_len)
+    bar = Text(title, style="bold")
+    if bar.cell_len > room:
+        bar.truncate(room, overflow="ellipsis")
+    bar.append_text(rest)
+    if width > 0 and bar.cell_len > width:
+        bar.truncate(width, overflow="ellipsis")
+    return bar
+
+
 class RoomScreen(Screen[None]):
     """One Space, as this node holds it."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "chat", "Chat"),
-        Binding("h", "hand", "Hand"),
-        Binding("m", "mute_me", "Mute me"),
-        Binding("y", "accept_invite", "Accept invite", show=False),
-        Binding("n", "decline_invite", "Decline invite", show=False),
-        Binding("1", "react(0)", "React", key_display="1-8"),
-        *(Binding(str(n + 1), f"react({n})", "React", show=False) for n in range(1, 8)),
-        Binding("plus,equals_sign", "volume(1.25)", "Louder", show=False),
-        Binding("minus", "volume(0.8)", "Quieter", show=False),
-        Binding("i", "invite", "Invite"),
-        Binding("a", "accept_hand", "Accept hand"),
-        Binding("l", "audience", "To audience", show=False),
-        Binding("x", "mute_member", "Mute them", show=False),
-        Binding("r", "remove", "Remove", show=False),
-        Binding("b", "block", "Block", show=False),
-        Binding("o", "cohost", "Co-host", show=False),
-        Binding("t", "title", "Title", show=False),
-        Binding("ctrl+r", "record", "Record", show=False),
-        Binding("e", "end", "End", show=False),
-        Binding("w", "phones", "Phones"),
-        Binding("ctrl+l", "app.leave_room", "Leave"),
-        Binding("f1", "app.help", "Help"),
-        Binding("escape", "keys", "Keys", show=False),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = list(bindings(ROOM))
 
     def __init__(self, me: bytes) -> None:
         super().__init__()
@@ -105,7 +128,10 @@ class RoomScreen(Screen[None]):
                 yield self._table("audience")
             with Vertical(id="talk"):
                 yield RichLog(id="log", wrap=True, markup=False, max_lines=2000, min_width=10)
-                yield Input(placeholder="Chat: type and press Enter (Esc: keys)", id="say")
+                yield ChatLine(
+                    placeholder="Chat: type, Enter sends (Shift+Enter: new line; Esc: keys)",
+                    id="say",
+                )
         yield Static("", id="mebar")
         yield Footer()
 
@@ -114,9 +140,7 @@ class RoomScreen(Screen[None]):
         table: DataTable[Text | str] = DataTable(
             id=name, cursor_type="row", show_header=False, classes="people"
         )
-        table.add_column("", key="dot", width=2)
-        table.add_column("name", key="name")
-        table.add_column("flags", key="flags")
+        _columns(table)
         return table
 
     def on_mount(self) -> None:
@@ -171,6 +195,9 @@ class RoomScreen(Screen[None]):
 
     # --- drawing -------------------------------------------------------------------------
 
+    def on_resize(self) -> None:
+        self._draw()
+
     def redraw(self) -> None:
         """Draw the room bar and the people again (something outside the state changed)."""
         self._draw()
@@ -179,26 +206,28 @@ class RoomScreen(Screen[None]):
         state = self.state
         if state is None:
             return
-        bar = Text(printable(state.title), style="bold")
+        rest = Text()
         if state.recording:
-            bar.append("  REC ", style="bold white on red")
+            rest.append("  REC ", style="bold white on red")
         host = state.members.get(state.host)
         replica = spaces(self.app).node.replica
         signed_name = replica.host_name if replica is not None else short_fingerprint(state.host)
         host_name = printable(host.name if host is not None else signed_name)
-        bar.append(f"  hosted by {host_name}", style="dim")
+        rest.append(f"  hosted by {host_name}", style="dim")
         if state.authority != state.host:
             acting = state.members.get(state.authority)
             name = printable(acting.name) if acting else short_fingerprint(state.authority)
-            bar.append(f"  acting host: {name}", style="yellow")
+            rest.append(f"  acting host: {name}", style="yellow")
         node = spaces(self.app).node
         address = node.join_address()
         if address is not None:
-            bar.append(f"  join address: {address}", style="cyan")
+            rest.append(f"  join address: {address}", style="cyan")
         web = web_of(node)
         if web is not None and web.info is not None:
-            bar.append(f"  phones: {web.info.http} (W)", style="green")
-        self.query_one("#roombar", Static).update(bar)
+            rest.append(f"  phones: {web.info.http} (W)", style="green")
+        self.query_one("#roombar", Static).update(
+            _bar(printable(state.title), rest, self.size.width - 2)
+        )
         self._draw_people()
 
     def _draw_people(self) -> None:
@@ -223,9 +252,13 @@ class RoomScreen(Screen[None]):
     def _fill(self, name: str, nodes: list[NodeId]) -> None:
         table = self.query_one(f"#{name}", DataTable)
         keep = table.cursor_row
-        table.clear()
+        table.clear(columns=True)  # widths from the rows of now, not the widest ever seen
+        _columns(table)
+        width = self.query_one("#people").size.width - PEOPLE_CHROME
         for node in nodes:
-            table.add_row(*self._row(node), key=node.hex())
+            dot, who, flags = self._row(node)
+            table.add_row(dot, *_fit_row(who, flags, width), key=node.hex())
+        table.can_focus = bool(nodes)  # Tab skips an empty list
         if nodes:
             table.move_cursor(row=min(keep, len(nodes) - 1), animate=False)
 
@@ -239,9 +272,11 @@ class RoomScreen(Screen[None]):
         if member.role is Role.LISTENER:
             dot = Text("✋", style="yellow") if member.hand else Text(" ")
         name = Text(printable(member.name), style="bold" if node == self.me else "")
-        if node == self.me:
-            name.append(" (you)", style="dim")
-        name.append(f" {short_fingerprint(node)[:4]}", style="dim")
+        mark = Text(" (you)" if node == self.me else "", style="dim")
+        mark.append(f" {short_fingerprint(node)[:4]}", style="dim")
+        mark.append_text(self._trust(node, member.name))
+        name.append_text(mark)
+        name.spans.append(Span(len(name) - len(mark), len(name), "mark"))  # kept when cut
         flags = Text()
         if member.role is not Role.LISTENER:
             flags.append(role_word(member.role) + " ", style="cyan")
@@ -256,8 +291,19 @@ class RoomScreen(Screen[None]):
             flags.append(f"vol {volume:.0%} ", style="magenta")
         reaction = self.reactions.get(node)
         if reaction is not None:
-            flags.append(reaction[0])
+            flags.append(glyph(reaction[0]))
         return dot, name, flags
+
+    def _trust(self, node: NodeId, name: str) -> Text:
+        """✓ for someone met before this room, ! for a name met before under another key."""
+        if node == self.me:
+            return Text()
+        people = spaces(self.app).node.people
+        if people.met_before(node):
+            return Text(" ✓", style="green")
+        if people.others_named(node, name) and node not in people.people:
+            return Text(" !", style="bold yellow")
+        return Text()
 
     def _show_me(self) -> None:
         node = spaces(self.app).node
@@ -327,16 +373,64 @@ class RoomScreen(Screen[None]):
     def _person(self, node: NodeId) -> str:
         state = self.state
         member = state.members.get(node) if state is not None else None
-        return printable(member.name) if member is not None else short_fingerprint(node)
+        return called(member.name, node, state) if member is not None else short_fingerprint(node)
 
     # --- actions -------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Host actions show in the footer only for hosts and co-hosts."""
-        if action in MODERATION:
-            state = self.state
-            return state is not None and self.me in state.authority_set()
-        return True
+        """Keys show in the footer and the palette only for those who can use them."""
+        key = BY_ACTION.get(action)
+        return key is None or self.may(key.who)
+
+    def may(self, who: Who) -> bool:
+        """Whether this node, in its role now, may use keys meant for ``who``."""
+        state = self.state
+        me = state.members.get(self.me) if state is not None else None
+        if who is Who.EVERYONE:
+            return True
+        if state is None or me is None:
+            return False
+        return {
+            Who.LISTENERS: me.role is Role.LISTENER,
+            Who.ON_STAGE: me.role is not Role.LISTENER,
+            Who.INVITED: me.invited,
+            Who.MODERATORS: self.me in state.authority_set(),
+        }[who]
+
+    def on_key(self, event: events.Key) -> None:
+        """A key this person cannot use says why; ↑ ↓ go on from one list to the next."""
+        key: Key | None = BY_KEY.get(event.key)
+        if key is not None and not self.may(key.who):
+            event.stop()
+            self.app.notify(f"{key.label}: {key.who.value}", markup=False)
+        elif event.key in ("up", "down") and self._next_list(event.key == "down"):
+            event.stop()
+
+    def _next_list(self, down: bool) -> bool:
+        """From the end of a list to the next list that has people (or back)."""
+        focused = self.focused
+        if not isinstance(focused, DataTable) or focused.id not in LISTS:
+            return False
+        at_edge = focused.cursor_row == (focused.row_count - 1 if down else 0)
+        if not at_edge:
+            return False
+        order = LISTS if down else LISTS[::-1]
+        later = order[order.index(str(focused.id)) + 1 :]
+        for name in later:
+            table = self.query_one(f"#{name}", DataTable)
+            if table.display and table.row_count:
+                table.focus()
+                table.move_cursor(row=0 if down else table.row_count - 1, animate=False)
+                return True
+        return False
+
+    def action_scroll_log(self, direction: int) -> None:
+        """Scroll the chat and activity a page, wherever the focus is."""
+        log = self.query_one("#log", RichLog)
+        if direction < 0:
+            log.scroll_page_up(animate=False)
+        else:
+            log.scroll_page_down(animate=False)
 
     def _request(self, kind: ActionKind, target: NodeId | None = None, **kw: Any) -> None:
         app = spaces(self.app)
@@ -365,7 +459,7 @@ class RoomScreen(Screen[None]):
 
     @on(Input.Submitted, "#say")
     def _send_chat(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
+        text = sent(event.value)
         problem = too_long("That line", text, CHAT_MAX)
         if problem is not None:  # kept in the box, to shorten: nothing is cut unseen
             self.app.notify(f"{problem} Shorten it and press Enter.", severity="error")
@@ -380,18 +474,12 @@ class RoomScreen(Screen[None]):
         me = self.state.members.get(self.me) if self.state else None
         if me is None:
             return
-        if me.role is not Role.LISTENER:
-            self.app.notify("You are on stage already.")
-            return
         self._request(ActionKind.LOWER_HAND if me.hand else ActionKind.RAISE_HAND)
 
     def action_mute_me(self) -> None:
         """Mute or unmute your microphone."""
         me = self.state.members.get(self.me) if self.state else None
         if me is None:
-            return
-        if me.role is Role.LISTENER:
-            self.app.notify("Listeners are not heard; raise your hand (H) to speak.")
             return
         self._request(ActionKind.UNMUTE if me.muted else ActionKind.MUTE)
 
