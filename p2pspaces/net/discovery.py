@@ -13,6 +13,13 @@ zeroconf's name probing (``cooperating_responders=True``): probing exists to res
 
 Records carry a short TTL (:data:`TTL`) so that a node that crashed without its goodbye packet
 leaves every room list within about that time (RFC 6762 section 5.2 cache maintenance).
+python-zeroconf keeps a PTR record at least 1125 s whatever its TTL (a guard against refresh
+storms), and its browser reports a service removed only when the PTR goes, so a crashed host's
+room would stay listed for 19 minutes.  The SRV and TXT records do expire at :data:`TTL`, and a
+room's authority re-announces well within it; so :meth:`Discovery._sweep` asks again for each
+listed room whose TXT record is no longer in the cache (expired, or pushed out of zeroconf's
+capped cache by a flood), and reports its node gone if nobody answers within
+:data:`_CONFIRM_MS`.  A live node answers; a crashed one, or a flood's fake, does not.
 """
 
 from __future__ import annotations
@@ -26,7 +33,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-from zeroconf import BadTypeInNameException, IPVersion, ServiceStateChange, Zeroconf
+from zeroconf import (
+    BadTypeInNameException,
+    IPVersion,
+    ServiceStateChange,
+    Zeroconf,
+    current_time_millis,
+)
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from p2pspaces.core.codec import Invalid, Text
@@ -42,12 +55,38 @@ TTL = 15
 DOMAIN_ADVERT = b"p2pspaces/1 mdns advert\x00"
 _TXT_MAX = 250
 _RESOLVE_MS = 3000
+_CONFIRM_MS = 2000
 _WARNED_MAX = 1024
 NAMES_MAX = 4096
 """Advert names whose version and key are remembered (least recently heard go first)."""
+SWEEP_S = 2.0
+"""How often the cache is checked for room adverts whose records expired."""
+_TYPE_TXT, _CLASS_IN = 16, 1
 RESOLVING_MAX = 64
 """Lookups under way at once; during a flood of new names the rest wait for their next change
 (a real node re-announces every few seconds, so it is found once the flood passes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebPorts:
+    """Where the advertising node serves the room to phones' browsers (its own addresses)."""
+
+    http: int
+    https: int
+    cert_sha256: str
+    """The secure page's certificate fingerprint (hex), for people who compare."""
+
+    def txt(self) -> str:
+        return f"{self.http}/{self.https}/{self.cert_sha256}"
+
+    @classmethod
+    def parse(cls, text: str) -> WebPorts:
+        http, https, cert = text.split("/")
+        ports = int(http), int(https)
+        if not all(0 < port < 65536 for port in ports) or len(cert) != 64:
+            raise ValueError("bad web ports")
+        int(cert, 16)
+        return cls(*ports, cert.lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +103,8 @@ class RoomAdvert:
     """The digest of the host's signed genesis: ``room_id`` is ``room_id_from(host, birth)``,
     checked on receipt, so an advert signed by ``host`` is the host's own room's."""
     recording: bool = False
+    web: WebPorts | None = None
+    """Where the advertising node serves the room to phones, if it does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +195,8 @@ def encode_txt(
         }
         if room.recording:
             fields["f"] = "rec"
+        if room.web is not None:
+            fields["w"] = room.web.txt()
 
     fields["s"] = _b64(identity.sign(DOMAIN_ADVERT, _signed_fields(fields, port)))
     return fields
@@ -178,8 +221,9 @@ def decode_txt(properties: dict[str, str], port: int) -> tuple[NodeId, str, Room
             title = Text(TITLE_MAX, min_chars=1).parse(properties["t"])
             recording = properties.get("f") == "rec"
             host, birth = _unb64(properties["h"]), _unb64(properties["g"])
+            web = WebPorts.parse(properties["w"]) if "w" in properties else None
             room = RoomAdvert(
-                _unb64(properties["r"]), title, speakers, listeners, host, birth, recording
+                _unb64(properties["r"]), title, speakers, listeners, host, birth, recording, web
             )
             if len(host) != 32 or len(birth) != 32 or speakers < 0 or listeners < 0:
                 raise AdvertError("bad room fields")
@@ -219,6 +263,10 @@ class Discovery:
         self._versions: OrderedDict[str, int] = OrderedDict()
         self._version = first_version
         self._stale: set[str] = set()
+        self._rooms: set[str] = set()
+        """Names whose last advert carried a room (swept for expiry: see the module's docs)."""
+        self._sweeper: asyncio.Task[None] | None = None
+        self._confirming: set[str] = set()
         self._warned: set[str] = set()
         self.refused = 0
         """Adverts refused as malformed or badly signed."""
@@ -236,6 +284,7 @@ class Discovery:
         self._browser = AsyncServiceBrowser(
             self._zc.zeroconf, SERVICE_TYPE, handlers=[self._on_change]
         )
+        self._sweeper = asyncio.ensure_future(self._sweep_every(SWEEP_S))
 
     async def advertise(self, name: str, port: int, room: RoomAdvert | None) -> None:
         """Publish (or update) this node's advert."""
@@ -263,6 +312,8 @@ class Discovery:
         """Withdraw the advert (goodbye packets) and stop browsing."""
         for task in self._resolving:
             task.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         if self._zc is None:
             return
         if self._browser is not None:
@@ -279,10 +330,7 @@ class Discovery:
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
         if state_change is ServiceStateChange.Removed:
-            self._versions.pop(name, None)
-            node_id = self._seen.pop(name, None)
-            if node_id is not None:
-                self._on_event(PeerGone(node_id))
+            self._gone(name)
             return
         # One resolution per name at a time, re-run if the advert changed meanwhile: two
         # overlapping lookups could otherwise finish out of order and report a stale advert.
@@ -296,6 +344,52 @@ class Discovery:
         task = asyncio.ensure_future(self._resolve(zeroconf, name))
         self._resolving.add(task)
         task.add_done_callback(self._resolving.discard)
+
+    def _gone(self, name: str) -> None:
+        self._versions.pop(name, None)
+        self._rooms.discard(name)
+        node_id = self._seen.pop(name, None)
+        if node_id is not None:
+            self._on_event(PeerGone(node_id))
+
+    async def _sweep_every(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self._sweep()
+            except Exception:  # a sweep must not end discovery
+                log.exception("mDNS cache sweep failed")
+
+    def _sweep(self) -> None:
+        """Ask again for each listed room whose TXT record left the cache (its node crashed
+        or left the network without a goodbye, or a flood pushed the record out)."""
+        if self._zc is None:
+            return
+        zeroconf = self._zc.zeroconf
+        now = current_time_millis()
+        for name in list(self._rooms):
+            if name not in self._seen:  # forgotten (the table is capped)
+                self._rooms.discard(name)
+                continue
+            records = zeroconf.cache.async_all_by_details(name, _TYPE_TXT, _CLASS_IN)
+            fresh = any(not record.is_expired(now) for record in records)
+            if fresh or name in self._confirming or len(self._confirming) >= RESOLVING_MAX:
+                continue
+            self._confirming.add(name)
+            task = asyncio.ensure_future(self._confirm(zeroconf, name))
+            self._resolving.add(task)
+            task.add_done_callback(self._resolving.discard)
+
+    async def _confirm(self, zeroconf: Zeroconf, name: str) -> None:
+        try:
+            info = AsyncServiceInfo(SERVICE_TYPE, name)
+            if not await info.async_request(zeroconf, _CONFIRM_MS):
+                log.info("the advert %r expired without a goodbye", name[:40])
+                self._gone(name)
+        except BadTypeInNameException:
+            self._gone(name)
+        finally:
+            self._confirming.discard(name)
 
     async def _resolve(self, zeroconf: Zeroconf, name: str) -> None:
         try:
@@ -322,6 +416,10 @@ class Discovery:
             return  # our own advert, or an older one still in the cache (RFC 6762 10.2)
         _remember(self._versions, name, version)
         _remember(self._seen, name, advert.node_id)
+        if advert.room is not None:
+            self._rooms.add(name)
+        else:
+            self._rooms.discard(name)
         self._on_event(PeerSeen(advert))
 
     def _parse(self, name: str, info: AsyncServiceInfo) -> tuple[PeerAdvert, int] | None:

@@ -13,13 +13,16 @@ from collections.abc import Callable
 
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.room import Role, birth_of
-from p2pspaces.net.discovery import Discovery, RoomAdvert
+from p2pspaces.net.discovery import Discovery, RoomAdvert, WebPorts
 
 UPDATE_GAP_S = 1.0
 
 
-def room_advert(replica: Replica | None, is_authority: bool) -> RoomAdvert | None:
-    """What this node should say about its room: only the authority advertises a live room."""
+def room_advert(
+    replica: Replica | None, is_authority: bool, web: WebPorts | None = None
+) -> RoomAdvert | None:
+    """What this node should say about its room: only the authority advertises a live room
+    (with where it serves phones, if it does)."""
     if replica is None or not is_authority or replica.state.ended:
         return None
     state = replica.state
@@ -27,7 +30,7 @@ def room_advert(replica: Replica | None, is_authority: bool) -> RoomAdvert | Non
     listeners = len(state.members) - speakers
     birth = birth_of(replica.genesis)
     return RoomAdvert(
-        state.room_id, state.title, speakers, listeners, state.host, birth, state.recording
+        state.room_id, state.title, speakers, listeners, state.host, birth, state.recording, web
     )
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from p2pspaces.audio.devices import Sink, Source
 from p2pspaces.core import lifecycle, room, wire
@@ -35,6 +36,7 @@ from p2pspaces.core.events import (
     Ready,
     RoomFound,
     StateChanged,
+    WebReady,
 )
 from p2pspaces.core.identity import NODE_ID_SIZE, Identity, NodeId
 from p2pspaces.core.ledger import Replica
@@ -44,7 +46,7 @@ from p2pspaces.core.session import RoomSession
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.core.wire import Action, ActionKind, RoomId
 from p2pspaces.net import ice
-from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert
+from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert, WebPorts
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.node.advert import AdvertKeeper, room_advert
@@ -178,6 +180,8 @@ class Node:
         self._wake = asyncio.Event()
         self._moved = asyncio.Event()
         self._join_error = ""
+        self._web: WebPorts | None = None
+        """Where this node serves phones (from its web service's WebReady), for its advert."""
         self._stopped = False
         self._last_state: RoomState | None = None
 
@@ -296,6 +300,19 @@ class Node:
     def join_addresses(self) -> tuple[str, ...]:
         """``ADDR:PORT`` for each address others can join this node's room by."""
         return tuple(f"{address}:{self.port}" for address in self.addresses)
+
+    def phones_page(self) -> tuple[WebReady, str] | None:
+        """Where phones join this node's room from another node that serves it (its advert
+        says so), and that node's name; None if no advert of the room says."""
+        replica = self.replica
+        listing = self.directory.rooms.get(replica.room_id) if replica is not None else None
+        if listing is None or listing.room.web is None or not listing.advert.addresses:
+            return None
+        web, address = listing.room.web, listing.advert.addresses[0]
+        page = WebReady(
+            f"http://{address}:{web.http}/", f"https://{address}:{web.https}/", web.cert_sha256
+        )
+        return page, listing.advert.name
 
     def join_address(self) -> str | None:
         """``ADDR:PORT`` that joins this node's room: its authority's signaling endpoint."""
@@ -529,6 +546,7 @@ class Node:
             self.directory.left_room(event.room)
         elif isinstance(event, ErrorEvent) and event.code == "join_failed":
             self._join_error = event.reason
+
         elif isinstance(event, StateChanged):
             self._meet(event)
             renamed = event.action is not None and event.action.kind is ActionKind.SET_TITLE
@@ -561,7 +579,7 @@ class Node:
         self.links.ensure(drop_unneeded=changed)
 
     def _room_advert(self) -> RoomAdvert | None:
-        return room_advert(self.replica, self.is_authority)
+        return room_advert(self.replica, self.is_authority, self._web)
 
     def _room_now(self) -> bytes | None:
         replica = self.replica
@@ -600,6 +618,11 @@ class Node:
 
     def emit(self, event: Event) -> None:
         """Send an event to the watchers and the front end."""
+        if isinstance(event, WebReady):  # from the web service: the advert says where
+            http, https = urlsplit(event.http).port, urlsplit(event.https).port
+            if http and https:
+                self._web = WebPorts(http, https, event.cert_sha256)
+                self.advert.changed()
         for watch in self.watchers:
             try:
                 watch(event)

@@ -6,6 +6,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,15 +21,28 @@ from p2pspaces.app.tui.room import RoomScreen
 from p2pspaces.core.events import RoomFound
 from p2pspaces.core.identity import Identity, short_fingerprint
 from p2pspaces.node import Node
+from p2pspaces.web.service import WebService, web_of
+from p2pspaces.web.settings import WebSettings
 
 pytestmark = pytest.mark.timeout(180)
 
 
-async def until(pilot: Pilot[Any], done: Callable[[], bool], within: float = 15.0) -> None:
-    """Let the app run until ``done()`` holds."""
-    async with asyncio.timeout(within):
-        while not done():
-            await pilot.pause(0.05)
+async def until(pilot: Pilot[Any], done: Callable[[], bool], within: float = 20.0) -> None:
+    """Let the app run until ``done()`` holds, for as long as things keep happening: the wait
+    fails only after ``within`` s in which the app was told nothing new and its screen stayed
+    (a busy machine makes each step slower, not the test red; the test's own timeout is the
+    bound on the whole)."""
+    app = pilot.app
+    loop = asyncio.get_running_loop()
+    last, idle_since = None, loop.time()
+    while not done():
+        told_ = getattr(app, "told", ())
+        progress = (len(told_), told_[-1] if told_ else None, app.screen)
+        if progress != last:
+            last, idle_since = progress, loop.time()
+        elif loop.time() - idle_since > within:
+            raise TimeoutError(f"nothing new for {within} s and still not done")
+        await pilot.pause(0.05)
 
 
 def told(app: SpacesApp, text: str) -> bool:
@@ -253,11 +267,15 @@ async def test_keys_say_why_they_do_nothing_and_arrows_go_on_from_list_to_list()
         await hana.wait(lambda: told(hana.app, "Ann: first line\n  second line"))
 
 
-async def test_at_80x24_long_titles_and_names_are_cut_never_the_host_roles_or_address() -> None:
-    """The smallest usual terminal: what a person needs stays on screen."""
+async def test_at_80x24_long_titles_and_names_are_cut_never_the_host_roles_or_address(
+    tmp_path: Path,
+) -> None:
+    """The smallest usual terminal: what a person needs stays on screen; and a listener's W
+    shows the page of the node that serves phones."""
     title = "A very long title for the Friday evening lightning talks at the hall " + "x" * 20
     long_name = "Hana with a rather long name ok"
     node = Node(Identity.generate(), long_name, interface="127.0.0.1")
+    node.services.append(WebService(node, tmp_path, WebSettings("auto", 0, 0)))
     ann_node = Node(Identity.generate(), "Ann", interface="127.0.0.1")
     try:
         await node.start()
@@ -285,15 +303,20 @@ async def test_at_80x24_long_titles_and_names_are_cut_never_the_host_roles_or_ad
             assert room is not None
             bar = str(room.query_one("#roombar").render())
             assert "hosted by" in bar and "…" in bar
-            dot, name, flags = hana_row(app)
+            _dot, name, flags = hana_row(app)
             assert "host" in str(flags) and str(name).endswith(short_fingerprint(node.node_id)[:4])
             assert "…" in str(name)
 
-            await pilot.press("w")  # the phones dialog fits, its Close button visible
+            web = web_of(node)
+            await until(pilot, lambda: ann_node.phones_page() is not None, 30)
+            assert web is not None and web.info is not None
+            await pilot.press("w")  # Hana's page, in a dialog that fits, its Close visible
+            await until(pilot, lambda: isinstance(app.screen, PhonesDialog))
             await pilot.pause(0.2)
-            if isinstance(app.screen, PhonesDialog):
-                close = app.screen.query_one("#close")
-                assert close.region.bottom <= 24 and close.region.y >= 0, close.region
+            shown = " ".join(str(label.render()) for label in app.screen.query(Label))
+            assert web.info.http in shown and "Served by Hana with a" in shown, shown
+            close = app.screen.query_one("#close")
+            assert close.region.bottom <= 24 and close.region.y >= 0, close.region
     finally:
         await ann_node.stop()
         await node.stop()

@@ -214,7 +214,7 @@ async def test_a_second_advert_for_a_live_room_is_ignored_and_logged_once(
     zc = await _advertise(mallory, copy)
     try:
         await asyncio.sleep(2.0)  # two rounds of mDNS
-        [listed] = watcher.directory.listed()
+        [listed] = [r for r in watcher.directory.listed() if r.room == real]  # other tests' too
         assert (listed.title, listed.host) == ("Real room", host.node_id)
         assert caplog.text.count("ignoring") == 1 and "is its host" in caplog.text
         # Claiming to be the host itself does not pass the id's check.
@@ -222,7 +222,7 @@ async def test_a_second_advert_for_a_live_room_is_ignored_and_logged_once(
         forged = dataclasses.replace(copy, host=mallory.node_id)
         zc = await _advertise(mallory, forged)
         await asyncio.sleep(2.0)
-        assert [r.title for r in watcher.directory.listed()] == ["Real room"]
+        assert [r.title for r in watcher.directory.listed() if r.room == real] == ["Real room"]
     finally:
         await zc.async_close()
 

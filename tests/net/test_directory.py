@@ -16,6 +16,7 @@ from p2pspaces.net.discovery import (
     PeerGone,
     PeerSeen,
     RoomAdvert,
+    WebPorts,
     decode_txt,
     encode_txt,
 )
@@ -77,3 +78,23 @@ def test_an_advert_that_claims_another_hosts_room_id_is_refused() -> None:
     node, _, decoded, _ = decode_txt(encode_txt(mallory, "Mallory", 4000, honest), 4000)
     assert decoded is not None
     assert not PeerAdvert(node, "Mallory", (), 4000, decoded).by_host
+
+
+def test_a_room_advert_says_where_its_node_serves_phones_and_bad_ports_are_refused() -> None:
+    hana = Identity.generate()
+    birth = os.urandom(32)
+    web = WebPorts(8080, 8443, "ab" * 32)
+    room = RoomAdvert(
+        room_id_from(hana.node_id, birth), "Demos", 1, 0, hana.node_id, birth, web=web
+    )
+    _, _, decoded, _ = decode_txt(encode_txt(hana, "Hana", 4000, room), 4000)
+    assert decoded is not None and decoded.web == web
+    for bad in ("0/8443/" + "ab" * 32, "8080/8443/xyz", "8080/70000/" + "ab" * 32, "8080"):
+        fields = encode_txt(hana, "Hana", 4000, room)
+        fields["w"] = bad
+        fields["s"] = encode_txt(hana, "Hana", 4000, room)["s"]  # the signature no longer fits
+        with pytest.raises(AdvertError):
+            decode_txt(fields, 4000)
+    for bad in ("0/8443/" + "ab" * 32, "8080/8443/" + "zz" * 32, "8080/70000/" + "ab" * 32):
+        with pytest.raises(ValueError):
+            WebPorts.parse(bad)

@@ -17,6 +17,8 @@ RSS_GROWTH_MAX_MB = 80.0
 def test_a_flood_of_adverts_is_bounded_and_the_real_room_still_joinable(tmp_path: Path) -> None:
     result = run_flood(tmp_path, valid=20_000, forged=20_000)
     assert result.rss_after_mb - result.rss_before_mb < RSS_GROWTH_MAX_MB, result
-    assert 0 < result.rooms_listed <= ADVERTS_MAX, result
+    # Capped; and the flood's fakes leave the list as their records leave the cache, since
+    # nobody answers for them when asked again (so how many are left is not fixed).
+    assert result.rooms_listed <= ADVERTS_MAX, result
     assert result.real_room_listed, result
     assert result.join_s < 60, result

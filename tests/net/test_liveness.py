@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from p2pspaces.core.events import ErrorEvent, Joined, RoomFound, RoomLost, StateChanged
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.core.wire import Action, ActionKind
+from p2pspaces.net import discovery
 
 from .conftest import LOOPBACK, next_event
 
@@ -91,3 +93,28 @@ async def test_sigint_leaves_cleanly_and_withdraws_the_advert(
     events = [json.loads(line)["event"] for line in (await proc.stdout.read()).splitlines()]
     assert events[-2:] == ["ended", "left"]
     assert Joined.NAME in events
+
+
+async def test_a_crashed_hosts_room_leaves_the_lobby_within_its_adverts_ttl(
+    make_node: Callable[..., Any], tmp_path: Path
+) -> None:
+    """kill -9: no goodbye packet.  python-zeroconf keeps the PTR record for 1125 s, so the row
+    stayed about a minute (or longer); the expired TXT record now takes it away."""
+    watcher = await make_node("Watcher")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "p2pspaces", "start", "--headless", "--interface", LOOPBACK,
+        "--home", str(tmp_path), "--name", "Hana", "--host", "Crash test",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        found = await next_event(watcher, RoomFound, lambda e: e.title == "Crash test")
+        proc.kill()
+        killed = time.monotonic()
+        await next_event(watcher, RoomLost, lambda e: e.room == found.room, within=40)
+        gone_after = time.monotonic() - killed
+        assert gone_after <= discovery.TTL + 2 * discovery.SWEEP_S + 3, gone_after
+        assert found.room.hex() not in {r.room.hex() for r in watcher.room_list()}
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()

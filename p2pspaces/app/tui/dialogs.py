@@ -228,9 +228,20 @@ class PhonesDialog(ModalScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,w,q", "close", "Close")]
 
-    def __init__(self, http: str, https: str, cert_sha256: str, guests: int) -> None:
+    def __init__(
+        self,
+        http: str,
+        https: str,
+        cert_sha256: str,
+        *,
+        guests: int | None = None,
+        served_by: str | None = None,
+    ) -> None:
+        """``guests``: browsers this node serves now; ``served_by``: the name of the node that
+        serves the page, when it is not this one."""
         super().__init__()
-        self._http, self._https, self._cert, self._guests = http, https, cert_sha256, guests
+        self._http, self._https, self._cert = http, https, cert_sha256
+        self._guests, self._served_by = guests, served_by
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog phones"):
@@ -246,7 +257,10 @@ class PhonesDialog(ModalScreen[None]):
             shown = grouped_hex(self._cert)
             half = len(shown) // 2 + 1
             yield Label(Text(f"{shown[:half]}\n{shown[half:]}", style="cyan"))
-            yield Label(Text(f"Browser guests served by this node now: {self._guests}"))
+            if self._served_by is not None:
+                yield Label(Text(f"Served by {self._served_by}'s node."))
+            if self._guests is not None:
+                yield Label(Text(f"Browser guests served by this node now: {self._guests}"))
             yield Button("Close (Esc)", id="close")
 
     @on(Button.Pressed, "#close")

@@ -437,17 +437,27 @@ class RoomScreen(Screen[None]):
         app.do(app.node.request(Action(kind, target, **kw)))
 
     def action_phones(self) -> None:
-        """Show how phones join from their browser (the QR code of the page)."""
-        web = web_of(spaces(self.app).node)
-        if web is None or web.info is None:
+        """Show how phones join from their browser (the QR code of the page): this node's page
+        if it serves one, else the page of the node that advertises the room."""
+        node = spaces(self.app).node
+        web = web_of(node)
+        if web is not None and web.info is not None:
+            info = web.info
+            dialog = PhonesDialog(info.http, info.https, info.cert_sha256, guests=web.serving)
+            self.app.push_screen(dialog)
+            return
+        elsewhere = node.phones_page()
+        if elsewhere is None:
             self.notify(
-                "This node does not serve the room to browsers (it does while you host or "
-                "co-host, or with --web).",
+                "No node of this Space says it serves phones yet (the host's and co-hosts' "
+                "nodes do, unless started with --web off).",
                 severity="warning",
             )
             return
-        info = web.info
-        self.app.push_screen(PhonesDialog(info.http, info.https, info.cert_sha256, web.serving))
+        page, name = elsewhere
+        self.app.push_screen(
+            PhonesDialog(page.http, page.https, page.cert_sha256, served_by=printable(name))
+        )
 
     def action_chat(self) -> None:
         """Type a chat line."""
