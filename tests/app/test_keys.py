@@ -38,11 +38,11 @@ def test_every_key_is_in_the_help_and_in_the_palette_of_someone_who_can_use_it()
     assert bound == {key.action for key in (*ROOM, *LOBBY)}
     for key in ROOM:
         assert key in REACTIONS[1:] or f"**{key.shown}**" in help_, key
-        assert any(key.label in palette for palette in palettes.values()), key
+        assert any(key.named in palette for palette in palettes.values()), key
     for key in LOBBY:
         assert f"**{key.shown}**" in help_, key
-    assert "👋" in help_ and "React 👋" in palettes["ann"]  # every reaction, not only the first
-    assert {"Louder", "Quieter"} <= palettes["ann"]  # volume is found by name too
+    assert "👋" in help_ and "React 👋 wave" in palettes["ann"]  # each reaction, by name too
+    assert {"Louder (volume up)", "Quieter (volume down)"} <= palettes["ann"]
 
     # Nobody is offered keys that do nothing for them.
     assert not {"Hand", "Accept invite", "Decline invite"} & palettes["host"]

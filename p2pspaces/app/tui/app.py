@@ -243,7 +243,7 @@ class SpacesApp(App[int]):
             if not target.check_action(key.name, ()):
                 continue
             yield SystemCommand(
-                key.label,
+                key.named,
                 f"{key.does[:1].upper()}{key.does[1:]} (key: {key.shown})",
                 functools.partial(self.run_action, name, target),
             )

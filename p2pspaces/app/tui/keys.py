@@ -42,6 +42,13 @@ class Key:
     footer: bool = False
     display: str | None = None
     """How the help and the footer write the key (default: from ``keys``)."""
+    title: str | None = None
+    """The palette's name for it, if not ``label`` (the palette searches names only)."""
+
+    @property
+    def named(self) -> str:
+        """What the palette calls it."""
+        return self.title or self.label
 
     @property
     def shown(self) -> str:
@@ -65,8 +72,9 @@ def bindings(keys: Iterable[Key]) -> list[Binding]:
 
 EMOJI = tuple(Emoji)
 REACTIONS = tuple(
-    Key(str(n + 1), f"react({n})", f"React {glyph(e.value)}", f"send {glyph(e.value)} to the room",
-        footer=n == 0, display="1-8" if n == 0 else None)
+    Key(str(n + 1), f"react({n})", "React", f"send {glyph(e.value)} to the room",
+        footer=n == 0, display="1-8" if n == 0 else None,
+        title=f"React {glyph(e.value)} {e.name.lower()}")
     for n, e in enumerate(EMOJI)
 )  # fmt: skip
 
@@ -92,9 +100,9 @@ ROOM = (
         footer=True),
     *REACTIONS,
     Key("plus,equals_sign", "volume(1.25)", "Louder", "play the selected person louder, for you",
-        display="+"),
+        display="+", title="Louder (volume up)"),
     Key("minus", "volume(0.8)", "Quieter", "play the selected person quieter, for you",
-        display="-"),
+        display="-", title="Quieter (volume down)"),
     Key("pageup", "scroll_log(-1)", "Scroll chat up", "scroll the chat and activity up",
         display="PgUp"),
     Key("pagedown", "scroll_log(1)", "Scroll chat down", "scroll the chat and activity down",

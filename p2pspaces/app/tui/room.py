@@ -79,6 +79,8 @@ def _columns(table: DataTable[Text | str]) -> None:
 
 
 TITLE_MIN = 12
+BAR_NAME_MAX = 16
+"""The most cells of the host's name in the room bar (the join address must fit)."""
 """The fewest cells of the title the room bar keeps before it cuts anything else."""
 
 
@@ -146,6 +148,7 @@ class RoomScreen(Screen[None]):
     def on_mount(self) -> None:
         self._live = True
         self.call_after_refresh(self._flush_early)
+        self.call_after_refresh(self._draw)  # again, now that the lists' widths are known
         self._draw()
         self.refresh_bindings()
         self.set_interval(0.1, self._show_me)
@@ -212,8 +215,9 @@ class RoomScreen(Screen[None]):
         host = state.members.get(state.host)
         replica = spaces(self.app).node.replica
         signed_name = replica.host_name if replica is not None else short_fingerprint(state.host)
-        host_name = printable(host.name if host is not None else signed_name)
-        rest.append(f"  hosted by {host_name}", style="dim")
+        host_name = Text(printable(host.name if host is not None else signed_name))
+        host_name.truncate(BAR_NAME_MAX, overflow="ellipsis")
+        rest.append(f"  hosted by {host_name.plain}", style="dim")
         if state.authority != state.host:
             acting = state.members.get(state.authority)
             name = printable(acting.name) if acting else short_fingerprint(state.authority)
