@@ -40,6 +40,7 @@ from zeroconf import (
     Zeroconf,
     current_time_millis,
 )
+from zeroconf._services.info import AddressResolverIPv4  # not re-exported for type checkers
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from p2pspaces.core.codec import Invalid, Text
@@ -307,6 +308,17 @@ class Discovery:
         else:
             await self._zc.async_update_service(info)
         self._info = info
+
+    async def resolve_host(self, host: str, within_s: float) -> str | None:
+        """The IPv4 address of a ``.local`` host name, asked on this node's network (None if
+        nobody answers within ``within_s``)."""
+        if self._zc is None:
+            return None
+        resolver = AddressResolverIPv4(host if host.endswith(".") else f"{host}.")
+        if not await resolver.async_request(self._zc.zeroconf, within_s * 1000):
+            return None
+        addresses = resolver.parsed_addresses(IPVersion.V4Only)
+        return addresses[0] if addresses else None
 
     async def close(self) -> None:
         """Withdraw the advert (goodbye packets) and stop browsing."""

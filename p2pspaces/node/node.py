@@ -301,6 +301,11 @@ class Node:
         """``ADDR:PORT`` for each address others can join this node's room by."""
         return tuple(f"{address}:{self.port}" for address in self.addresses)
 
+    async def resolve_mdns_host(self, host: str, within_s: float) -> str | None:
+        """The address of a ``.local`` name on this node's network (a browser's hidden
+        address), or None."""
+        return await self._discovery.resolve_host(host, within_s)
+
     def phones_page(self) -> tuple[WebReady, str] | None:
         """Where phones join this node's room from another node that serves it (its advert
         says so), and that node's name; None if no advert of the room says."""

@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
 
 from p2pspaces.audio.fanout import PacketTrack
 from p2pspaces.core.errors import CommandError
@@ -49,7 +50,12 @@ from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import ActionKind
 from p2pspaces.web.cert import Certificate, load_or_create
 from p2pspaces.web.mixer import GuestMixer
-from p2pspaces.web.page import out_reason, state_message, without_mdns_candidates
+from p2pspaces.web.page import (
+    HiddenCandidate,
+    out_reason,
+    state_message,
+    without_mdns_candidates,
+)
 from p2pspaces.web.settings import (
     DEFAULT_GRACE_S,
     DEFAULT_HTTP_PORT,
@@ -73,6 +79,8 @@ noticed within one and a half of these, then keeps its place for the grace."""
 OTHERS_SHOWN = 5
 RECENT_CHAT = 30
 LOAD_GAP_S = 2.0
+MDNS_WAIT_S = 1.0
+"""How long the page's hidden addresses are looked up (the answer is not held back by it)."""
 """A gateway tells the room its guest count at most this often (each costs every member a
 relayed contact)."""
 STATE_DELAY_S = 0.05
@@ -383,7 +391,8 @@ class WebGateway:
         guest.pc = pc
         track = guest.track = PacketTrack()
         try:
-            offer = RTCSessionDescription(sdp=without_mdns_candidates(sdp), type="offer")
+            usable, hidden = without_mdns_candidates(sdp)
+            offer = RTCSessionDescription(sdp=usable, type="offer")
             await pc.setRemoteDescription(offer)
             pc.addTrack(track)
             for transceiver in pc.getTransceivers():
@@ -399,6 +408,25 @@ class WebGateway:
             guest.pc = guest.track = None
             return
         await guest.send({"t": "answer", "sdp": pc.localDescription.sdp})
+        if hidden:
+            self._spawn(self._unhide(guest, pc, hidden))
+
+    async def _unhide(
+        self, guest: Guest, pc: RTCPeerConnection, hidden: list[HiddenCandidate]
+    ) -> None:
+        """Look up the page's ``.local`` candidates with the node's mDNS and hand over those
+        that resolve (see :func:`~p2pspaces.web.page.without_mdns_candidates`)."""
+        names = list(dict.fromkeys(c.host for c in hidden))  # a name per address, not candidate
+        lookups = [self.node.resolve_mdns_host(name, MDNS_WAIT_S) for name in names]
+        found_at = dict(zip(names, await asyncio.gather(*lookups), strict=True))
+        for candidate in hidden:
+            address = found_at[candidate.host]
+            if address is None or guest.pc is not pc:
+                continue
+            found = candidate_from_sdp(candidate.at(address).removeprefix("candidate:"))
+            found.sdpMLineIndex = candidate.index
+            await pc.addIceCandidate(found)
+            log.info("web: %s's hidden address %s is %s", guest.label, candidate.host, address)
 
     async def _guest_rtp(self, guest: NodeId, packet: Any, arrival_time_ms: int = 0) -> None:
         """The guest's voice: played here and sent on to the room only while the signed state

@@ -1,4 +1,6 @@
-"""A real Chromium (Debian's, driven by Playwright) inside one of the Lan's network namespaces.
+"""A real Chromium (Debian's, driven by Playwright) inside one of the Lan's network namespaces,
+and the page steps every engine's tests share (:mod:`.firefox` drives Firefox with the same
+few page methods: ``goto``, ``fill``, ``click``, ``wait_for_selector``, ``evaluate``).
 
 Playwright talks to the browser over pipes, so a wrapper that starts ``chromium`` under
 ``ip netns exec`` puts the browser on the namespace's network while Playwright stays outside.
@@ -27,7 +29,9 @@ CHROMIUM = "/usr/bin/chromium"
 
 RECORD_JS = """async (seconds) => {
   const stream = document.getElementById('audio').srcObject;
-  const recorder = new MediaRecorder(stream, {mimeType: 'audio/webm;codecs=opus'});
+  const mimeType = ['audio/webm;codecs=opus', 'audio/ogg;codecs=opus']
+    .find((type) => MediaRecorder.isTypeSupported(type));
+  const recorder = new MediaRecorder(stream, {mimeType});
   const chunks = [];
   recorder.ondataavailable = (e) => chunks.push(e.data);
   recorder.start();
@@ -91,7 +95,7 @@ def record(page: Any, seconds: float) -> np.ndarray:
     """What the page hears for ``seconds`` (its audio element's stream), as 48 kHz mono int16."""
     page.wait_for_function("() => document.getElementById('audio').srcObject", timeout=15_000)
     data = base64.b64decode(page.evaluate(RECORD_JS, seconds))
-    container = av.open(io.BytesIO(data), format="webm")
+    container = av.open(io.BytesIO(data))  # WebM from Chromium, Ogg from Firefox
     resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
     chunks = []
     for frame in container.decode(audio=0):
@@ -117,3 +121,16 @@ def join(page: Any, url: str, name: str) -> None:
     page.fill("#name", name)
     page.click("#join-button")
     page.wait_for_selector("#room:not([hidden])", timeout=15_000)
+
+
+CLICK_TEXT_JS = """(text) => {
+  const found = [...document.querySelectorAll('button, a')]
+    .find((el) => !el.closest('[hidden]') && el.textContent.includes(text));
+  if (found) found.click();
+  return !!found;
+}"""
+
+
+def click_text(page: Any, text: str, timeout: float = 15_000) -> None:
+    """Click the visible button or link whose text contains ``text`` (any engine)."""
+    page.wait_for_function(CLICK_TEXT_JS, arg=text, timeout=timeout)

@@ -18,6 +18,7 @@ from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 from p2pspaces.web.gateway import BINARY_MAX, DOMAIN_WEB, STATIC, WebGateway
+from p2pspaces.web.page import without_mdns_candidates
 
 LOOPBACK = "127.0.0.1"
 
@@ -138,3 +139,31 @@ async def test_a_flooding_or_oversized_page_loses_its_socket_and_no_one_else_doe
         line = await _next(calm_ws, "chat")
         assert line["text"] == "<b>hi</b>"
         assert set(gateway.guests) == {calm.node_id}
+
+
+FIREFOX_OFFER = "\r\n".join([
+    "v=0", "o=mozilla...THIS_IS_SDPARTA-99.0 1 0 IN IP4 0.0.0.0", "s=-", "t=0 0",
+    "a=group:BUNDLE 0", "m=audio 9 UDP/TLS/RTP/SAVPF 109", "c=IN IP4 0.0.0.0",
+    "a=candidate:0 1 UDP 2122252543 1416d89b-2e1a-44c2-9217-51f29f42397d.local 40311 typ host",
+    "a=candidate:1 1 TCP 2105524479 1416d89b-2e1a-44c2-9217-51f29f42397d.local 9 typ host"
+    " tcptype active",
+    "a=candidate:2 1 UDP 1 evil.example.local 1 typ host",
+    "a=candidate:3 1 UDP 2122187007 10.77.0.3 40312 typ host",
+    "a=end-of-candidates", "a=mid:0", "",
+])  # fmt: skip
+
+
+def test_a_pages_hidden_candidates_are_taken_out_to_look_up_and_the_node_keeps_listening() -> None:
+    """Firefox ends its offer with end-of-candidates: with its only candidates hidden behind
+    mDNS names and taken out, aioice would give up at once (no pair to check) and the guest
+    never got audio.  Without the end marker, the page's own checks still reach the node."""
+    usable, hidden = without_mdns_candidates(FIREFOX_OFFER)
+    assert ".local" not in usable and "a=end-of-candidates" not in usable
+    assert "10.77.0.3 40312" in usable and "a=mid:0" in usable
+    assert [(c.index, c.host) for c in hidden] == [
+        (0, "1416d89b-2e1a-44c2-9217-51f29f42397d.local")
+    ] * 2  # a name that is not a browser's uuid is not looked up
+    assert hidden[0].at("10.77.0.3") == "candidate:0 1 UDP 2122252543 10.77.0.3 40311 typ host"
+    plain = "\r\n".join(["v=0", "m=audio 9 UDP 0", "a=candidate:3 1 UDP 1 10.0.0.1 5 typ host",
+                         "a=end-of-candidates", ""])  # fmt: skip
+    assert without_mdns_candidates(plain) == (plain, [])  # nothing hidden: nothing changes

@@ -1,0 +1,87 @@
+"""The guest flow in every browser engine, each with its default settings: a phone opens the
+secure page, joins, hears the room, goes on stage and is heard by a node.
+
+Firefox (like Safari, and Chromium before a page may use the microphone) hides the page's own
+address behind an mDNS name in its ICE candidates; the node looks the name up with its own mDNS
+(DESIGN.md section 5b).  Chromium gets a fake microphone playing speech; Firefox's fake
+microphone is a tone, so what the node hears from it is checked by its pitch.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from p2pspaces.audio import SAMPLE_RATE
+from p2pspaces.audio.analysis import align
+from p2pspaces.audio.devices import load_audio
+
+from ..audio.signals import dominant_hz
+from .browser import chromium, click_text, join, match, phone, record
+from .firefox import firefox
+from .lan import Lan
+from .test_netns_audio import speech
+
+pytestmark = pytest.mark.netns
+
+FIREFOX_TONE_HZ = 1000.0
+"""Firefox's fake microphone (``media.navigator.streams.fake``) plays a 1 kHz tone."""
+
+
+def _open(engine: str, namespace: str, folder: Path, mic: Path) -> AbstractContextManager[Any]:
+    if engine == "chromium":
+        return chromium(namespace, folder, mic=mic)
+    return firefox(namespace, folder)
+
+
+def _page(engine: str, browser: Any) -> Any:
+    return phone(browser) if engine == "chromium" else browser.new_page()
+
+
+def _member(state: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(m for m in state["members"] if m["name"] == name)
+
+
+@pytest.mark.parametrize("engine", ["chromium", "firefox"])
+def test_a_phone_hears_and_is_heard_in_every_engine(engine: str, lan3: Lan, tmp_path: Path) -> None:
+    clip_path = speech(tmp_path / "speech.wav")
+    clip = load_audio(clip_path)
+    hana = lan3.headless(
+        0, tmp_path, "hana", "--host", f"Every engine: {engine}",
+        "--input", f"file:{clip_path}?loop", "--output", f"file:{tmp_path / 'hana.wav'}",
+    )  # fmt: skip
+    try:
+        web = hana.wait_for("web")
+        with _open(engine, lan3.hosts[2], tmp_path, clip_path) as browser:
+            page = _page(engine, browser)
+            opened = time.monotonic()
+            join(page, web["https"], "Gus")  # the secure page: it may use the microphone
+            heard = record(page, 2.5 * len(clip) / SAMPLE_RATE)
+            first_audio_s = time.monotonic() - opened
+            hears = match(heard, clip)
+            assert hears >= 0.8, f"{engine}: the page hears the room at {hears:.2f}"
+            click_text(page, "Raise hand")
+            hana.wait_for("state", lambda e: bool(_member(e, "Gus")["hand"]))
+            hana.send(cmd="request", action="accept_hand", target="Gus")
+            page.wait_for_selector("#headphones", timeout=10_000)
+            page.evaluate("() => { const box = document.getElementById('headphones');"
+                          " if (!box.checked) box.click(); }")  # fmt: skip
+            hana.wait_for("speaking", lambda e: e["name"] == "Gus", within=20)
+            time.sleep(2.5 * len(clip) / SAMPLE_RATE)
+            print(f"{engine}: page open to first audio and a recording {first_audio_s:.1f} s")
+    finally:
+        assert hana.stop() == 0
+    from_guest = load_audio(tmp_path / "hana.wav")
+    assert len(from_guest) > SAMPLE_RATE, "the node heard nothing from the guest"
+    if engine == "chromium":
+        alignment = align(from_guest, clip)
+        assert alignment.correlation >= 0.8, alignment
+    else:
+        loud = from_guest[np.abs(from_guest) > 1000]
+        assert len(loud) > SAMPLE_RATE, "the node heard nothing from the guest"
+        assert abs(dominant_hz(from_guest) - FIREFOX_TONE_HZ) < 50
