@@ -134,3 +134,23 @@ CLICK_TEXT_JS = """(text) => {
 def click_text(page: Any, text: str, timeout: float = 15_000) -> None:
     """Click the visible button or link whose text contains ``text`` (any engine)."""
     page.wait_for_function(CLICK_TEXT_JS, arg=text, timeout=timeout)
+
+
+AXE = Path(__file__).parent / "js" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN_JS = """async () => {
+  const result = await axe.run(document, {resultTypes: ['violations']});
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.help}: ` +
+         v.nodes.map((n) => n.target.join(' ')).join(', '));
+}"""
+
+
+def accessibility_problems(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not AXE.exists():
+        unavailable("axe-core is not installed (npm ci --prefix tests/e2e/js)")
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())  # a script, not a function: past the page's CSP
+    problems: list[str] = page.evaluate(AXE_RUN_JS)
+    return problems

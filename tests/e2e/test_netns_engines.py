@@ -22,7 +22,7 @@ from p2pspaces.audio.analysis import align
 from p2pspaces.audio.devices import load_audio
 
 from ..audio.signals import dominant_hz
-from .browser import chromium, click_text, join, match, phone, record
+from .browser import accessibility_problems, chromium, click_text, join, match, phone, record
 from .firefox import firefox
 from .lan import Lan
 from .test_netns_audio import speech
@@ -85,3 +85,31 @@ def test_a_phone_hears_and_is_heard_in_every_engine(engine: str, lan3: Lan, tmp_
         loud = from_guest[np.abs(from_guest) > 1000]
         assert len(loud) > SAMPLE_RATE, "the node heard nothing from the guest"
         assert abs(dominant_hz(from_guest) - FIREFOX_TONE_HZ) < 50
+
+
+def test_the_join_and_room_pages_have_no_serious_accessibility_problem(
+    lan3: Lan, tmp_path: Path
+) -> None:
+    """axe-core on the join page and the room page, light and dark."""
+    hana = lan3.headless(
+        0, tmp_path, "hana", "--host", "Accessible", "--input", "none", "--output", "none"
+    )
+    try:
+        web = hana.wait_for("web")
+        with chromium(lan3.hosts[2], tmp_path) as browser:
+            page = phone(browser)
+            page.goto(web["http"])
+            page.wait_for_selector("#join:not([hidden])", timeout=15_000)
+            found = {}
+            for scheme in ("light", "dark"):
+                page.emulate_media(color_scheme=scheme)
+                found[f"join page, {scheme}"] = accessibility_problems(page)
+            join(page, web["http"], "Gus")
+            hana.send(cmd="chat", text="hello")  # the chat log has a line to scroll
+            page.wait_for_selector("#chat li", timeout=10_000)
+            for scheme in ("light", "dark"):
+                page.emulate_media(color_scheme=scheme)
+                found[f"room page, {scheme}"] = accessibility_problems(page)
+            assert not any(found.values()), found
+    finally:
+        assert hana.stop() == 0
