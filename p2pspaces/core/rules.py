@@ -109,13 +109,15 @@ def _unmuted(state: RoomState, actor: NodeId, action: wire.Action) -> str | None
 
 def _name(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
     text = action.text
-    if not text.strip() or len(text) > wire.NAME_MAX:
-        return f"a name must be 1 to {wire.NAME_MAX} characters"
+    if not wire.visible(text):
+        return "a name needs a visible character"
+    if len(text) > wire.NAME_MAX:
+        return f"a name has at most {wire.NAME_MAX} characters"
     return None
 
 
 def _title(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
-    return None if action.text.strip() else "a title cannot be empty"
+    return None if wire.visible(action.text) else "a title needs a visible character"
 
 
 def _not_host(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:

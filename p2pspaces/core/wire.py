@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, NewType
 
@@ -86,6 +87,12 @@ def too_long(what: str, text: str, most: int) -> str | None:
     if len(text) > most:
         return f"{what} is {len(text)} characters long; the most is {most}."
     return None
+
+
+def visible(text: str) -> bool:
+    """Whether ``text`` has a character people can see: not only spaces, combining marks or
+    invisible format characters (a name of zero-width spaces would show as a blank member)."""
+    return any(unicodedata.category(c)[0] not in "CZM" for c in text)
 
 
 SDP_MAX = 16_000

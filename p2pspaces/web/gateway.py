@@ -52,6 +52,7 @@ from p2pspaces.web.cert import Certificate, load_or_create
 from p2pspaces.web.mixer import GuestMixer
 from p2pspaces.web.page import (
     HiddenCandidate,
+    in_words,
     out_reason,
     state_message,
     without_mdns_candidates,
@@ -123,6 +124,8 @@ class Guest:
     pc: RTCPeerConnection | None = None
     track: PacketTrack | None = None
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(FRAME_RATE, FRAME_BURST))
+    bye: bool = False
+    """The page said it is closing (``pagehide``): its place goes at once, not after the grace."""
 
     @property
     def label(self) -> str:
@@ -337,6 +340,8 @@ class WebGateway:
             return
         if kind == "hello":
             await self._on_hello(guest, message)
+        elif kind == "bye" and guest.key is not None:
+            guest.bye = True  # the tab is closing: no grace to wait for it
         elif kind == "offer" and guest.key is not None:
             await self._on_offer(guest, message)
         else:
@@ -360,7 +365,9 @@ class WebGateway:
             return
         old = self.guests.get(node_key)
         if old is not None and old is not guest:
-            await self._close_guest(old, "this guest opened the room in another tab or page")
+            await self._close_guest(
+                old, "this Space is open in another tab or page", code="elsewhere"
+            )
         handle = self._graces.pop(node_key, None)
         if handle is not None:
             handle.cancel()
@@ -379,7 +386,7 @@ class WebGateway:
         try:
             self.node.relay_guest(guest.key, data)
         except CommandError as exc:
-            await guest.send({"t": "error", "code": "refused", "reason": str(exc)})
+            await guest.send({"t": "error", "code": "refused", "reason": in_words(str(exc))})
 
     async def _on_offer(self, guest: Guest, message: dict[str, Any]) -> None:
         sdp = message.get("sdp")
@@ -470,7 +477,8 @@ class WebGateway:
         elif isinstance(event, GuestRefused):
             guest = self.guests.get(NodeId(event.guest))
             if guest is not None:
-                self._spawn(guest.send({"t": "error", "code": event.code, "reason": event.reason}))
+                reason = in_words(event.reason)
+                self._spawn(guest.send({"t": "error", "code": event.code, "reason": reason}))
         elif isinstance(event, Ended | Left):
             reason = (
                 "the Space ended"
@@ -490,7 +498,8 @@ class WebGateway:
                 action.target == key or (event.actor == key and action.kind is ActionKind.LEAVE)
             )
             if was_ours and action is not None:
-                self._spawn(self._close_guest(guest, out_reason(action.kind), out=True))
+                kind = action.kind.name.lower()
+                self._spawn(self._close_guest(guest, out_reason(action.kind), out=True, code=kind))
         if not self._state_due:
             self._state_due = True
             asyncio.get_running_loop().call_later(STATE_DELAY_S, self._push_all)
@@ -514,8 +523,10 @@ class WebGateway:
 
     def _for(self, view: dict[str, Any], guest: Guest) -> dict[str, Any]:
         state = self._state()
-        member = guest.key is not None and state is not None and guest.key in state.members
-        return {**view, "me": guest.key.hex() if member and guest.key is not None else None}
+        key = guest.key
+        member = key is not None and state is not None and key in state.members
+        blocked = key is not None and state is not None and key in state.blocked
+        return {**view, "me": key.hex() if member and key is not None else None, "blocked": blocked}
 
     def _to_all(self, message: dict[str, Any]) -> None:
         for guest in list(self.guests.values()):
@@ -541,6 +552,10 @@ class WebGateway:
         self._tell_load()
         state = self._state()
         if state is not None and key in state.members:
+            if guest.bye:
+                log.info("web: guest %s closed its page", guest.label)
+                self.node.drop_guest(key)
+                return
             loop = asyncio.get_running_loop()
             self._graces[key] = loop.call_later(self.grace_s, self._grace_over, key)
 
@@ -550,8 +565,15 @@ class WebGateway:
             log.info("web: guest %s did not come back; dropping it", short_fingerprint(key))
             self.node.drop_guest(key)
 
-    async def _close_guest(self, guest: Guest, reason: str, *, out: bool = False) -> None:
-        await guest.send({"t": "out" if out else "closed", "reason": reason})
+    async def _close_guest(
+        self, guest: Guest, reason: str, *, out: bool = False, code: str = ""
+    ) -> None:
+        """Close a page; ``out``: put out of the room (left, removed, blocked), ``code``
+        says why for the page (``elsewhere``: a newer tab took over, so do not reconnect)."""
+        message = {"t": "out" if out else "closed", "reason": reason}
+        if code:
+            message["code"] = code
+        await guest.send(message)
         await self._close_rtc(guest)
         if guest.key is not None and self.guests.get(guest.key) is guest:
             del self.guests[guest.key]

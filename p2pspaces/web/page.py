@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import ActionKind
 
@@ -64,6 +65,26 @@ def without_mdns_candidates(sdp: str) -> tuple[str, list[HiddenCandidate]]:
     return "\r\n".join(kept), hidden
 
 
+_FIELD_PATH = re.compile(r"^(?:[A-Z]\w*(?:\.\w+)+: )+")
+_RANGE = re.compile(r"(\d+) (characters|items), not in (\d+)\.\.(\d+)")
+
+
+def in_words(reason: str) -> str:
+    """A refusal as a person reads it: no codec field paths ("Request.action: Action.text:"),
+    no ranges ("300 characters, not in 0..100": "300 characters long; the most is 100")."""
+    reason = _FIELD_PATH.sub("", reason)
+    reason = re.sub(r"^refused: ", "", reason)
+    reason = _FIELD_PATH.sub("", reason)
+
+    def limit(match: re.Match[str]) -> str:
+        count, unit, low, high = match.groups()
+        if int(count) < int(low):
+            return f"{count} {unit}; the fewest is {low}"
+        return f"{count} {unit} long; the most is {high}"
+
+    return _RANGE.sub(limit, reason)
+
+
 def out_reason(kind: ActionKind) -> str:
     return {
         ActionKind.REMOVE: "removed from the Space by a host",
@@ -74,7 +95,9 @@ def out_reason(kind: ActionKind) -> str:
 
 def state_message(state: RoomState | None, me: bytes | None, gateway: bytes) -> dict[str, Any]:
     """The room as a page shows it (names are the members' own text: the page renders them
-    as text, never as markup)."""
+    as text, never as markup; each comes with its short fingerprint, to tell namesakes apart).
+    ``blocked`` tells a page whose key the room blocked, before it tries to join (the gateway
+    sets ``me`` and ``blocked`` per page)."""
     if state is None:
         return {"t": "state", "room": None}
     members = [
@@ -86,6 +109,7 @@ def state_message(state: RoomState | None, me: bytes | None, gateway: bytes) -> 
             "hand": m.hand,
             "invited": m.invited,
             "guest": m.gateway is not None,
+            "fp": short_fingerprint(node),
         }
         for node, m in state.members.items()
     ]
@@ -101,6 +125,7 @@ def state_message(state: RoomState | None, me: bytes | None, gateway: bytes) -> 
             "seq": state.seq,
         },
         "me": me.hex() if me is not None and me in state.members else None,
+        "blocked": me is not None and me in state.blocked,
         "gateway": gateway.hex(),
         "members": members,
         "hands": [n.hex() for n in state.hand_queue()],

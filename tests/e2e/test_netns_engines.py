@@ -113,3 +113,77 @@ def test_the_join_and_room_pages_have_no_serious_accessibility_problem(
             assert not any(found.values()), found
     finally:
         assert hana.stop() == 0
+
+
+def _in_room(page: Any) -> None:
+    page.wait_for_selector("#room:not([hidden])", timeout=15_000)
+
+
+def test_the_page_has_no_dead_ends(lan3: Lan, tmp_path: Path) -> None:
+    """Names are checked in words; namesakes carry fingerprints; Leave offers Join again; a
+    second tab takes over without a fight; a closed tab leaves at once; a blocked guest is
+    told on arrival."""
+    hana = lan3.headless(
+        0, tmp_path, "hana", "--host", "No dead ends", "--input", "none", "--output", "none"
+    )
+    try:
+        web = hana.wait_for("web")
+        with chromium(lan3.hosts[2], tmp_path) as browser:
+            phone_a = browser.new_context(viewport={"width": 390, "height": 844})
+            gus = phone_a.new_page()
+            gus.goto(web["http"])
+            gus.wait_for_selector("#join:not([hidden])", timeout=15_000)
+            for name, words in (
+                ("\u200b\u200b", "needs at least one visible character"),
+                ("Gus\u202e", "cannot contain invisible or control characters"),
+            ):
+                gus.fill("#name", name)
+                gus.click("#join-button")
+                gus.wait_for_selector(f"#notice:has-text('{words}')", timeout=5_000)
+            gus.fill("#name", "Gus")
+            gus.click("#join-button")
+            _in_room(gus)
+            hana.send(cmd="chat", text="said once")
+            gus.wait_for_selector("#chat li:has-text('said once')", timeout=10_000)
+
+            # Another phone, another Gus: each shows with its fingerprint.
+            twin = browser.new_context(viewport={"width": 390, "height": 844}).new_page()
+            join(twin, web["http"], "Gus")
+            state = hana.wait_for("state", lambda e: len(e["members"]) == 3)
+            prints = sorted(m["fingerprint"] for m in state["members"] if m["name"] == "Gus")
+            for fingerprint in prints:
+                gus.wait_for_selector(f"#audience .fp:text-is('{fingerprint}')", timeout=10_000)
+
+            # Leave is not a dead end.
+            click_text(gus, "Leave")
+            gus.wait_for_selector("#notice:has-text('You left the Space.')", timeout=10_000)
+            assert gus.inner_text("#subtitle") == "You are not in the Space now."
+            gus.click("#again-button")
+            _in_room(gus)
+            assert gus.locator("#chat li:has-text('said once')").count() == 1
+
+            # A second tab of the same phone takes over; the first stops and stays stopped.
+            second = phone_a.new_page()
+            second.goto(web["http"])
+            _in_room(second)
+            gus.wait_for_selector("#notice:has-text('open in another tab')", timeout=10_000)
+            second.wait_for_timeout(3000)
+            assert second.locator("#notice:has-text('Lost the connection')").count() == 0
+            assert second.locator("#notice:has-text('open in another tab')").count() == 0
+            assert second.locator("#chat li:has-text('said once')").count() == 1
+
+            # Closing the tab (navigating away) leaves now, not after the node's grace.
+            second.goto("about:blank")
+            gone = hana.wait_for(
+                "state", lambda e: sum(m["name"] == "Gus" for m in e["members"]) == 1, within=5
+            )
+            assert gone["change"]["action"] in ("leave", "drop")
+
+            # A blocked guest who comes back is told before trying.
+            hana.send(cmd="request", action="block", target="Gus")
+            twin.wait_for_selector("#notice:has-text('blocked')", timeout=10_000)
+            twin.reload()
+            twin.wait_for_selector("#notice:has-text('A host blocked you')", timeout=15_000)
+            assert twin.locator("#join-form").is_hidden()
+    finally:
+        assert hana.stop() == 0

@@ -14,6 +14,7 @@ const page = {
   key: null, ws: null, welcome: null, gateway: null, state: null, me: null,
   pc: null, sender: null, mic: null, counter: Date.now(),
   wantJoin: false, lastJoin: 0, out: false, retry: 500, failures: 0, speaking: new Set(),
+  moving: false,
 };
 page.wire = wire;
 window.p2pspaces = page; // for people who look under the hood (and for the tests)
@@ -41,6 +42,13 @@ async function start() {
   $("join-form").addEventListener("submit", onJoin);
   $("chat-form").addEventListener("submit", onChat);
   $("tap-button").addEventListener("click", () => playAudio());
+  $("again-button").addEventListener("click", () => comeBack());
+  // A tab closed (or a phone's browser swiped away) leaves at once when it can say so; a page
+  // that just lost its network keeps its place for the node's grace period instead.
+  // Moving on purpose (to the secure page, to another node) keeps the place for the next page.
+  window.addEventListener("pagehide", () => {
+    if (page.me && !page.out && !page.moving) sendJson({ t: "bye" });
+  });
   for (const emoji of EMOJI) {
     const button = document.createElement("button");
     button.type = "button";
@@ -122,8 +130,8 @@ async function handle(m) {
       return renderPeople();
     case "error": return notice(m.reason);
     case "answer": return page.pc && page.pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
-    case "out": return onOut(m.reason);
-    case "closed": return notice(m.reason);
+    case "out": return onOut(m);
+    case "closed": return m.code === "elsewhere" ? onElsewhere(m) : notice(m.reason);
     case "full": return onFull(m);
     default: return undefined;
   }
@@ -131,6 +139,7 @@ async function handle(m) {
 
 async function onWelcome(m) {
   page.welcome = m;
+  $("chat").replaceChildren(); // the node sends its recent lines again after this hello
   page.gateway = wire.unhex(m.gateway);
   const others = m.others || [];
   if (m.guests + 1 >= 0.8 * m.max_guests && others.length) {
@@ -164,9 +173,16 @@ function onState(m) {
   $("rec").hidden = !m.room.recording;
   const host = m.members.find((x) => x.id === m.room.host);
   $("subtitle").textContent = `Hosted by ${host ? host.name : "someone"} · ${m.members.length} in the room`;
+  if (!page.me && m.blocked) {
+    $("room").hidden = true;
+    $("join").hidden = true;
+    $("again").hidden = true;
+    notice("A host blocked you from this Space, so this page cannot join it.");
+    return;
+  }
   if (!page.me) {
     $("room").hidden = true;
-    $("join").hidden = false;
+    $("join").hidden = page.out;
     $("join-help").textContent = secure()
       ? "You will hear the room, chat, react, raise your hand, and speak when invited."
       : "You will hear the room, chat, react and raise your hand. To speak, use the secure page (link below).";
@@ -187,13 +203,41 @@ function onReaction(m) {
   addChat(m.name, m.emoji, m.from, true);
 }
 
-function onOut(reason) {
+function onOut(m) {
   page.out = true;
   page.wantJoin = false;
-  notice(reason);
+  const blocked = m.code === "block";
+  const words = {
+    leave: "You left the Space.",
+    remove: "A host removed you from the Space. You may join again.",
+    block: "A host blocked you from this Space; you cannot join it again.",
+  };
+  notice(words[m.code] || `You are out of the Space: ${m.reason}.`);
+  stopAudio();
+  page.me = null;
+  $("room").hidden = true;
+  $("join").hidden = true;
+  $("again").hidden = blocked;
+  $("subtitle").textContent = blocked ? "" : "You are not in the Space now.";
+}
+
+// Out of the room (left, removed, a lost link): the same page, the same key, back in.
+function comeBack() {
+  location.hash = "join=1";
+  location.reload();
+}
+
+// The same guest opened the Space in another tab: that one carries on, this one stops (two
+// tabs would take the guest's place from each other for ever).
+function onElsewhere(m) {
+  page.out = true;
+  page.wantJoin = false;
   stopAudio();
   $("room").hidden = true;
   $("join").hidden = true;
+  notice("This Space is open in another tab or page, which carries on; this one has stopped.");
+  $("again-button").textContent = "Use this tab instead";
+  $("again").hidden = false;
 }
 
 // A busy node sends browsers on to a less busy node of the same Space, so fifty phones do not
@@ -214,6 +258,7 @@ function listOthers(others) {
     const item = document.createElement("li");
     const a = document.createElement("a");
     a.href = elsewhere(other);
+    a.addEventListener("click", () => { page.moving = true; });
     a.textContent = `${other.name}'s node (${other.guests} of ${other.max_guests} browser guests)`;
     item.append(a);
     list.append(item);
@@ -235,10 +280,25 @@ function onFull(m) {
 
 // --- joining, chat ------------------------------------------------------------------------
 
+const NAME_MAX = 32;
+
+// Why a name cannot be used, in words (the room's own rules, checked before sending).
+function nameProblem(name) {
+  if (!/[^\p{C}\p{Z}\p{M}]/u.test(name)) return "A name needs at least one visible character.";
+  if (/[\p{Cc}\p{Cf}]/u.test(name)) return "A name cannot contain invisible or control characters.";
+  if ([...name].length > NAME_MAX) return `A name has at most ${NAME_MAX} characters.`;
+  return null;
+}
+
 function onJoin(event) {
   event.preventDefault();
   const name = $("name").value.trim();
   if (!name) return;
+  const problem = nameProblem(name);
+  if (problem) {
+    notice(problem);
+    return;
+  }
   localStorage.setItem(NAME_KEY, name);
   page.wantJoin = true;
   playAudio(); // a tap: browsers let the room's audio play after one
@@ -263,11 +323,19 @@ function onChat(event) {
   input.value = "";
 }
 
+// Whether someone else in the room goes by ``name``.
+function shared(name, id) {
+  const wanted = name.toLowerCase();
+  return !!page.state && (page.state.members || []).some(
+    (m) => m.id !== id && m.name.toLowerCase() === wanted);
+}
+
 function addChat(name, text, from, isReaction = false) {
   const item = document.createElement("li");
   const who = document.createElement("span");
   who.className = "author";
-  who.textContent = name;
+  const author = page.state && (page.state.members || []).find((m) => m.id === from);
+  who.textContent = author && shared(name, from) ? `${name} (${author.fp})` : name;
   const what = document.createElement("span");
   what.textContent = text;
   if (isReaction) item.className = "event";
@@ -338,7 +406,12 @@ function chip(member) {
   const who = document.createElement("span");
   who.className = "who";
   who.textContent = member.name + (member.id === page.me ? " (you)" : "");
-  item.append(dot, who);
+  const fp = document.createElement("span");
+  fp.className = "fp";
+  // Names can be copied, keys cannot: namesakes get the whole short fingerprint.
+  fp.textContent = shared(member.name, member.id) ? member.fp : member.fp.slice(0, 4);
+  fp.title = `Fingerprint ${member.fp}`;
+  item.append(dot, who, fp);
   const tags = [];
   if (member.role === "host") tags.push("host");
   if (member.role === "cohost") tags.push("co-host");
@@ -484,6 +557,7 @@ function goSecure() {
   if (seed) params.set("seed", seed);
   params.set("name", localStorage.getItem(NAME_KEY) || "");
   if (page.me) params.set("join", "1");
+  page.moving = true;
   location.href = `${https}#${params.toString()}`;
 }
 
