@@ -72,10 +72,12 @@ def _fit_row(name: Text, flags: Text, width: int) -> tuple[Text, Text]:
     return cut, flags
 
 
-def _columns(table: DataTable[Text | str]) -> None:
+def _columns(table: DataTable[Text | str], name: int = 4, flags: int = 5) -> None:
+    """The people list's columns, ``name`` and ``flags`` cells wide (given, not measured by
+    the table later: a table measures after it first draws, and drew names cut meanwhile)."""
     table.add_column("", key="dot", width=2)
-    table.add_column("name", key="name")
-    table.add_column("flags", key="flags")
+    table.add_column("name", key="name", width=name)
+    table.add_column("flags", key="flags", width=flags)
 
 
 TITLE_MIN = 12
@@ -257,11 +259,16 @@ class RoomScreen(Screen[None]):
         table = self.query_one(f"#{name}", DataTable)
         keep = table.cursor_row
         table.clear(columns=True)  # widths from the rows of now, not the widest ever seen
-        _columns(table)
         width = self.query_one("#people").size.width - PEOPLE_CHROME
-        for node in nodes:
-            dot, who, flags = self._row(node)
-            table.add_row(dot, *_fit_row(who, flags, width), key=node.hex())
+        rows = [(node, self._row(node)) for node in nodes]
+        fitted = [(node, dot, *_fit_row(who, flags, width)) for node, (dot, who, flags) in rows]
+        _columns(
+            table,
+            max([4, *(who.cell_len for _, _, who, _ in fitted)]),
+            max([5, *(flags.cell_len for _, _, _, flags in fitted)]),
+        )
+        for node, dot, who, flags in fitted:
+            table.add_row(dot, who, flags, key=node.hex())
         table.can_focus = bool(nodes)  # Tab skips an empty list
         if nodes:
             table.move_cursor(row=min(keep, len(nodes) - 1), animate=False)
