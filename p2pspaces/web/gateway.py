@@ -20,6 +20,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import os
 from collections import deque
 from collections.abc import Callable
@@ -163,7 +164,7 @@ class WebGateway:
         self._graces: dict[NodeId, asyncio.TimerHandle] = {}
         self._runners: list[web.AppRunner] = []
         self._state_due = False
-        self.mixer = GuestMixer()
+        self.mixer = GuestMixer(node.node_id)
         self.info: WebInfo | None = None
         self.cert: Certificate | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -344,10 +345,22 @@ class WebGateway:
             guest.bye = True  # the tab is closing: no grace to wait for it
         elif kind == "offer" and guest.key is not None:
             await self._on_offer(guest, message)
+        elif kind == "volume" and guest.key is not None:
+            self._on_volume(guest.key, message)
         else:
             await guest.send(
                 {"t": "error", "code": "bad_message", "reason": f"unexpected {str(kind)[:20]}"}
             )
+
+    def _on_volume(self, guest: NodeId, message: dict[str, Any]) -> None:
+        """The guest plays someone louder or quieter, for itself only."""
+        try:
+            source = bytes.fromhex(message["id"])
+            gain = float(message["gain"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if len(source) == NODE_ID_SIZE and math.isfinite(gain):
+            self.mixer.set_volume(guest, source, gain)
 
     async def _on_hello(self, guest: Guest, message: dict[str, Any]) -> None:
         try:

@@ -7,7 +7,8 @@ there are, so its cost per extra guest is packetising only.  The price is one ex
 decode/mix/encode (the gateway decodes every speaker for its own playout anyway) and the
 gateway's jitter buffer in the path; scripts/bench_web.py measures the delay against a node
 listener.  A guest on stage gets a mix without its own voice (encoded for it alone), so it
-never hears itself back.
+never hears itself back; a guest who set someone's volume (the page's sliders, like the app's
++/-) gets a mix of its own too.
 """
 
 from __future__ import annotations
@@ -21,14 +22,20 @@ from p2pspaces.audio.opus import Encoder, Pcm
 from p2pspaces.core.identity import NodeId
 
 BITRATE = 32_000
+VOLUME_MAX = 2.0
+VOLUMES_MAX = 64
+"""People one guest may set a volume for (the rest stay at 100%)."""
 
 
 class GuestMixer:
     """Mixes each tick's frames for the guests and queues the packets on their tracks."""
 
-    def __init__(self) -> None:
+    def __init__(self, me: bytes = b"") -> None:
+        """``me``: the gateway node's key (its own voice is ``own`` in :meth:`feed`)."""
+        self._me = me
         self._shared = Encoder(BITRATE)
         self._own: dict[bytes, Encoder] = {}
+        self._volumes: dict[bytes, dict[bytes, float]] = {}
         self._pts = 0
         self.encoded = 0
 
@@ -44,14 +51,16 @@ class GuestMixer:
         speaking = {key for key, _ in frames}
         shared: bytes | None = None
         for key, track in tracks.items():
-            if key in speaking:
-                minus = [(f, 1.0) for k, f in frames if k != key]
+            volumes = self._volumes.get(key)
+            if key in speaking or volumes:
+                gain = (volumes or {}).get
+                own_mix = [(f, gain(k, 1.0)) for k, f in frames if k != key]
                 if own is not None:
-                    minus.append((own, 1.0))
+                    own_mix.append((own, gain(self._me, 1.0)))
                 encoder = self._own.get(key)
                 if encoder is None:
                     encoder = self._own[key] = Encoder(BITRATE)
-                track.offer(encoder.encode(mix(minus)), pts)
+                track.offer(encoder.encode(mix(own_mix)), pts)
                 self.encoded += 1
             else:
                 if shared is None:
@@ -59,6 +68,22 @@ class GuestMixer:
                     self.encoded += 1
                 track.offer(shared, pts)
 
+    def set_volume(self, guest: bytes, source: bytes, gain: float) -> float:
+        """How loud ``guest`` hears ``source`` (0 to VOLUME_MAX; 1 is as spoken); the gain
+        kept.  Beyond VOLUMES_MAX people, a guest's further settings are not kept."""
+        gain = min(max(gain, 0.0), VOLUME_MAX)
+        volumes = self._volumes.setdefault(guest, {})
+        if gain == 1.0:
+            volumes.pop(source, None)
+        elif source in volumes or len(volumes) < VOLUMES_MAX:
+            volumes[source] = gain
+        else:
+            gain = 1.0
+        if not volumes:
+            del self._volumes[guest]
+        return gain
+
     def forget(self, key: bytes) -> None:
         """A guest's page is gone."""
         self._own.pop(key, None)
+        self._volumes.pop(key, None)

@@ -145,6 +145,15 @@ def test_the_page_has_no_dead_ends(lan3: Lan, tmp_path: Path) -> None:
             _in_room(gus)
             hana.send(cmd="chat", text="said once")
             gus.wait_for_selector("#chat li:has-text('said once')", timeout=10_000)
+            # Reading back, nobody is yanked down by a new line: a cue says there is more.
+            hana.send(cmd="chat", text="\n".join(f"line {i}" for i in range(40)))
+            gus.wait_for_selector("#chat li:has-text('line 39')", timeout=10_000)
+            gus.evaluate("() => { document.getElementById('chat').scrollTop = 0; }")
+            hana.send(cmd="chat", text="while you read")
+            gus.wait_for_selector("#new-chat:not([hidden])", timeout=10_000)
+            assert gus.evaluate("() => document.getElementById('chat').scrollTop") == 0
+            gus.click("#new-chat")
+            gus.wait_for_selector("#new-chat[hidden]", state="attached", timeout=5_000)
 
             # Another phone, another Gus: each shows with its fingerprint.
             twin = browser.new_context(viewport={"width": 390, "height": 844}).new_page()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from p2pspaces.audio import SAMPLE_RATE
@@ -50,6 +51,17 @@ def test_a_phone_hears_chats_and_reacts_through_the_hosts_page(lan3: Lan, tmp_pa
             # The page hears Hana: what it records matches her clip.
             heard = record(page, 2.5 * len(clip) / SAMPLE_RATE)
             assert match(heard, clip) >= 0.8
+            # Hana turned down to 0% on this phone only: it hears (almost) nothing of her.
+            page.click("#volumes summary")
+            page.fill("input[aria-label='Volume of hana']", "0")
+            page.dispatch_event("input[aria-label='Volume of hana']", "input")
+            page.wait_for_timeout(500)
+            quiet = record(page, 2.0)
+            assert np.sqrt(np.mean(quiet.astype(float) ** 2)) < 0.05 * np.sqrt(
+                np.mean(heard.astype(float) ** 2)
+            )
+            page.fill("input[aria-label='Volume of hana']", "100")
+            page.dispatch_event("input[aria-label='Volume of hana']", "input")
             # Chat and reactions both ways; room text is shown as text, never as markup.
             page.fill("#chat-input", "hello from a phone")
             page.click("#chat-form button")
@@ -70,6 +82,11 @@ def test_a_phone_hears_chats_and_reacts_through_the_hosts_page(lan3: Lan, tmp_pa
             hana.wait_for("state", lambda e: bool(_member(e, "Gus")["hand"]))
             hana.send(cmd="request", action="accept_hand", target="Gus")
             page.click("text=Open the secure page to speak")
+            # First a word on the certificate warning to come, with the fingerprint to compare.
+            shown = page.inner_text("#secure-note-fp").replace(":", "").replace("\u200b", "")
+            shown = shown.lower()
+            assert shown == web["cert_sha256"]
+            page.click("#secure-note-go")
             page.wait_for_selector("text=You are on stage", timeout=15_000)
             assert page.url.startswith(web["https"])
             assert "seed" not in page.url

@@ -14,7 +14,7 @@ const page = {
   key: null, ws: null, welcome: null, gateway: null, state: null, me: null,
   pc: null, sender: null, mic: null, counter: Date.now(),
   wantJoin: false, lastJoin: 0, out: false, retry: 500, failures: 0, speaking: new Set(),
-  moving: false,
+  moving: false, volumes: new Map(), volumeIds: null,
 };
 page.wire = wire;
 window.p2pspaces = page; // for people who look under the hood (and for the tests)
@@ -43,6 +43,14 @@ async function start() {
   $("chat-form").addEventListener("submit", onChat);
   $("tap-button").addEventListener("click", () => playAudio());
   $("again-button").addEventListener("click", () => comeBack());
+  $("secure-note-go").addEventListener("click", () => toSecurePage());
+  $("secure-note-cancel").addEventListener("click", () => { $("secure-note").hidden = true; });
+  $("new-chat").addEventListener("click", () => {
+    const log = $("chat");
+    log.scrollTop = log.scrollHeight;
+    $("new-chat").hidden = true;
+  });
+  $("chat").addEventListener("scroll", () => { if (atEnd($("chat"))) $("new-chat").hidden = true; });
   // A tab closed (or a phone's browser swiped away) leaves at once when it can say so; a page
   // that just lost its network keeps its place for the node's grace period instead.
   // Moving on purpose (to the secure page, to another node) keeps the place for the next page.
@@ -149,6 +157,7 @@ async function onWelcome(m) {
   }
   const sig = await wire.proveKey(page.key, wire.unhex(m.challenge), page.gateway);
   sendJson({ t: "hello", key: wire.hex(page.key.publicKey), sig });
+  for (const [id, gain] of page.volumes) sendJson({ t: "volume", id, gain });
   if (!m.room) {
     $("title").textContent = "No Space here right now";
     $("subtitle").textContent = "The node serving this page is not in a Space. Keep this page open or ask the host for the address.";
@@ -341,9 +350,15 @@ function addChat(name, text, from, isReaction = false) {
   if (isReaction) item.className = "event";
   item.append(who, what);
   const log = $("chat");
+  const following = atEnd(log); // someone reading back is not yanked down: they get a cue
   log.append(item);
   while (log.children.length > CHAT_KEPT) log.firstChild.remove();
-  log.scrollTop = log.scrollHeight;
+  if (following) log.scrollTop = log.scrollHeight;
+  else $("new-chat").hidden = false;
+}
+
+function atEnd(log) {
+  return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
 }
 
 // --- the people ---------------------------------------------------------------------------
@@ -434,6 +449,7 @@ function renderPeople() {
   const stage = members.filter((m) => SPEAKING_ROLES.has(m.role));
   const audience = members.filter((m) => !SPEAKING_ROLES.has(m.role));
   $("stage").replaceChildren(...stage.map(chip));
+  renderVolumes(stage.filter((m) => m.id !== page.me));
   const shown = audience.slice(0, AUDIENCE_SHOWN).map(chip);
   if (audience.length > AUDIENCE_SHOWN) {
     const more = document.createElement("li");
@@ -442,6 +458,36 @@ function renderPeople() {
   }
   $("audience").replaceChildren(...shown);
   $("audience-title").textContent = `Listening (${audience.length})`;
+}
+
+// One slider per person on stage (for this guest only: the node mixes this guest's audio).
+// Rebuilt only when the stage changes, so that a slider in use is not replaced under a finger.
+function renderVolumes(speakers) {
+  const ids = speakers.map((m) => m.id).join();
+  $("volumes").hidden = speakers.length === 0;
+  if (ids === page.volumeIds) return;
+  page.volumeIds = ids;
+  const rows = speakers.map((member) => {
+    const label = document.createElement("label");
+    label.className = "volume";
+    const slider = document.createElement("input");
+    slider.type = "range";
+    slider.min = "0";
+    slider.max = "200";
+    slider.step = "25";
+    slider.value = String(Math.round(100 * (page.volumes.get(member.id) ?? 1)));
+    slider.setAttribute("aria-label", `Volume of ${member.name}`);
+    const shown = document.createElement("span");
+    shown.textContent = `${member.name}: ${slider.value}%`;
+    slider.addEventListener("input", () => {
+      shown.textContent = `${member.name}: ${slider.value}%`;
+      page.volumes.set(member.id, Number(slider.value) / 100);
+      sendJson({ t: "volume", id: member.id, gain: Number(slider.value) / 100 });
+    });
+    label.append(shown, slider);
+    return label;
+  });
+  $("volume-list").replaceChildren(...rows);
 }
 
 async function leave() {
@@ -549,7 +595,18 @@ function stopAudio() {
   page.pc = null;
 }
 
+// The browser's certificate warning comes next: say first what it is, and the fingerprint to
+// compare with the one on the serving laptop's screen.
 function goSecure() {
+  const welcome = page.welcome;
+  if (!welcome || !welcome.https) return;
+  const cert = (welcome.cert_sha256 || "").toUpperCase().match(/../g) || [];
+  $("secure-note-fp").textContent = cert.join(":\u200b"); // lines break between pairs only
+  $("secure-note").hidden = false;
+  $("secure-note-go").focus();
+}
+
+function toSecurePage() {
   const https = page.welcome && page.welcome.https;
   if (!https) return;
   const params = new URLSearchParams();
