@@ -50,6 +50,7 @@ GUEST_COUNTS = (1, 10, 30)
 ONSETS_JS = """() => {
   const audio = document.getElementById('audio');
   const ctx = new AudioContext();
+  ctx.resume();  // Firefox starts a context suspended unless told
   const source = ctx.createMediaStreamSource(audio.srcObject);
   const analyser = ctx.createAnalyser();
   analyser.fftSize = 256;

@@ -102,6 +102,7 @@ class Tab:
             expression=expression,
             target={"context": self.context},
             awaitPromise=True,
+            userActivation=True,  # as a person's tap: the page may start sound
         )
         if result.get("type") == "exception":
             details = result.get("exceptionDetails", {})
@@ -146,19 +147,25 @@ class Tab:
 class Firefox:
     """A headless firefox-esr (in a network namespace, if given), with a BiDi session open."""
 
-    def __init__(self, namespace: str | None, folder: Path) -> None:
+    def __init__(
+        self, namespace: str | None, folder: Path, sound: dict[str, str] | None = None
+    ) -> None:
+        """``sound``: the environment of a sound server (:mod:`.pulse`): Firefox then plays to
+        it and takes its default source as the microphone, instead of a fake one playing a
+        tone (and without a sound device, Web Audio never starts)."""
         where = namespace or "here"
         profile = folder / f"firefox-{where}"
         profile.mkdir(parents=True, exist_ok=True)
-        prefs = "".join(f'user_pref("{k}", {json.dumps(v)});\n' for k, v in PREFS.items())
+        wanted = {**PREFS, "media.navigator.streams.fake": sound is None}
+        prefs = "".join(f'user_pref("{k}", {json.dumps(v)});\n' for k, v in wanted.items())
         (profile / "user.js").write_text(prefs)
         self._log = (folder / f"firefox-{where}.log").open("w")
         inside = ["ip", "netns", "exec", namespace] if namespace else []
-        self._proc = subprocess.Popen(  # noqa: S603 - our fixed argv, no shell
+        self._proc = subprocess.Popen(
             [*inside, FIREFOX, "--headless", "--no-remote",
              "--profile", str(profile), "--remote-debugging-port", str(BIDI_PORT)],
             stdout=self._log, stderr=subprocess.STDOUT,
-            env={**os.environ, "MOZ_CRASHREPORTER_DISABLE": "1"},
+            env={**(sound or os.environ), "MOZ_CRASHREPORTER_DISABLE": "1"},
         )  # fmt: skip
         self._ids = itertools.count(1)
         self._stack = contextlib.ExitStack()
@@ -229,15 +236,18 @@ class Unavailable(RuntimeError):
 
 
 @contextmanager
-def firefox(namespace: str | None, folder: Path) -> Iterator[Firefox]:
-    """A Firefox browser (in ``namespace``, if given); :class:`Unavailable` if it cannot run."""
+def firefox(
+    namespace: str | None, folder: Path, sound: dict[str, str] | None = None
+) -> Iterator[Firefox]:
+    """A Firefox browser (in ``namespace``, if given; with a ``sound`` server's devices, if
+    given); :class:`Unavailable` if it cannot run."""
     if shutil.which(FIREFOX) is None:
         raise Unavailable("Debian's firefox-esr is not installed (apt-get install firefox-esr)")
     try:
         import websockets  # noqa: F401, PLC0415 - optional until here
     except ImportError:
         raise Unavailable("websockets is not installed (pip install websockets)") from None
-    browser = Firefox(namespace, folder)
+    browser = Firefox(namespace, folder, sound)
     try:
         yield browser
     finally:

@@ -14,10 +14,10 @@ from ..needs import unavailable
 
 
 @contextmanager
-def firefox(namespace: str, folder: Path) -> Iterator[Firefox]:
-    """A Firefox browser in ``namespace``."""
+def firefox(namespace: str, folder: Path, sound: dict[str, str] | None = None) -> Iterator[Firefox]:
+    """A Firefox browser in ``namespace`` (with a sound server's devices, if given)."""
     try:
-        with _firefox(namespace, folder) as browser:
+        with _firefox(namespace, folder, sound) as browser:
             yield browser
     except Unavailable as exc:
         unavailable(str(exc))

@@ -7,8 +7,6 @@ plays to ``room_out`` (``--output speaker:pulse``), whose monitor we record and 
 
 from __future__ import annotations
 
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -20,6 +18,7 @@ import pytest
 
 from p2pspaces.audio.analysis import chunk_correlations
 from p2pspaces.audio.devices import load_audio
+from p2pspaces.testing.pulse import Unavailable, pulse_server
 
 from ..needs import unavailable
 from .lan import NodeProcess
@@ -30,46 +29,11 @@ LOOPBACK = "127.0.0.1"
 
 @pytest.fixture
 def pulse(tmp_path: Path) -> Iterator[dict[str, str]]:
-    missing = [tool for tool in ("pulseaudio", "paplay", "parecord") if shutil.which(tool) is None]
-    if missing:
-        unavailable(f"PulseAudio is not installed (missing {', '.join(missing)})")
-    runtime = tmp_path / "pulse"
-    runtime.mkdir()
-    socket = runtime / "native"
-    env = {
-        **os.environ,
-        "HOME": str(runtime),
-        "XDG_RUNTIME_DIR": str(runtime),
-        "PULSE_RUNTIME_PATH": str(runtime),
-        "PULSE_SERVER": f"unix:{socket}",
-    }
-    log = (runtime / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            "pulseaudio",
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--use-pid-file=no",
-            f"--load=module-native-protocol-unix socket={socket} auth-anonymous=1",
-            "--load=module-null-sink sink_name=mic_feed rate=48000",
-            "--load=module-null-sink sink_name=room_out rate=48000",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    deadline = time.monotonic() + 10
-    while subprocess.run(["pactl", "info"], env=env, capture_output=True, check=False).returncode:
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            log.close()
-            pytest.fail(f"PulseAudio did not start: {(runtime / 'server.log').read_text()[-500:]}")
-        time.sleep(0.1)
-    yield env
-    server.terminate()
-    server.wait(timeout=10)
-    log.close()
+    try:
+        with pulse_server(tmp_path) as env:
+            yield env
+    except Unavailable as exc:
+        unavailable(str(exc))
 
 
 def test_microphone_to_speaker_through_real_devices(pulse: dict[str, str], tmp_path: Path) -> None:
