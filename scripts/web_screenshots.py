@@ -94,6 +94,7 @@ async def main(out: Path) -> None:
                 await hana.request(Action(ActionKind.ACCEPT_HAND, gus))  # type: ignore[arg-type]
                 await page.wait_for_selector("text=Open the secure page to speak")
                 await page.click("text=Open the secure page to speak")
+                await page.click("#secure-note-go")  # past the word on the certificate
                 await page.wait_for_selector("text=You are on stage")
                 await asyncio.sleep(1.5)
                 await page.screenshot(path=str(out / "phone-stage.png"))

@@ -20,9 +20,9 @@ CASES: list[tuple[tuple[ActionKind, Form], list[Step], str, str | None, str, boo
     ((K.JOIN, Form.SELF), [], "new", None, "Nia", False, None),
     ((K.JOIN, Form.SELF), [("host", K.BLOCK, "new")], "new", None, "Nia", False, "blocked"),
     ((K.JOIN, Form.SELF), [], "lee", None, "Lee", False, "already a member"),
-    ((K.JOIN, Form.SELF), [], "new", None, "   ", False, "a name must be"),
+    ((K.JOIN, Form.SELF), [], "new", None, "   ", False, "a name needs a visible character"),
     ((K.JOIN, Form.OTHER), [], "new", "lee", "Nia", False, None),
-    ((K.JOIN, Form.OTHER), [], "new", "lee", "", False, "a name must be"),
+    ((K.JOIN, Form.OTHER), [], "new", "lee", "", False, "a name needs a visible character"),
     ((K.LEAVE, Form.SELF), [], "lee", None, "", False, None),
     ((K.LEAVE, Form.SELF), [], "new", None, "", False, "not a member"),
     ((K.RAISE_HAND, Form.SELF), [], "lee", None, "", False, None),
@@ -161,7 +161,7 @@ CASES: list[tuple[tuple[ActionKind, Form], list[Step], str, str | None, str, boo
     ((K.REMOVE_COHOST, Form.SELF), [], "sam", None, "", False, "not allowed for a speaker"),
     ((K.SET_TITLE, Form.SELF), [], "host", None, "New title", False, None),
     ((K.SET_TITLE, Form.SELF), [], "cora", None, "New title", False, "only the host"),
-    ((K.SET_TITLE, Form.SELF), [], "host", None, " ", False, "title cannot be empty"),
+    ((K.SET_TITLE, Form.SELF), [], "host", None, " ", False, "a title needs a visible character"),
     ((K.SET_RECORDING, Form.SELF), [], "host", None, "", True, None),
     ((K.SET_RECORDING, Form.SELF), [], "cora", None, "", True, "only the host"),
     ((K.SET_RECORDING, Form.SELF), [], "host", None, "", False, "already so"),
@@ -373,3 +373,16 @@ def test_a_guest_speaks_when_invited_but_is_never_a_cohost() -> None:
         space.do("host", K.ADD_COHOST, "gus")
     with pytest.raises(Refused, match="only the host or a co-host"):
         space.do("gus", K.MUTE, "sam")
+
+
+@pytest.mark.parametrize("name", ["\u200b\u200b", " \u00a0 ", "\u0301", "\u2060\u200d"])
+def test_a_name_or_title_needs_a_character_people_can_see(name: str) -> None:
+    """A name of zero-width spaces (or joiners, or a lone combining mark) would show as a blank
+    member: it is refused, whoever sends it (a browser guest's page as any node)."""
+    space = full_space()
+    space.people["blank"] = person(77)
+    with pytest.raises(Refused, match="a name needs a visible character"):
+        space.do("blank", K.JOIN, text=name)
+    with pytest.raises(Refused, match="a title needs a visible character"):
+        space.do("host", K.SET_TITLE, text=name)
+    space.do("blank", K.JOIN, text="\u200bBea")  # a visible character is enough

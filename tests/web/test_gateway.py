@@ -18,7 +18,7 @@ from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 from p2pspaces.web.gateway import BINARY_MAX, DOMAIN_WEB, STATIC, WebGateway
-from p2pspaces.web.page import without_mdns_candidates
+from p2pspaces.web.page import in_words, without_mdns_candidates
 
 LOOPBACK = "127.0.0.1"
 
@@ -167,3 +167,17 @@ def test_a_pages_hidden_candidates_are_taken_out_to_look_up_and_the_node_keeps_l
     plain = "\r\n".join(["v=0", "m=audio 9 UDP 0", "a=candidate:3 1 UDP 1 10.0.0.1 5 typ host",
                          "a=end-of-candidates", ""])  # fmt: skip
     assert without_mdns_candidates(plain) == (plain, [])  # nothing hidden: nothing changes
+
+
+def test_a_refusal_reaches_the_page_in_words_not_codec_paths() -> None:
+    assert (
+        in_words("refused: Request.action: Action.text: control character U+202E in text")
+        == "control character U+202E in text"
+    )
+    assert (
+        in_words("Request.action: Action.text: 300 characters, not in 0..100")
+        == "300 characters long; the most is 100"
+    )
+    assert in_words("only the host or a co-host may do this") == (
+        "only the host or a co-host may do this"
+    )
