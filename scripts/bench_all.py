@@ -80,7 +80,7 @@ BENCHES = (
     Bench(
         "impaired",
         "Through a bad link",
-        "A listener behind an impairing cable (tests/e2e/impair.py, both ways; network "
+        "A listener behind an impairing cable (p2pspaces/testing/impair.py, both ways; network "
         "namespaces, so root): join time by address and the speech it hears (per-second "
         "correlation, delay creep) under each impairment, no impairment first as the baseline.",
         ("bench_impaired.py",),

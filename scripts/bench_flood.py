@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.net.flood import run_flood
+from p2pspaces.testing.flood import run_flood
 
 
 def main() -> None:

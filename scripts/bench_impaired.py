@@ -2,7 +2,8 @@
 """Joining and hearing through a bad link, one impairment at a time (needs root: namespaces).
 
 Two hosts on a bridged LAN of network namespaces; the listener's host reaches the bridge through
-the impairing cable of tests/e2e/impair.py (netem's job in user space: every frame, both ways).
+the impairing cable of p2pspaces/testing/impair.py (netem's job in user space: every frame, both
+ways).
 For each impairment: the join time (a node already running is told to join by address; the
 time to the signed snapshot), repeated, and then a listener records the host's looped speech:
 the per-second correlation with the source (median and 10th percentile) and how far the delay
@@ -24,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from p2pspaces.audio.analysis import chunk_correlations  # noqa: E402
 from p2pspaces.audio.devices import load_audio  # noqa: E402
-from tests.e2e.impair import Impairment, offsets  # noqa: E402
-from tests.e2e.lan import Lan, NodeProcess, netns_unavailable  # noqa: E402
-from tests.e2e.test_netns_audio import speech  # noqa: E402
+from p2pspaces.testing.impair import Impairment, offsets  # noqa: E402
+from p2pspaces.testing.lan import Lan, NodeProcess, netns_unavailable  # noqa: E402
+from p2pspaces.testing.signals import speech  # noqa: E402
 
 CASES = (
     Impairment(),

@@ -1,7 +1,7 @@
 """Where the room's members listen, so that they can reach each other without mDNS.
 
 On a network that filters multicast, discovery finds nobody, yet a member joined by address must
-still reach the speakers it hears and the co-host that takes over (DESIGN.md section 4).  So
+still reach the speakers it hears and the co-host that takes over (docs/DESIGN.md section 4).  So
 every member signs a :class:`~p2pspaces.core.wire.Contact` (its addresses and signaling port) and
 sends it to the authority once it is in; the authority relays it to the other members, and hands
 a joiner the room's contacts in bundles.  Only a node itself can say where it is: an entry signed

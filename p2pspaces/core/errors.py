@@ -51,7 +51,7 @@ class OutOfSync(Refused):
 class Unentitled(Refused):
     """Signed by a key that had no right to sign it: a state, claim or vote whose signer cannot
     show how it came to hold that right.  Honest nodes never send one, so its sender is
-    penalised (DESIGN.md section 3; docs/SECURITY.md)."""
+    penalised (docs/DESIGN.md section 3; docs/SECURITY.md)."""
 
 
 class Equivocation(Refused):

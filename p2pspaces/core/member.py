@@ -1,6 +1,6 @@
 """The member's half of a room session: signed updates and snapshots in, verified, applied.
 
-A member holds one link to the authority (DESIGN.md section 4).  It asks to join when that link
+A member holds one link to the authority (docs/DESIGN.md section 4).  It asks to join when that link
 comes up (and again after a reconnect: the authority answers a member with its snapshot), applies
 each signed update its replica verifies, asks for a snapshot (at most once per
 :attr:`Timing.resync_s`) when an update or a heartbeat shows it out of step, and adopts a newer
@@ -214,7 +214,7 @@ class MemberRole:
         """A fellow member's heartbeat names another state for the (epoch, seq) we hold: one of
         us was shown a different change by the authority.  Show it the authority's signed word
         for ours (once per seq): set beside its own, that is proof of the fork, and it shows
-        us its own in turn (DESIGN.md section 3, equivocation)."""
+        us its own in turn (docs/DESIGN.md section 3, equivocation)."""
         replica = self._ctx.room()
         state = replica.state
         same_place = (beat.epoch, beat.seq) == (state.epoch, state.seq)

@@ -48,7 +48,7 @@ class Member:
     ``hand`` is 0 when the hand is down, else the seq of the change that raised it, which
     orders the hand queue.  ``gateway`` is set for a browser guest: the member node that
     serves it and relays its signed requests and its voice (named in the guest's own signed
-    join; DESIGN.md section 5b).  A guest leaves with its gateway.
+    join; docs/DESIGN.md section 5b).  A guest leaves with its gateway.
     """
 
     name: str

@@ -1,6 +1,6 @@
 """Who may do what to whom: one table, and :func:`authorize` that reads it.
 
-Rules of the table (DESIGN.md section 3):
+Rules of the table (docs/DESIGN.md section 3):
 
 * Roles rank host > co-host > speaker > listener.  The authority (the host, or the co-host that
   took over) acts with the host's powers; nobody else does.

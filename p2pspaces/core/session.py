@@ -446,7 +446,7 @@ class RoomSession:
 
         The control plane is a star around the authority; the audio plane links every voice
         (and the authority) with every member; listeners need no links to each other
-        (DESIGN.md section 4).
+        (docs/DESIGN.md section 4).
         """
         authority = self.member.authority()
         if self.phase is Phase.JOINING or (self.phase is Phase.REJOINING and self.replica is None):

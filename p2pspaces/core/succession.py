@@ -1,6 +1,6 @@
 """Host succession: who may claim the next epoch, when, and which claim wins.
 
-Raft's terms with the host's own succession list in place of open voting (DESIGN.md section 3):
+Raft's terms with the host's own succession list in place of open voting (docs/DESIGN.md section 3):
 
 * The authority heartbeats every second; its lease is :data:`LEASE_MS`.  Time is passed in as
   ``now`` (milliseconds); this module never reads a clock.

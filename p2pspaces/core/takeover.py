@@ -1,4 +1,4 @@
-"""Host succession and reunion after a partition, as pure decisions (DESIGN.md section 3).
+"""Host succession and reunion after a partition, as pure decisions (docs/DESIGN.md section 3).
 
 Every node notes when it last heard the room's authority (``now`` comes in from the shell).
 Once the lease has run out, the co-host of rank ``i`` waits its turn (``lease + i`` steps, plus a

@@ -10,7 +10,7 @@ Signed messages travel inside a :class:`Signed` envelope: ``signer`` (32-byte ke
 ``DOMAIN_MESSAGE + payload``.  :func:`open_signed` verifies the signature over the bytes as
 received *before* decoding the payload, and never re-serialises anything to verify it.
 
-Message types (DESIGN.md sections 3-4):
+Message types (docs/DESIGN.md sections 3-4):
 
 ========== ============================================================ =========
 type       purpose                                                      signed by
@@ -119,7 +119,7 @@ _EPOCH = Int(0, COUNTER_MAX)
 
 
 class ActionKind(enum.StrEnum):
-    """Every change a room's state can undergo (DESIGN.md section 3)."""
+    """Every change a room's state can undergo (docs/DESIGN.md section 3)."""
 
     # Enum hashes a member by its name in Python; as the string it equals, at C speed (the
     # rules look kinds up several times per update).
@@ -396,7 +396,7 @@ class Contact(Message):
     """Where the signing node listens for links: its addresses and signaling port.
 
     Members send their own to the authority, which relays it to the room, so that members can
-    reach each other where multicast (and so mDNS) is filtered (DESIGN.md section 4).  Only a
+    reach each other where multicast (and so mDNS) is filtered (docs/DESIGN.md section 4).  Only a
     node itself can say where it is; the link's handshake proves the key at the far end anyway.
     """
 

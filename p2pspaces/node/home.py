@@ -5,7 +5,7 @@ corrupt or unreadable key file raises :class:`IdentityError` naming it and is ne
 
 ``--home``, else ``$P2PSPACES_HOME``, else the platform's user configuration folder.  A host
 notes the room it hosts here (``hosting.json``), so that after a crash the same ``start --host
-TITLE`` finds the room its co-host kept going, rejoins and reclaims it (DESIGN.md section 3);
+TITLE`` finds the room its co-host kept going, rejoins and reclaims it (docs/DESIGN.md section 3);
 leaving or ending the room forgets it.  If that note cannot be written, the user is told once:
 a crash could then not be recovered from.
 """

@@ -1,1 +1,1 @@
-"""The web gateway: any node of a Space serves it to the browsers near it (DESIGN.md 5b)."""
+"""The web gateway: any node of a Space serves it to the browsers near it (docs/DESIGN.md 5b)."""

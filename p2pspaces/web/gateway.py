@@ -1,4 +1,4 @@
-"""The web gateway: any node of a Space serves it to the browsers near it (DESIGN.md 5b).
+"""The web gateway: any node of a Space serves it to the browsers near it (docs/DESIGN.md 5b).
 
 One aiohttp application, served twice: plain HTTP (any phone can open it; listen, chat, raise a
 hand) and HTTPS with the node's self-signed certificate (the browser's microphone needs a

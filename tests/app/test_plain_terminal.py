@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..e2e.lan import NodeProcess
+from p2pspaces.testing.lan import NodeProcess
+
 from ..terminal import Terminal
 
 

@@ -310,7 +310,7 @@ def test_host_leaving_without_cohosts_ends_the_room() -> None:
     assert space.state.ended
 
 
-# --- browser guests (DESIGN.md section 5b) ---------------------------------------------------
+# --- browser guests (docs/DESIGN.md section 5b) ---------------------------------------------------
 
 
 def _with_guest() -> Space:

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from p2pspaces.testing.lan import Lan, netns_unavailable
+
 from ..needs import unavailable
-from .lan import Lan, netns_unavailable
 
 
 def _lan(size: int) -> Iterator[Lan]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,21 +12,10 @@ from p2pspaces.audio import SAMPLE_RATE
 from p2pspaces.audio.analysis import align
 from p2pspaces.audio.devices import load_audio
 from p2pspaces.audio.level import rms_dbfs
-
-from ..audio.signals import chirp, write_wav
-from .lan import Lan, NodeProcess
+from p2pspaces.testing.lan import Lan, NodeProcess
+from p2pspaces.testing.signals import speech
 
 pytestmark = pytest.mark.netns
-
-
-def speech(path: Path) -> Path:
-    """Speech made with espeak-ng (as CI installs it), else a voice-like chirp."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is not None:
-        text = "Welcome to the Friday demo. Peer to peer spaces carry voices across the room."
-        subprocess.run([espeak, "-w", str(path), text], check=True, timeout=30)
-        return path
-    return write_wav(path, chirp(4.0) / 32767)
 
 
 def test_two_listeners_record_what_the_speaker_says(lan3: Lan, tmp_path: Path) -> None:

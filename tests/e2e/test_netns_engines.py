@@ -3,7 +3,7 @@ secure page, joins, hears the room, goes on stage and is heard by a node.
 
 Firefox (like Safari, and Chromium before a page may use the microphone) hides the page's own
 address behind an mDNS name in its ICE candidates; the node looks the name up with its own mDNS
-(DESIGN.md section 5b).  Chromium's fake microphone plays the speech clip; Firefox's would only
+(docs/DESIGN.md section 5b).  Chromium's fake microphone plays the speech clip; Firefox's would only
 play a tone, so Firefox gets real devices instead: a PulseAudio server of the test's own, whose
 microphone hears the clip played into it.
 """
@@ -20,14 +20,14 @@ import pytest
 
 from p2pspaces.audio import SAMPLE_RATE
 from p2pspaces.audio.devices import load_audio
+from p2pspaces.testing.lan import Lan
 from p2pspaces.testing.pulse import Unavailable as PulseUnavailable
 from p2pspaces.testing.pulse import playing, pulse_server
+from p2pspaces.testing.signals import speech
 
 from ..needs import unavailable
 from .browser import accessibility_problems, chromium, click_text, join, match, phone, record
 from .firefox import firefox
-from .lan import Lan
-from .test_netns_audio import speech
 
 pytestmark = pytest.mark.netns
 

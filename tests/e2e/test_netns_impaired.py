@@ -13,10 +13,9 @@ import pytest
 
 from p2pspaces.audio.analysis import chunk_correlations
 from p2pspaces.audio.devices import load_audio
-
-from .impair import Impairment, offsets
-from .lan import Lan
-from .test_netns_audio import speech
+from p2pspaces.testing.impair import Impairment, offsets
+from p2pspaces.testing.lan import Lan
+from p2pspaces.testing.signals import speech
 
 pytestmark = pytest.mark.netns
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .lan import Lan
+from p2pspaces.testing.lan import Lan
 
 pytestmark = pytest.mark.netns
 QUIET = ("--input", "none", "--output", "none")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .lan import Lan
+from p2pspaces.testing.lan import Lan
 
 pytestmark = pytest.mark.netns
 

@@ -17,8 +17,7 @@ import pytest
 
 from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.devices import load_audio
-
-from .lan import Lan, NodeProcess
+from p2pspaces.testing.lan import Lan, NodeProcess
 
 pytestmark = pytest.mark.netns
 

@@ -13,8 +13,7 @@ import pytest
 from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.devices import load_audio
 from p2pspaces.audio.level import rms_dbfs
-
-from .lan import Lan
+from p2pspaces.testing.lan import Lan
 
 pytestmark = pytest.mark.netns
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from p2pspaces.testing.lan import Lan
+
 from ..terminal import Terminal
-from .lan import Lan
 
 pytestmark = pytest.mark.netns
 

@@ -14,9 +14,8 @@ import pytest
 from p2pspaces.audio import SAMPLE_RATE
 from p2pspaces.audio.analysis import align
 from p2pspaces.audio.devices import load_audio
-
-from .lan import Lan
-from .test_netns_audio import speech
+from p2pspaces.testing.lan import Lan
+from p2pspaces.testing.signals import speech
 
 pytestmark = pytest.mark.netns
 

@@ -1,5 +1,5 @@
 """Browser guests, end to end: a real Chromium in one network namespace joins a Space hosted by
-a node in another, through the web page that node serves (DESIGN.md section 5b)."""
+a node in another, through the web page that node serves (docs/DESIGN.md section 5b)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from p2pspaces.audio import SAMPLE_RATE
 from p2pspaces.audio.analysis import align
 from p2pspaces.audio.devices import load_audio
+from p2pspaces.testing.lan import Lan
+from p2pspaces.testing.signals import speech
 
 from ..audio.signals import dominant_hz, write_wav
 from .browser import chromium, join, match, phone, record
-from .lan import Lan
-from .test_netns_audio import speech
 
 pytestmark = pytest.mark.netns
 

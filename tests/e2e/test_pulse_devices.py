@@ -18,11 +18,11 @@ import pytest
 
 from p2pspaces.audio.analysis import chunk_correlations
 from p2pspaces.audio.devices import load_audio
+from p2pspaces.testing.lan import NodeProcess
 from p2pspaces.testing.pulse import Unavailable, pulse_server
+from p2pspaces.testing.signals import speech
 
 from ..needs import unavailable
-from .lan import NodeProcess
-from .test_netns_audio import speech
 
 LOOPBACK = "127.0.0.1"
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from p2pspaces.node.directory import ADVERTS_MAX
-
-from .flood import run_flood
+from p2pspaces.testing.flood import run_flood
 
 RSS_GROWTH_MAX_MB = 80.0
 """A node is ~100 MB; the caps hold what a flood can add (zeroconf's cache is itself capped at

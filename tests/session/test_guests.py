@@ -1,4 +1,4 @@
-"""Browser guests in memory: a guest's own signed requests through its gateway (DESIGN.md 5b).
+"""Browser guests in memory: a guest's own signed requests through its gateway (docs/DESIGN.md 5b).
 
 The guest's key signs; the gateway only passes the bytes on.  These tests play the page's part
 with an :class:`Identity` that no session holds, as a browser's WebCrypto key would be.

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from zeroconf import DNSAddress, DNSOutgoing, DNSPointer, DNSService, DNSText
+# Not re-exported for type checkers from zeroconf's top level: imported from where they live.
+from zeroconf._dns import DNSAddress, DNSPointer, DNSService, DNSText
+from zeroconf._protocol.outgoing import DNSOutgoing
 from zeroconf.const import (
     _CLASS_IN,
     _CLASS_UNIQUE,
@@ -30,8 +32,7 @@ from zeroconf.const import (
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.room import room_id_from
 from p2pspaces.net.discovery import SERVICE_TYPE, RoomAdvert, encode_txt, instance_name
-
-from ..e2e.lan import NodeProcess
+from p2pspaces.testing.lan import NodeProcess
 
 MDNS = ("224.0.0.251", 5353)
 TTL = 120

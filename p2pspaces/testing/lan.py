@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .impair import Impairment
+from p2pspaces.testing.impair import Impairment
 
 SUBNET = "10.77.0"
 
@@ -117,7 +117,7 @@ class Lan:
             )
 
     def impair(self, index: int, impairment: Impairment, seed: int | None = None) -> None:
-        """Put an impairing cable (:mod:`tests.e2e.impair`) between host ``index`` and the
+        """Put an impairing cable (:mod:`p2pspaces.testing.impair`) between host ``index`` and the
         bridge: everything it sends and receives is lost, delayed, reordered or duplicated."""
         _ip("-n", self.bridge, "link", "set", f"v{index}", "nomaster")
         _ip(
@@ -162,7 +162,7 @@ class Lan:
                 capture_output=True,
                 timeout=20,
             )
-        argv = [sys.executable, "-m", "tests.e2e.impair", f"v{index}", f"c{index}a"]
+        argv = [sys.executable, "-m", "p2pspaces.testing.impair", f"v{index}", f"c{index}a"]
         argv += impairment.argv() + (["--seed", str(seed)] if seed is not None else [])
         self.cables.append(
             subprocess.Popen(

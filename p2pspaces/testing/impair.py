@@ -10,7 +10,8 @@ frames stay within the MTU.
 
 Run inside the bridge's namespace::
 
-    python3 -m tests.e2e.impair HOST_SIDE LAN_SIDE --loss 5 --delay 40 --jitter 20 --reorder 1
+    python3 -m p2pspaces.testing.impair HOST_SIDE LAN_SIDE \
+        --loss 5 --delay 40 --jitter 20 --reorder 1
 
 and stopped with SIGTERM; it prints its counts on the way out.
 """
@@ -136,11 +137,12 @@ def run(host_side: str, lan_side: str, impairment: Impairment, seed: int | None)
                 counts.too_big += 1
         timeout = max(0.0, queue[0].at - now) if queue else 0.5
         for key, _ in selector.select(timeout):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            side = key.fileobj
+            if not isinstance(side, socket.socket):
+                continue
             while True:
                 try:
-                    frame, address = sock.recvfrom(FRAME_MAX)
+                    frame, address = side.recvfrom(FRAME_MAX)
                 except BlockingIOError:
                     break
                 if address[2] == PACKET_OUTGOING:
@@ -150,10 +152,10 @@ def run(host_side: str, lan_side: str, impairment: Impairment, seed: int | None)
                     counts.lost += 1
                     continue
                 now = time.monotonic()
-                hold(other[sock], frame, now)
+                hold(other[side], frame, now)
                 if rng.random() * 100 < impairment.duplicate:
                     counts.duplicated += 1
-                    hold(other[sock], frame, now)
+                    hold(other[side], frame, now)
     return counts
 
 
