@@ -20,14 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from p2pspaces.audio.analysis import chunk_correlations  # noqa: E402
-from p2pspaces.audio.devices import load_audio  # noqa: E402
-from p2pspaces.testing.impair import Impairment, offsets  # noqa: E402
-from p2pspaces.testing.lan import Lan, NodeProcess, netns_unavailable  # noqa: E402
-from p2pspaces.testing.signals import speech  # noqa: E402
+from p2pspaces.audio.analysis import chunk_correlations
+from p2pspaces.audio.devices import load_audio
+from p2pspaces.testing.impair import Impairment, offsets
+from p2pspaces.testing.lan import Lan, NodeProcess, netns_unavailable
+from p2pspaces.testing.signals import speech
 
 CASES = (
     Impairment(),
