@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from p2pspaces.app.qr import qr_lines
 from p2pspaces.app.words import Narrator, printable
-from p2pspaces.core.errors import AlreadyTold, CommandError
+from p2pspaces.core.errors import AlreadyTold, CommandError, ErrorCode
 from p2pspaces.core.events import ErrorEvent, Event, Notice, RoomList, StateChanged, WebReady
 from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
 from p2pspaces.core.room import RoomState
@@ -155,7 +155,7 @@ async def _read_commands(
         if not line:
             return  # stdin closed: keep running until a signal or a "quit"
         if len(line) > MAX_COMMAND:
-            node.events.put_nowait(ErrorEvent("bad_command", "command line too long"))
+            node.events.put_nowait(ErrorEvent(ErrorCode.BAD_COMMAND, "command line too long"))
             continue
         await _one_line(node, line, done, person)
 
@@ -320,7 +320,7 @@ def _quit(node: Node, done: asyncio.Event, person: Typist | None) -> None:
 def _failed(node: Node, exc: CommandError) -> None:
     """Say why a command failed, unless an event said it already."""
     if not isinstance(exc, AlreadyTold):
-        node.events.put_nowait(ErrorEvent("command_failed", str(exc)))
+        node.events.put_nowait(ErrorEvent(ErrorCode.COMMAND_FAILED, str(exc)))
 
 
 async def _one_line(
@@ -339,14 +339,16 @@ async def _one_line(
             return
         await run_command(node, command)
     except json.JSONDecodeError as exc:
-        node.events.put_nowait(ErrorEvent("bad_command", f"not JSON: {exc.msg}"))
+        node.events.put_nowait(ErrorEvent(ErrorCode.BAD_COMMAND, f"not JSON: {exc.msg}"))
     except BadCommand as exc:
-        node.events.put_nowait(ErrorEvent("bad_command", str(exc)))
+        node.events.put_nowait(ErrorEvent(ErrorCode.BAD_COMMAND, str(exc)))
     except CommandError as exc:
         _failed(node, exc)
     except Exception:  # a bug of ours: say so and keep reading commands
         log.exception("command failed unexpectedly: %s", text[:200])
-        node.events.put_nowait(ErrorEvent("internal_error", "that command hit a bug; see the log"))
+        node.events.put_nowait(
+            ErrorEvent(ErrorCode.INTERNAL_ERROR, "that command hit a bug; see the log")
+        )
 
 
 async def _print_events(node: Node, show: Callable[[Event], None]) -> None:

@@ -16,7 +16,7 @@ import logging
 from p2pspaces.core import lifecycle, wire
 from p2pspaces.core.contacts import ContactBook
 from p2pspaces.core.context import Hooks, SessionContext
-from p2pspaces.core.errors import PeerError, Refused
+from p2pspaces.core.errors import ErrorCode, PeerError, Refused
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.limits import BucketsByKey, Freshness
 from p2pspaces.core.room import RoomState
@@ -89,7 +89,7 @@ class AuthorityRole:
                 f"too fast: at most {REQUEST_BURST:.0f} requests at once, "
                 f"then {REQUEST_RATE:.0f} a second"
             )
-            self._ctx.refuse(signer, "rate_limited", reason, request.req_id, via=via)
+            self._ctx.refuse(signer, ErrorCode.RATE_LIMITED, reason, request.req_id, via=via)
             return
         self.handle(signer, request, now, via=via)
 
@@ -118,7 +118,7 @@ class AuthorityRole:
         (through ``via``, the gateway, for a browser guest)."""
         replica = self._ctx.room()
         if request.room_id != replica.room_id:
-            self._ctx.refuse(actor, "wrong_room", "not this room", request.req_id, via=via)
+            self._ctx.refuse(actor, ErrorCode.WRONG_ROOM, "not this room", request.req_id, via=via)
             return
         kind = request.action.kind
         if kind is ActionKind.JOIN and actor in replica.state.members:
@@ -128,13 +128,13 @@ class AuthorityRole:
                 self._hooks.welcomed(actor)
             elif replica.state.gateway_of(actor) != via:
                 self._ctx.refuse(
-                    actor, "refused", "already in the room through another node", via=via
+                    actor, ErrorCode.REFUSED, "already in the room through another node", via=via
                 )
             return  # a guest's page reloaded: its gateway holds the state already
         try:
             self.issue(actor, request.action, now)
         except Refused as exc:
-            self._ctx.refuse(actor, "refused", exc.reason, request.req_id, via=via)
+            self._ctx.refuse(actor, ErrorCode.REFUSED, exc.reason, request.req_id, via=via)
             if kind is ActionKind.JOIN and via is None:
                 self._ctx.hangup(actor, f"join refused: {exc.reason}")
 

@@ -73,6 +73,10 @@ class Text(Spec):
     min_chars: int = 0
     controls: str = ""
 
+    def dump(self, value: Any) -> Any:
+        """A ``str`` subclass (an enum's member, as an error code) goes out as plain text."""
+        return str.__str__(value) if isinstance(value, str) else value
+
     def parse(self, value: object) -> str:
         if type(value) is not str:
             raise Invalid("expected text")

@@ -7,6 +7,32 @@ problem with local files raises :class:`IdentityError`.  Foreign exceptions (msg
 cryptography) are translated into these at the module edge.
 """
 
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    """The stable codes of ``error`` events and of refusals on the wire (docs/headless.md
+    lists each, checked by a test).  A peer may send a code not listed: it is passed on as
+    text."""
+
+    REFUSED = "refused"
+    RATE_LIMITED = "rate_limited"
+    FLOODING = "flooding"
+    JOIN_FAILED = "join_failed"
+    LINK_REFUSED = "link_refused"
+    HOSTING_NOT_SAVED = "hosting_not_saved"
+    RECORDING_FAILED = "recording_failed"
+    WEB_FAILED = "web_failed"
+    VOTE_REFUSED = "vote_refused"
+    BRANCH_REFUSED = "branch_refused"
+    EQUIVOCATION = "equivocation"
+    BAD_COMMAND = "bad_command"
+    COMMAND_FAILED = "command_failed"
+    INTERNAL_ERROR = "internal_error"
+    AUTHORITY_LOST = "authority_lost"
+    WRONG_ROOM = "wrong_room"
+    NAME_CLASH = "name_clash"
+
 
 class P2PSpacesError(Exception):
     """Base of every error p2pspaces raises on purpose."""

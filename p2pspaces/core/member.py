@@ -13,7 +13,7 @@ import logging
 
 from p2pspaces.core import wire
 from p2pspaces.core.context import Hooks, SessionContext
-from p2pspaces.core.errors import OutOfSync, PeerError, Refused
+from p2pspaces.core.errors import ErrorCode, OutOfSync, PeerError, Refused
 from p2pspaces.core.events import ErrorEvent, GuestRefused, Joined
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.ledger import Replica
@@ -23,7 +23,7 @@ from p2pspaces.core.wire import Action, ActionKind, RoomId
 
 log = logging.getLogger("p2pspaces.session")
 
-FLOODING = "flooding"
+FLOODING = ErrorCode.FLOODING
 """The error code a node sends a peer it drops for breaking the message caps."""
 MISBEHAVED = "misbehaved"
 """The error code a node sends a peer it drops for what no honest node sends (a forgery)."""
@@ -89,12 +89,12 @@ class MemberRole:
                 return
             self.fail(f"the link to the room broke: {reason}")
         elif ctx.phase is Phase.MEMBER and ctx.state is not None and peer == ctx.state.authority:
-            ctx.emit(ErrorEvent("authority_lost", f"lost the room's authority: {reason}"))
+            ctx.emit(ErrorEvent(ErrorCode.AUTHORITY_LOST, f"lost the room's authority: {reason}"))
 
     def fail(self, reason: str) -> None:
         """Joining failed: back to idle, and say why."""
         ctx = self._ctx
-        ctx.emit(ErrorEvent("join_failed", reason))
+        ctx.emit(ErrorEvent(ErrorCode.JOIN_FAILED, reason))
         if self.target is not None:
             ctx.hangup(self.target[1], "join failed", flush=False)
         self.target = None
@@ -248,7 +248,7 @@ class MemberRole:
         """An error from a peer: a refused join, our own eviction for flooding, or a refusal."""
         ctx = self._ctx
         joining = ctx.phase is Phase.JOINING and self.target is not None
-        if joining and peer == self.authority() and message.code in ("refused", FLOODING):
+        if joining and peer == self.authority() and message.code in (ErrorCode.REFUSED, FLOODING):
             self.fail(f"the room refused us: {message.reason}")
             return
         state = ctx.state

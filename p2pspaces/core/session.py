@@ -31,6 +31,7 @@ from p2pspaces.core.context import Output, SessionContext
 from p2pspaces.core.errors import (
     CommandError,
     Equivocation,
+    ErrorCode,
     PeerError,
     Unentitled,
     WireError,
@@ -705,7 +706,7 @@ class RoomSession:
         while len(self.equivocations) > EQUIVOCATIONS_MAX:
             self.equivocations.popitem(last=False)
         log.error("the room's authority equivocated: %s", exc.reason)
-        self._ctx.emit(ErrorEvent("equivocation", exc.reason))
+        self._ctx.emit(ErrorEvent(ErrorCode.EQUIVOCATION, exc.reason))
         # Both signed words to every peer, once: each that holds one of them finds the proof.
         self._ctx.send_all(exc.first)
         self._ctx.send_all(exc.second)

@@ -20,7 +20,7 @@ import logging
 from p2pspaces.core import succession, wire
 from p2pspaces.core.authority import AuthorityRole
 from p2pspaces.core.context import Hooks, SessionContext
-from p2pspaces.core.errors import OutOfSync, PeerError, Refused
+from p2pspaces.core.errors import ErrorCode, OutOfSync, PeerError, Refused
 from p2pspaces.core.events import Converged, ErrorEvent
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.lifecycle import Phase
@@ -124,7 +124,7 @@ class Succession:
                 lease_ms=_ms(self._ctx.timing.lease_s),
             )
         except Refused as exc:
-            self._ctx.send(peer, wire.encode(wire.Error("vote_refused", exc.reason[:200])))
+            self._ctx.send(peer, wire.encode(wire.Error(ErrorCode.VOTE_REFUSED, exc.reason[:200])))
             return
         self._ctx.send(peer, vote)
 
@@ -281,7 +281,7 @@ class Reunion:
         ctx.claim, ctx.claim_epoch = data, replica.state.epoch
         ctx.send_all(data)
         ctx.send_all(ctx.heartbeat())
-        ctx.emit(ErrorEvent("branch_refused", f"{name} tried to take the room: {reason}"))
+        ctx.emit(ErrorEvent(ErrorCode.BRANCH_REFUSED, f"{name} tried to take the room: {reason}"))
 
     def superseded(self, old: RoomState, fresh: RoomState) -> None:
         """We were the authority of an older epoch; the room went on without us."""

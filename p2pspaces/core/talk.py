@@ -14,7 +14,7 @@ from typing import Protocol
 
 from p2pspaces.core import wire
 from p2pspaces.core.context import SessionContext
-from p2pspaces.core.errors import CommandError, PeerError, WireError
+from p2pspaces.core.errors import CommandError, ErrorCode, PeerError, WireError
 from p2pspaces.core.events import ChatReceived, ReactionReceived
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.limits import BucketsByKey
@@ -116,11 +116,11 @@ class ChatRelay:
         member = state.members.get(author)
         what = "chat" if isinstance(message, wire.Chat) else "react"
         if member is None:
-            ctx.refuse(author, "refused", f"only members may {what}")
+            ctx.refuse(author, ErrorCode.REFUSED, f"only members may {what}")
             return
         if not self._limits[message.TYPE].take(author, now):
             limit = CHAT_BURST if isinstance(message, wire.Chat) else REACTION_BURST
-            ctx.refuse(author, "rate_limited", f"too fast: at most {limit:.0f} at once")
+            ctx.refuse(author, ErrorCode.RATE_LIMITED, f"too fast: at most {limit:.0f} at once")
             return
         ctx.send_members(data)  # the author too: it sees its line in the room's order
         if isinstance(message, wire.Chat):

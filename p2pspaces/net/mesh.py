@@ -33,7 +33,7 @@ from aiortc import (
 )
 
 from p2pspaces.core import wire
-from p2pspaces.core.errors import PeerError, WireError
+from p2pspaces.core.errors import ErrorCode, PeerError, WireError
 from p2pspaces.core.identity import Identity, NodeId, short_fingerprint
 from p2pspaces.core.limits import TokenBucket
 from p2pspaces.core.member import FLOODING
@@ -356,7 +356,9 @@ class Mesh:
         reason = self._handler.admit(session.peer_id) if inbound else None
         if reason is not None:
             # Say why before hanging up: a blocked member's app can tell its user.
-            await session.send(wire.encode(wire.Error("refused", reason[: wire.REASON_MAX])))
+            await session.send(
+                wire.encode(wire.Error(ErrorCode.REFUSED, reason[: wire.REASON_MAX]))
+            )
             raise PeerError(f"{signaling.describe(session)} refused: {reason}")
         pc, channel, voice, early = await negotiate(session, self.media)
         try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from p2pspaces.core import lifecycle
 from p2pspaces.core.context import Hangup
+from p2pspaces.core.errors import ErrorCode
 from p2pspaces.core.events import ErrorEvent, Event
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.member import MISBEHAVED
@@ -111,4 +112,4 @@ class LinkKeeper:
         self._on_refused(peer, reason)
         if reason not in self._refusals and len(self._refusals) < REFUSALS_MAX:
             self._refusals.add(reason)
-            self._emit(ErrorEvent("link_refused", reason))
+            self._emit(ErrorEvent(ErrorCode.LINK_REFUSED, reason))

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from p2pspaces.audio.devices import Sink, Source
 from p2pspaces.core import lifecycle, room, wire
 from p2pspaces.core.context import Broadcast, Hangup, Send
-from p2pspaces.core.errors import AlreadyTold, CommandError, PeerError
+from p2pspaces.core.errors import AlreadyTold, CommandError, ErrorCode, PeerError
 from p2pspaces.core.events import (
     Ended,
     ErrorEvent,
@@ -539,7 +539,7 @@ class Node:
         if isinstance(event, Joined) and event.host:
             warning = self.hosted.remember(event.room, event.title)
             if warning is not None:
-                self.emit(ErrorEvent("hosting_not_saved", warning))
+                self.emit(ErrorEvent(ErrorCode.HOSTING_NOT_SAVED, warning))
         elif isinstance(event, Ended | Left):
             if isinstance(event, Ended) and event.orphaned_by is not None:
                 until = self._clock() + REJOIN_WINDOW_S
@@ -549,7 +549,7 @@ class Node:
             if isinstance(event, Ended) or event.reason == "left":
                 self.hosted.forget(event.room)
             self.directory.left_room(event.room)
-        elif isinstance(event, ErrorEvent) and event.code == "join_failed":
+        elif isinstance(event, ErrorEvent) and event.code == ErrorCode.JOIN_FAILED:
             self._join_error = event.reason
 
         elif isinstance(event, StateChanged):
@@ -571,7 +571,7 @@ class Node:
             nodes = list(roster)
         members = ((n, roster[n].name) for n in nodes if n in roster and n != self.node_id)
         for warning in self.people.meet_all(members):
-            self.emit(ErrorEvent("name_clash", warning))
+            self.emit(ErrorEvent(ErrorCode.NAME_CLASH, warning))
 
     def _follow_state(self, changed: bool) -> None:
         recording = self.recorder.follow(

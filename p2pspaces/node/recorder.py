@@ -8,6 +8,7 @@ from pathlib import Path
 
 from p2pspaces.audio.devices import SourceError, WavSink
 from p2pspaces.audio.engine import AudioEngine
+from p2pspaces.core.errors import ErrorCode
 from p2pspaces.core.events import ErrorEvent, Event, Recording
 from p2pspaces.core.room import RoomState
 
@@ -31,7 +32,7 @@ class RoomRecorder:
             try:
                 self._engine.recorder = WavSink(path)
             except SourceError as exc:
-                return ErrorEvent("recording_failed", str(exc))
+                return ErrorEvent(ErrorCode.RECORDING_FAILED, str(exc))
             self._room = state.room_id
             return Recording(state.room_id, True, str(path))
         if not wanted and isinstance(recorder, WavSink):

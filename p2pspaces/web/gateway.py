@@ -33,7 +33,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from p2pspaces.audio.fanout import PacketTrack
-from p2pspaces.core.errors import CommandError
+from p2pspaces.core.errors import CommandError, ErrorCode
 from p2pspaces.core.events import (
     ChatReceived,
     Ended,
@@ -399,7 +399,9 @@ class WebGateway:
         try:
             self.node.relay_guest(guest.key, data)
         except CommandError as exc:
-            await guest.send({"t": "error", "code": "refused", "reason": in_words(str(exc))})
+            await guest.send(
+                {"t": "error", "code": ErrorCode.REFUSED, "reason": in_words(str(exc))}
+            )
 
     async def _on_offer(self, guest: Guest, message: dict[str, Any]) -> None:
         sdp = message.get("sdp")

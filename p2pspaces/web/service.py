@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from p2pspaces.core.errors import ErrorCode
 from p2pspaces.core.events import ErrorEvent, Event, StateChanged, WebReady
 from p2pspaces.web.settings import WebSettings
 
@@ -56,7 +57,9 @@ class WebService:
         try:
             info = await gateway.start(self.node.bind_address)
         except OSError as exc:
-            self.node.emit(ErrorEvent("web_failed", f"cannot serve the room to browsers: {exc}"))
+            self.node.emit(
+                ErrorEvent(ErrorCode.WEB_FAILED, f"cannot serve the room to browsers: {exc}")
+            )
             return
         self.gateway = gateway
         self.node.emit(WebReady(info.http, info.https, info.cert_sha256))
