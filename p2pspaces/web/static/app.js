@@ -3,7 +3,13 @@
 
 import * as wire from "./wire.js";
 
-const $ = (id) => document.getElementById(id);
+/** @param {string} id @returns {HTMLElement} */
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+/** @param {string} id */
+const field = (id) => /** @type {HTMLInputElement} */ ($(id));
+/** @param {string} id */
+const knob = (id) => /** @type {HTMLButtonElement} */ ($(id));
+const player = () => /** @type {HTMLAudioElement} */ ($("audio"));
 const EMOJI = ["👏", "❤️", "😂", "💯", "🙌", "🤔", "🔥", "👋"];
 const NAME_KEY = "p2pspaces.name";
 const SPEAKING_ROLES = new Set(["host", "cohost", "speaker"]);
@@ -17,7 +23,7 @@ const page = {
   moving: false, volumes: new Map(), volumeIds: null,
 };
 page.wire = wire;
-window.p2pspaces = page; // for people who look under the hood (and for the tests)
+/** @type {any} */ (window).p2pspaces = page; // for people who look under the hood (and for the tests)
 
 function notice(text) {
   const box = $("notice");
@@ -38,7 +44,7 @@ async function start() {
   if (params.get("join") === "1") page.wantJoin = true;
   if (location.hash) history.replaceState(null, "", location.pathname);
   page.key = await wire.loadKey(handed && /^[0-9a-f]{64}$/.test(handed) ? handed : null);
-  $("name").value = localStorage.getItem(NAME_KEY) || "";
+  field("name").value = localStorage.getItem(NAME_KEY) || "";
   $("join-form").addEventListener("submit", onJoin);
   $("chat-form").addEventListener("submit", onChat);
   $("tap-button").addEventListener("click", () => playAudio());
@@ -301,7 +307,7 @@ function nameProblem(name) {
 
 function onJoin(event) {
   event.preventDefault();
-  const name = $("name").value.trim();
+  const name = field("name").value.trim();
   if (!name) return;
   const problem = nameProblem(name);
   if (problem) {
@@ -315,17 +321,17 @@ function onJoin(event) {
 }
 
 function joinNow() {
-  const name = (localStorage.getItem(NAME_KEY) || $("name").value || "").trim();
+  const name = (localStorage.getItem(NAME_KEY) || field("name").value || "").trim();
   if (!name || !page.state || !page.state.room) return;
   page.lastJoin = Date.now();
-  $("join-button").disabled = true;
-  setTimeout(() => { $("join-button").disabled = false; }, 3000);
+  knob("join-button").disabled = true;
+  setTimeout(() => { knob("join-button").disabled = false; }, 3000);
   send(wire.request(roomId(), epoch(), next(), "join", page.gateway, name));
 }
 
 function onChat(event) {
   event.preventDefault();
-  const input = $("chat-input");
+  const input = field("chat-input");
   const text = input.value.trim();
   if (!text || !page.me) return;
   send(wire.chat(roomId(), epoch(), next(), text));
@@ -503,7 +509,7 @@ async function startAudio() {
   const transceiver = pc.addTransceiver("audio", { direction: "sendrecv" });
   page.sender = transceiver.sender;
   pc.ontrack = (event) => {
-    $("audio").srcObject = event.streams[0] || new MediaStream([event.track]);
+    player().srcObject = event.streams[0] || new MediaStream([event.track]);
     playAudio();
   };
   pc.onconnectionstatechange = () => {
@@ -537,7 +543,7 @@ function gathered(pc) {
 }
 
 function playAudio() {
-  const audio = $("audio");
+  const audio = player();
   if (!audio.srcObject) return;
   audio.play().then(() => { $("tap").hidden = true; }, () => { $("tap").hidden = false; });
 }
