@@ -19,6 +19,7 @@ from p2pspaces.app.rooms import browse_rooms
 from p2pspaces.app.words import room_line
 from p2pspaces.audio.devices import (
     AudioUnavailable,
+    MicSource,
     Sink,
     Source,
     SourceError,
@@ -28,6 +29,11 @@ from p2pspaces.audio.devices import (
     open_output,
 )
 from p2pspaces.audio.engine import FrameLog
+from p2pspaces.audio.processing import (
+    ProcessingSettings,
+    ProcessingUnavailable,
+    with_voice_processing,
+)
 from p2pspaces.core.errors import IdentityError
 from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.net import ice
@@ -112,6 +118,19 @@ def _default_name() -> str:
     help="speaker[:DEVICE], file:PATH (a WAV of what you hear) or none (default: speaker).",
 )
 @click.option(
+    "--process",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    show_default=True,
+    help="Voice processing of the input (echo cancellation, noise suppression, automatic "
+    "gain): auto does it for microphones, not for files and tones.",
+)
+@click.option(
+    "--headphones",
+    is_flag=True,
+    help="You wear headphones: no echo cancellation (nothing comes back from speakers).",
+)
+@click.option(
     "--drop-audio",
     type=click.FloatRange(0, 0.5),
     default=0.0,
@@ -186,6 +205,8 @@ def start_command(
     max_speakers: int,
     input_spec: str | None,
     output_spec: str | None,
+    process: str,
+    headphones: bool,
     drop_audio: float,
     jitter_audio: float,
     frame_log: Path | None,
@@ -216,6 +237,8 @@ def start_command(
     # People read the app and plain mode: sentences on screen, log lines in the log file.
     _configure_logging(verbose, None if headless else folder / LOG_FILE)
     source, sink, why = _open_audio(input_spec, output_spec)
+    source, sink, unprocessed = _processing(source, sink, process, headphones)
+    why = why or unprocessed
     if why is not None and not app:
         click.echo(f"p2pspaces: {why}", err=True)
     mode = "auto" if web is None else ("on" if web else "off")
@@ -267,6 +290,24 @@ def _open_audio(input_spec: str | None, output_spec: str | None) -> tuple[Source
         return open_input(input_spec), open_output(output_spec), why
     except (SourceError, AudioUnavailable) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _processing(
+    source: Source, sink: Sink, process: str, headphones: bool
+) -> tuple[Source, Sink, str | None]:
+    """The input cleaned by voice processing (auto: a microphone's, not a file's or a tone's),
+    with what is played as the echo reference; or, if it cannot run, the input as it is and
+    why."""
+    wanted = process == "on" or (process == "auto" and isinstance(source, MicSource))
+    if not wanted:
+        return source, sink, None
+    try:
+        processed, reference, _ = with_voice_processing(
+            source, sink, ProcessingSettings(headphones=headphones)
+        )
+    except ProcessingUnavailable as exc:
+        return source, sink, f"the microphone is sent as it is: {exc}"
+    return processed, reference, None
 
 
 def _make_node(

@@ -50,6 +50,8 @@ def test_microphone_to_speaker_through_real_devices(pulse: dict[str, str], tmp_p
             "Pulse",
             "--input",
             "mic:pulse",
+            "--process",  # the device path exactly: voice processing is tested on its own
+            "off",
             "--output",
             "none",
         ],

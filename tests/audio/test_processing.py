@@ -1,0 +1,105 @@
+"""Voice processing on a simulated room: a laptop's own speakers heard by its microphone
+through a room's echo (RT60 about 300 ms), a quiet talker, and a talker alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
+from p2pspaces.audio.devices import ClipSource, load_audio
+from p2pspaces.audio.processing import (
+    ProcessingSettings,
+    VoiceProcessor,
+    with_voice_processing,
+)
+from p2pspaces.testing.signals import speech
+
+
+def room_echo(far: np.ndarray, rt60_s: float = 0.3, level: float = 0.5) -> np.ndarray:
+    """``far`` as a microphone hears it from the laptop's own speaker: a direct path 4 ms away
+    and a reverberant tail (exponentially decaying noise) reaching -60 dB at ``rt60_s``."""
+    rng = np.random.default_rng(3)
+    t = np.arange(int(0.4 * SAMPLE_RATE)) / SAMPLE_RATE
+    response = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60_s)
+    direct = int(0.004 * SAMPLE_RATE)
+    response[:direct] = 0
+    response[direct] = 3
+    response /= np.sqrt(np.sum(response**2))
+    return np.convolve(far, response)[: len(far)] * level
+
+
+def run(processor: VoiceProcessor, mic: np.ndarray, played: np.ndarray) -> np.ndarray:
+    """Each 20 ms: what the speakers played, then what the microphone heard meanwhile."""
+    out = []
+    for start in range(0, len(mic) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        frame = slice(start, start + FRAME_SAMPLES)
+        processor.far(np.clip(played[frame], -32768, 32767).astype(np.int16))
+        out.append(processor.near(np.clip(mic[frame], -32768, 32767).astype(np.int16)))
+    return np.concatenate(out).astype(np.float64)
+
+
+def power(x: np.ndarray) -> float:
+    return float(np.mean(x**2)) + 1e-9
+
+
+@pytest.fixture(scope="module")
+def voice(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    clip = load_audio(speech(tmp_path_factory.mktemp("voice") / "speech.wav"))
+    return np.tile(clip.astype(np.float64), 4)[: 12 * SAMPLE_RATE]
+
+
+def test_the_rooms_echo_of_the_laptops_own_speaker_is_cancelled(voice: np.ndarray) -> None:
+    echo = room_echo(voice)
+    out = run(VoiceProcessor(), echo, voice)
+    converged = slice(8 * SAMPLE_RATE, 12 * SAMPLE_RATE)
+    erle_db = 10 * np.log10(power(echo[converged]) / power(out[converged]))
+    assert erle_db >= 30, f"echo return loss enhancement {erle_db:.1f} dB"
+
+
+def test_with_headphones_nothing_is_cancelled(voice: np.ndarray) -> None:
+    """--headphones: no echo canceller (there is no echo; it would only dull the voice)."""
+    echo = room_echo(voice)
+    settings = ProcessingSettings(headphones=True, noise_suppression=False, auto_gain=False)
+    out = run(VoiceProcessor(settings), echo, voice)
+    converged = slice(8 * SAMPLE_RATE, 12 * SAMPLE_RATE)
+    assert 10 * np.log10(power(echo[converged]) / power(out[converged])) < 3
+
+
+def test_a_quiet_talker_comes_out_at_a_normal_level(voice: np.ndarray) -> None:
+    quiet = voice / np.sqrt(power(voice)) * 32768 * 10 ** (-35 / 20)  # -35 dBFS
+    out = run(VoiceProcessor(), quiet, np.zeros_like(quiet))
+    level = 10 * np.log10(power(out[-3 * SAMPLE_RATE :]) / 32768**2)
+    assert -25 <= level <= -15, f"{level:.1f} dBFS"
+
+
+async def test_the_source_is_cleaned_and_the_sink_gives_the_reference(
+    tmp_path: Path, voice: np.ndarray
+) -> None:
+    """The devices' wrapping: frames keep their length and timing, the processor sees both
+    sides."""
+    frames = voice[:SAMPLE_RATE].astype(np.int16)
+    source, sink, processor = with_voice_processing(
+        ClipSource(frames, loop=False), _Collect(), ProcessingSettings()
+    )
+    got = [frame async for frame in source.frames()]
+    for frame in got:
+        sink.write(frame)
+    assert processor.frames == len(got) == SAMPLE_RATE // FRAME_SAMPLES
+    assert all(len(frame) == FRAME_SAMPLES for frame in got)
+    assert len(sink.inner.frames) == len(got)  # type: ignore[attr-defined]
+
+
+class _Collect:
+    label = "collect"
+
+    def __init__(self) -> None:
+        self.frames: list[np.ndarray] = []
+
+    def write(self, frame: np.ndarray) -> None:
+        self.frames.append(frame)
+
+    def close(self) -> None:
+        pass
