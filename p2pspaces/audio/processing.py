@@ -18,6 +18,7 @@ stream delay it is told is the output's and the input's latency as their devices
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -60,14 +61,23 @@ class VoiceProcessor:
             ) from None
         self._rtc: Any = rtc
         self.settings = settings
-        self._module: Any = rtc.AudioProcessingModule(
+        self._module: Any = self._build(settings)
+        self.delay_ms = 0
+        self.frames = 0
+
+    def _build(self, settings: ProcessingSettings) -> Any:
+        return self._rtc.AudioProcessingModule(
             echo_cancellation=not settings.headphones,
             noise_suppression=settings.noise_suppression,
             high_pass_filter=settings.high_pass,
             auto_gain_control=settings.auto_gain,
         )
-        self.delay_ms = 0
-        self.frames = 0
+
+    def set_headphones(self, headphones: bool) -> None:
+        """Headphones on (no echo cancellation) or off, from the next frame."""
+        if headphones != self.settings.headphones:
+            self.settings = dataclasses.replace(self.settings, headphones=headphones)
+            self._module = self._build(self.settings)
 
     def set_delay_ms(self, delay_ms: int) -> None:
         """The time from a frame handed to the speakers to its echo reaching ``near``, less
@@ -136,3 +146,8 @@ def with_voice_processing(
     latency = getattr(source, "latency_s", 0.0) + getattr(sink, "latency_s", 0.0)
     processor.set_delay_ms(round(latency * 1000))
     return ProcessedSource(source, processor), ReferenceSink(sink, processor), processor
+
+
+def processor_of(source: object) -> VoiceProcessor | None:
+    """The voice processor cleaning ``source`` (a node's input), if any."""
+    return source.processor if isinstance(source, ProcessedSource) else None

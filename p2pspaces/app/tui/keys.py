@@ -108,6 +108,8 @@ ROOM = (
     Key("pagedown", "scroll_log(1)", "Scroll chat down", "scroll the chat and activity down",
         display="PgDn"),
     Key("w", "phones", "Phones", "how phones join from their browser (QR code)", footer=True),
+    Key("ctrl+e", "headphones", "Headphones", "you wear headphones: echo cancellation off "
+        "(again: back on)", title="Headphones (echo cancellation off or on)"),
     Key("i", "invite", "Invite", "invite the selected person to speak", Who.MODERATORS,
         footer=True),
     Key("a", "accept_hand", "Accept hand", "bring the selected raised hand on stage",

@@ -23,6 +23,7 @@ from p2pspaces.app.tui.chatline import ChatLine, sent
 from p2pspaces.app.tui.dialogs import Confirm, Invitation, PhonesDialog, TitleDialog
 from p2pspaces.app.tui.keys import EMOJI, ROOM, Key, Who, bindings
 from p2pspaces.app.words import Line, Tone, called, glyph, printable, role_word
+from p2pspaces.audio.processing import processor_of
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.room import Role, RoomState
 from p2pspaces.core.wire import CHAT_MAX, Action, ActionKind, too_long
@@ -468,6 +469,20 @@ class RoomScreen(Screen[None]):
         page, name = elsewhere
         self.app.push_screen(
             PhonesDialog(page.http, page.https, page.cert_sha256, served_by=printable(name))
+        )
+
+    def action_headphones(self) -> None:
+        """Say you wear headphones (no echo cancellation), or that you no longer do."""
+        processor = processor_of(spaces(self.app).node.audio.source)
+        if processor is None:
+            self.notify("Your input is not processed (a file, a tone, or --process off).")
+            return
+        wearing = not processor.settings.headphones
+        processor.set_headphones(wearing)
+        self.notify(
+            "Headphones: echo cancellation off."
+            if wearing
+            else "No headphones: echo cancellation on (your speakers do not come back)."
         )
 
     def action_chat(self) -> None:
