@@ -613,9 +613,15 @@ class WebGateway:
         return replica.state if replica is not None else None
 
     def _spawn(self, coro: Any) -> None:
+        """Run ``coro`` beside the gateway; a failure is logged, never dropped silently."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("web: a background task failed", exc_info=task.exception())
 
 
 async def _secure_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -181,3 +181,18 @@ def test_a_refusal_reaches_the_page_in_words_not_codec_paths() -> None:
     assert in_words("only the host or a co-host may do this") == (
         "only the host or a co-host may do this"
     )
+
+
+async def test_a_failing_background_task_is_logged_and_the_gateway_goes_on(
+    served: tuple[Node, WebGateway], caplog: pytest.LogCaptureFixture
+) -> None:
+    _node, gateway = served
+
+    async def broken() -> None:
+        raise RuntimeError("a bug in a send")
+
+    gateway._spawn(broken())
+    await asyncio.sleep(0.05)
+    assert "a background task failed" in caplog.text and "a bug in a send" in caplog.text
+    async with aiohttp.ClientSession() as http, http.get(_url(gateway)) as response:
+        assert response.status == 200
