@@ -25,18 +25,19 @@ from p2pspaces.testing.signals import speech
 from ..net.conftest import LOOPBACK, next_event
 from .test_processing import room_echo
 
-FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
-
 
 class Air:
     """One laptop's speaker and microphone in a room: every frame the speaker plays reaches
-    the microphone through the room's response (overlap-added), a frame later."""
+    the microphone through the room's response (overlap-added).  Like a sound card's input
+    and output, the two share one clock: the microphone takes a frame each time the speaker
+    plays one."""
 
     def __init__(self, response: np.ndarray) -> None:
         self.response = response
         self.air = np.zeros(SAMPLE_RATE * 60)
         self.played = 0
         self.heard = 0
+        self._played = asyncio.Event()
 
     def play(self, frame: Pcm) -> None:
         start = self.played * FRAME_SAMPLES
@@ -44,12 +45,16 @@ class Air:
         end = min(len(self.air), start + len(sound))
         self.air[start:end] += sound[: end - start]
         self.played += 1
+        self._played.set()
 
-    def listen(self) -> Pcm:
-        self.heard = max(self.heard + 1, self.played - 3)  # never far behind the speaker
-        start = (self.heard - 1) * FRAME_SAMPLES
-        frame = self.air[start : start + FRAME_SAMPLES]
-        return np.clip(frame, -32768, 32767).astype(np.int16)
+    async def listen(self) -> Pcm:
+        """The next frame of the room's sound, once the speaker has played past it."""
+        while self.heard >= self.played:
+            self._played.clear()
+            await self._played.wait()
+        start = self.heard * FRAME_SAMPLES
+        self.heard += 1
+        return np.clip(self.air[start : start + FRAME_SAMPLES], -32768, 32767).astype(np.int16)
 
 
 class Speaker:
@@ -72,12 +77,8 @@ class Microphone:
         self.air = air
 
     async def frames(self) -> AsyncIterator[Pcm]:
-        loop = asyncio.get_running_loop()
-        due = loop.time()
         while True:
-            due += FRAME_S
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            yield self.air.listen()
+            yield await self.air.listen()
 
     def close(self) -> None:
         pass
@@ -108,14 +109,14 @@ async def _echo_heard_by_hana(
     nodes: Callable[..., Any], tmp_path: Path, processed: bool
 ) -> tuple[float, float]:
     """dBFS of Hana's voice as Bob's room plays it, and as it comes back to Hana from Bob."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
     clip = load_audio(speech(tmp_path / "speech.wav"))
+    heard = tmp_path / f"hana-{'processed' if processed else 'raw'}.wav"
     air = Air(_impulse_response())
     source: Any = Microphone(air)
     sink: Any = Speaker(air)
     if processed:
         source, sink, _ = with_voice_processing(source, sink, ProcessingSettings())
-    hana = await nodes("Hana", source=ClipSource(clip, loop=True), sink=WavSink(tmp_path / "h.wav"))
+    hana = await nodes("Hana", source=ClipSource(clip, loop=True), sink=WavSink(heard))
     bob = await nodes("Bob", source=source, sink=sink)
     room = await hana.host("Echo")
     await bob.join(room.hex())
@@ -124,7 +125,7 @@ async def _echo_heard_by_hana(
     await bob.request(Action(ActionKind.ACCEPT_INVITE))
     await asyncio.sleep(12)  # the canceller converges; then the last 6 s are measured
     await hana.stop()
-    back = load_audio(tmp_path / "h.wav").astype(np.float64)[-6 * SAMPLE_RATE :]
+    back = load_audio(heard).astype(np.float64)[-6 * SAMPLE_RATE :]
     played = air.air[(air.played - 300) * FRAME_SAMPLES : air.played * FRAME_SAMPLES]
 
     def level(x: np.ndarray) -> float:
@@ -136,8 +137,8 @@ async def _echo_heard_by_hana(
 async def test_a_speakers_own_laptop_does_not_send_the_room_back_its_voice(
     nodes: Callable[..., Any], tmp_path: Path
 ) -> None:
-    raw_played, raw_back = await _echo_heard_by_hana(nodes, tmp_path / "raw", processed=False)
-    played, back = await _echo_heard_by_hana(nodes, tmp_path / "processed", processed=True)
+    raw_played, raw_back = await _echo_heard_by_hana(nodes, tmp_path, processed=False)
+    played, back = await _echo_heard_by_hana(nodes, tmp_path, processed=True)
     print(f"unprocessed: Bob's room at {raw_played:.1f} dBFS, back to Hana at {raw_back:.1f}")
     print(f"processed:   Bob's room at {played:.1f} dBFS, back to Hana at {back:.1f}")
     assert raw_back > raw_played - 10  # without processing, Hana hears herself come back
