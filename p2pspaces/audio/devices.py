@@ -281,6 +281,8 @@ class MicSource:
         self._device = _find_device(device, "input")
         self.label = f"mic:{device}" if device else "mic"
         self._stream: Any = None
+        self.latency_s = 0.0
+        """PortAudio's estimate of the time from the microphone to a block's callback."""
 
     async def frames(self) -> AsyncIterator[Pcm]:
         sd = sounddevice()
@@ -296,6 +298,7 @@ class MicSource:
             loop.call_soon_threadsafe(deliver, indata[:, 0].copy())
 
         self._stream = _open_stream(sd.InputStream, self._device, callback, "the microphone")
+        self.latency_s = float(self._stream.latency)
         while True:
             yield await queue.get()
 
@@ -342,6 +345,9 @@ class SpeakerSink:
         index = _find_device(device, "output")
         self.label = f"speaker:{device}" if device else "speaker"
         self._queue: deque[Pcm] = deque(maxlen=SPEAKER_QUEUE)
+        self.on_played: Callable[[Pcm], None] | None = None
+        """Called (on PortAudio's thread) with each block as it goes to the device: an echo
+        canceller's reference, in step with what is heard, whatever the queue holds."""
 
         def callback(outdata: Any, frames: int, time: Any, status: Any) -> None:
             frame = self._queue.popleft() if self._queue else None
@@ -349,8 +355,12 @@ class SpeakerSink:
                 outdata.fill(0)
             else:
                 outdata[:, 0] = frame
+            if self.on_played is not None:
+                self.on_played(outdata[:, 0].copy())
 
         self._stream = _open_stream(sd.OutputStream, index, callback, "the speaker")
+        self.latency_s = float(self._stream.latency)
+        """PortAudio's estimate of the time from a block's callback to the speaker."""
 
     def write(self, frame: Pcm) -> None:
         self._queue.append(frame)

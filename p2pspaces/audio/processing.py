@@ -12,13 +12,16 @@ It sits at the devices, not in the engine: :func:`with_voice_processing` wraps t
 that each captured frame is cleaned before anything else sees it (meter, encoder), and wraps
 the sink so that each frame handed to the speakers is also the canceller's far-end reference.
 The module works on 10 ms frames; ours are 20 ms, so each is processed as two halves.  The
-stream delay it is told is the output's and the input's latency as their devices report them
-(a file or a tone has none).
+reference must be what is heard, when it is heard: a speaker device hands each block over as
+it goes to the hardware (``on_played``, on PortAudio's thread, so the module is locked), not
+when the engine queues it; the stream delay it is told is the output's and the input's latency
+as PortAudio estimates them (a file or a tone has none).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +66,10 @@ class VoiceProcessor:
         self.settings = settings
         self._module: Any = self._build(settings)
         self.delay_ms = 0
+        self.output_latency_s = 0.0
+        """The speaker's latency (set by :func:`with_voice_processing`): part of the delay."""
         self.frames = 0
+        self._lock = threading.Lock()
 
     def _build(self, settings: ProcessingSettings) -> Any:
         return self._rtc.AudioProcessingModule(
@@ -77,7 +83,9 @@ class VoiceProcessor:
         """Headphones on (no echo cancellation) or off, from the next frame."""
         if headphones != self.settings.headphones:
             self.settings = dataclasses.replace(self.settings, headphones=headphones)
-            self._module = self._build(self.settings)
+            module = self._build(self.settings)
+            with self._lock:
+                self._module = module
 
     def set_delay_ms(self, delay_ms: int) -> None:
         """The time from a frame handed to the speakers to its echo reaching ``near``, less
@@ -89,8 +97,9 @@ class VoiceProcessor:
         out = np.empty_like(frame)
         for start in (0, HALF):
             half = self._frame(frame[start : start + HALF])
-            self._module.set_stream_delay_ms(self.delay_ms)
-            self._module.process_stream(half)
+            with self._lock:
+                self._module.set_stream_delay_ms(self.delay_ms)
+                self._module.process_stream(half)
             out[start : start + HALF] = np.frombuffer(half.data, dtype=np.int16)
         self.frames += 1
         return out
@@ -98,7 +107,9 @@ class VoiceProcessor:
     def far(self, frame: Pcm) -> None:
         """A 20 ms frame handed to the speakers: what the canceller removes from ``near``."""
         for start in (0, HALF):
-            self._module.process_reverse_stream(self._frame(frame[start : start + HALF]))
+            half = self._frame(frame[start : start + HALF])
+            with self._lock:
+                self._module.process_reverse_stream(half)
 
     def _frame(self, samples: Pcm) -> Any:
         data = np.ascontiguousarray(samples, dtype=np.int16).tobytes()
@@ -115,6 +126,9 @@ class ProcessedSource:
 
     async def frames(self) -> AsyncIterator[Pcm]:
         async for frame in self.inner.frames():
+            output = self.processor.output_latency_s
+            input_ = getattr(self.inner, "latency_s", 0.0)  # known once the device is open
+            self.processor.set_delay_ms(round((output + input_) * 1000))
             yield self.processor.near(frame)
 
     def close(self) -> None:
@@ -122,15 +136,20 @@ class ProcessedSource:
 
 
 class ReferenceSink:
-    """A sink that also gives every frame it plays to ``processor.far``."""
+    """A sink that also gives every frame it plays to ``processor.far``: as the device plays
+    it, if the device says (``on_played``), else as it is written."""
 
     def __init__(self, inner: Sink, processor: VoiceProcessor) -> None:
         self.inner = inner
         self.processor = processor
         self.label = inner.label
+        self._by_device = hasattr(inner, "on_played")
+        if self._by_device:
+            inner.on_played = processor.far  # type: ignore[attr-defined]
 
     def write(self, frame: Pcm) -> None:
-        self.processor.far(frame)
+        if not self._by_device:
+            self.processor.far(frame)
         self.inner.write(frame)
 
     def close(self) -> None:
@@ -143,9 +162,9 @@ def with_voice_processing(
     """``source`` cleaned by one processing module whose echo reference is what ``sink``
     plays; the delay is set from the devices' own latency (``latency_s``), if they say."""
     processor = VoiceProcessor(settings)
-    latency = getattr(source, "latency_s", 0.0) + getattr(sink, "latency_s", 0.0)
-    processor.set_delay_ms(round(latency * 1000))
-    return ProcessedSource(source, processor), ReferenceSink(sink, processor), processor
+    processor.output_latency_s = getattr(sink, "latency_s", 0.0)
+    processed = ProcessedSource(source, processor)
+    return processed, ReferenceSink(sink, processor), processor
 
 
 def processor_of(source: object) -> VoiceProcessor | None:
