@@ -105,3 +105,30 @@ class _Collect:
 
     def close(self) -> None:
         pass
+
+
+def test_fan_noise_under_a_talker_is_turned_down(voice: np.ndarray) -> None:
+    """Speech with pauses under fan noise at 5 dB SNR: the noise suppressor raises the SNR
+    (speech frames against pause frames).  Measured +4.8 dB with automatic gain, which lifts
+    the pauses too (+7.9 dB without): short of the +10 dB aimed at (issue 21, still open)."""
+    rate = SAMPLE_RATE
+    talk = np.concatenate([np.zeros(2 * rate), voice[: 5 * rate], np.zeros(rate)])
+    rng = np.random.default_rng(5)
+    fan = np.cumsum(rng.standard_normal(len(talk)))
+    fan -= np.convolve(fan, np.ones(480) / 480, mode="same")  # brown noise, no drift
+    frames = len(talk) // FRAME_SAMPLES
+    energy = np.array(
+        [power(talk[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]) for i in range(frames)]
+    )
+    talking = energy > 0.05 * energy.max()
+    fan *= np.sqrt(np.mean(energy[talking]) / 10 ** (5 / 10)) / fan.std()
+
+    def snr_db(x: np.ndarray) -> float:
+        e = np.array([power(x[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]) for i in range(frames)])
+        speech_power, noise_power = np.mean(e[talking]), np.mean(e[~talking][10:])
+        return float(10 * np.log10(max(speech_power - noise_power, 1e-9) / noise_power))
+
+    noisy = talk + fan
+    out = run(VoiceProcessor(ProcessingSettings(headphones=True)), noisy, np.zeros_like(noisy))
+    gained = snr_db(out) - snr_db(noisy[: len(out)])
+    assert gained >= 4, f"SNR {gained:+.1f} dB"
