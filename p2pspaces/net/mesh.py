@@ -228,6 +228,24 @@ def _new_connection(peer: bytes, media: Media | None) -> Channels:
     return pc, channel, voice, early
 
 
+class _AliveByAudio:
+    """The node's media, with each RTP packet also noted as a sign of its peer's life."""
+
+    def __init__(self, media: Media, seen: Callable[[bytes], None]) -> None:
+        self._media = media
+        self._seen = seen
+
+    def attach(self, peer: bytes, sender: RTCRtpSender) -> None:
+        self._media.attach(peer, sender)
+
+    async def on_rtp(self, peer: bytes, packet: Any, arrival_time_ms: int = 0) -> None:
+        self._seen(peer)
+        await self._media.on_rtp(peer, packet, arrival_time_ms)
+
+    def forget(self, peer: bytes) -> None:
+        self._media.forget(peer)
+
+
 def _check_description(message: Offer | Answer, session: Session) -> None:
     if message.sender != session.peer_id or message.receiver != session.identity.node_id:
         raise WireError(f"{message.TYPE} names the wrong keys")
@@ -360,7 +378,8 @@ class Mesh:
                 wire.encode(wire.Error(ErrorCode.REFUSED, reason[: wire.REASON_MAX]))
             )
             raise PeerError(f"{signaling.describe(session)} refused: {reason}")
-        pc, channel, voice, early = await negotiate(session, self.media)
+        media = _AliveByAudio(self.media, self._audio_seen) if self.media is not None else None
+        pc, channel, voice, early = await negotiate(session, media)
         try:
             await _wait_open(pc, channel)
         except BaseException:
@@ -461,6 +480,13 @@ class Mesh:
     def _send(self, link: Link, data: bytes) -> None:
         if not link.send(data):
             self.drop(link.peer_id, f"stalled: over {SEND_QUEUE_MAX} bytes queued for it")
+
+    def _audio_seen(self, peer: bytes) -> None:
+        """Audio from ``peer`` is a sign of life too: a busy speaker whose heartbeats are late
+        is still talking, and must not be dropped for lateness alone."""
+        link = self.links.get(NodeId(peer))
+        if link is not None:
+            link.last_seen = self._clock()
 
     def check_liveness(self, now: float, timeout: float) -> None:
         """Drop every peer silent for more than ``timeout`` seconds."""

@@ -13,10 +13,13 @@ from typing import Any
 
 import pytest
 
-from p2pspaces.core.events import ErrorEvent, Joined, RoomFound, RoomLost, StateChanged
+from p2pspaces.audio.devices import ToneSource
+from p2pspaces.core.events import ErrorEvent, Joined, RoomFound, RoomLost, Speaking, StateChanged
+from p2pspaces.core.identity import Identity
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.net import discovery
+from p2pspaces.node import Node
 
 from .conftest import LOOPBACK, next_event
 
@@ -118,3 +121,37 @@ async def test_a_crashed_hosts_room_leaves_the_lobby_within_its_adverts_ttl(
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+
+
+async def test_a_speaker_whose_messages_run_late_is_not_dropped_while_its_audio_flows(
+    make_node: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An overloaded speaker's heartbeats can be seconds late while its audio still flows:
+    audio counts as a sign of life, so listeners do not drop it (and then redial in a storm)."""
+    host = Node(Identity.generate(), "Hana", LOOPBACK, source=ToneSource(440))
+    await host.start()
+    try:
+        ann = await make_node("Ann")
+        room_id = await host.host("Busy speaker")
+        await ann.join(room_id.hex())
+        await next_event(ann, Speaking, lambda e: e.member == host.node_id)
+        send = host.mesh._send
+
+        def late(link: Any, data: bytes) -> None:  # nothing on the control channel to Ann
+            if link.peer_id != ann.node_id:
+                send(link, data)
+
+        monkeypatch.setattr(host.mesh, "_send", late)
+        await asyncio.sleep(DEFAULT_TIMING.peer_timeout_s + 2.0)
+        assert host.node_id in ann.mesh.links
+        lost = [e for e in _seen(ann) if isinstance(e, ErrorEvent) and e.code == "authority_lost"]
+        assert lost == []
+    finally:
+        await host.stop()
+
+
+def _seen(node: Any) -> list[Any]:
+    events = []
+    while not node.events.empty():
+        events.append(node.events.get_nowait())
+    return events
