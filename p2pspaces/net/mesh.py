@@ -488,10 +488,15 @@ class Mesh:
         if link is not None:
             link.last_seen = self._clock()
 
-    def check_liveness(self, now: float, timeout: float) -> None:
-        """Drop every peer silent for more than ``timeout`` seconds."""
+    def check_liveness(
+        self, now: float, timeout: float, before_drop: Callable[[NodeId], object] | None = None
+    ) -> None:
+        """Drop every peer silent for more than ``timeout`` seconds (``before_drop`` hears of
+        each first: the dialer backs off before the drop makes the room want it again)."""
         for link in list(self.links.values()):
             if now - link.last_seen > timeout:
+                if before_drop is not None:
+                    before_drop(link.peer_id)
                 self.drop(link.peer_id, f"silent for {now - link.last_seen:.1f} s")
 
     def drop(self, peer_id: NodeId, reason: str) -> None:

@@ -3,8 +3,12 @@
 A member's link to its authority, a speaker's audio links, a rival authority after a partition:
 the session says whom it wants (:meth:`RoomSession.links_wanted`); the dialer finds an address
 (an advert), dials, and after a failure waits 0.25 s, 0.5 s, ... up to
-:attr:`Timing.reconnect_max_s` before trying that peer again.  A refusal with a reason (blocked,
-dropped for flooding) is reported once, in words.
+:attr:`Timing.reconnect_max_s` before trying that peer again.  A link dropped because the peer
+fell silent is redialed after such a backoff too, not at once: a node that is short of CPU
+makes its peers late, and redialing them all at once (each handshake and DTLS set-up more
+load) would turn lateness into a storm.  Every wait is jittered (0.5x to 1.5x), so that the
+peers of one busy node do not all come back in the same instant.  A refusal with a reason
+(blocked, dropped for flooding) is reported once, in words.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import random
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -23,6 +28,8 @@ from p2pspaces.net.mesh import Link, Mesh
 log = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S = 0.25
+SILENCE_MEMORY_S = 60.0
+"""A link that falls silent again within this long waits twice as long before the redial."""
 BACKOFFS_MAX = 4096
 """Peers whose backoff is remembered; a peer not wanted any more is forgotten."""
 
@@ -110,6 +117,8 @@ class Dialer:
         self._backoff_max_s = backoff_max_s
         self._dialing: set[NodeId] = set()
         self._next_try: dict[NodeId, tuple[float, float]] = {}
+        self._silences: dict[NodeId, tuple[float, float]] = {}
+        """Per peer: when its link last fell silent, and the backoff that followed."""
 
     def ensure(self, wanted: dict[NodeId, Reachable | None]) -> None:
         """Dial every wanted peer that has no link, no dial under way and no backoff pending."""
@@ -149,16 +158,34 @@ class Dialer:
         task.add_done_callback(lambda _: self._dialing.difference_update(named))
         return task
 
+    def fell_silent(self, peer: NodeId) -> float:
+        """``peer``'s link was dropped for silence: wait (backed off, jittered) before
+        dialing it again, longer each time it happens within a minute; returns the wait."""
+        now = self._clock()
+        at, last = self._silences.get(peer, (0.0, 0.0))
+        previous = last if now - at < SILENCE_MEMORY_S else 0.0
+        if len(self._silences) >= BACKOFFS_MAX:
+            self._silences.pop(next(iter(self._silences)))
+        wait = self._back_off(peer, previous)
+        self._silences[peer] = (now, self._next_try[peer][1])
+        return wait
+
+    def _back_off(self, peer: NodeId, last: float | None = None) -> float:
+        if last is None:
+            _, last = self._next_try.get(peer, (0.0, 0.0))
+        backoff = min(self._backoff_max_s, last * 2 if last else FIRST_BACKOFF_S)
+        wait = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - spreading, not secrecy
+        if len(self._next_try) >= BACKOFFS_MAX:
+            self._next_try.pop(next(iter(self._next_try)))
+        self._next_try[peer] = (self._clock() + wait, backoff)
+        return wait
+
     async def _dial(self, peer: NodeId, advert: Reachable) -> None:
         try:
             await connect(self._mesh, peer, advert)
             self._next_try.pop(peer, None)
         except (PeerError, OSError, TimeoutError) as exc:
-            _, last = self._next_try.get(peer, (0.0, 0.0))
-            backoff = min(self._backoff_max_s, last * 2 if last else FIRST_BACKOFF_S)
-            if len(self._next_try) >= BACKOFFS_MAX:
-                self._next_try.pop(next(iter(self._next_try)))
-            self._next_try[peer] = (self._clock() + backoff, backoff)
+            backoff = self._back_off(peer)
             log.info(
                 "link to %s failed (retry in %.2f s): %s",
                 short_fingerprint(peer),

@@ -618,7 +618,9 @@ class Node:
         """Drop silent links (aiortc alone notices only after ~30 s) and redial."""
         while True:
             await asyncio.sleep(self.timing.heartbeat_s)
-            self.mesh.check_liveness(self._clock(), self.timing.peer_timeout_s)
+            self.mesh.check_liveness(
+                self._clock(), self.timing.peer_timeout_s, self.links.dialer.fell_silent
+            )
             self.links.ensure(drop_unneeded=True)
 
     def emit(self, event: Event) -> None:
