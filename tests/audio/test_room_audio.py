@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,27 +15,10 @@ from p2pspaces.audio.analysis import align
 from p2pspaces.audio.devices import ClipSource, ToneSource, WavSink, load_audio
 from p2pspaces.audio.level import rms_dbfs
 from p2pspaces.core.events import Speaking, StateChanged
-from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.node import Node
 
 from ..net.conftest import LOOPBACK, next_event
 from .signals import chirp
-
-
-@pytest.fixture
-async def nodes() -> AsyncIterator[Callable[..., Any]]:
-    made: list[Node] = []
-
-    async def make(name: str, **kwargs: Any) -> Node:
-        node = Node(Identity.generate(), name, LOOPBACK, **kwargs)
-        await node.start()
-        made.append(node)
-        return node
-
-    yield make
-    for node in made:
-        await node.stop()
 
 
 async def test_listeners_hear_the_speaker_intact(nodes: Callable[..., Any], tmp_path: Path) -> None:

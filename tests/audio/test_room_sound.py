@@ -10,19 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.devices import ClipSource, WavSink, load_audio
 from p2pspaces.audio.opus import Pcm
 from p2pspaces.audio.processing import ProcessingSettings, with_voice_processing
 from p2pspaces.core.events import StateChanged
-from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.node import Node
 from p2pspaces.testing.signals import speech
 
-from ..net.conftest import LOOPBACK, next_event
+from ..net.conftest import next_event
 from .test_processing import room_echo
 
 
@@ -88,21 +85,6 @@ def _impulse_response() -> np.ndarray:
     impulse = np.zeros(int(0.4 * SAMPLE_RATE))
     impulse[0] = 1.0
     return room_echo(impulse, level=0.5)
-
-
-@pytest.fixture
-async def nodes() -> AsyncIterator[Callable[..., Any]]:
-    made: list[Node] = []
-
-    async def make(name: str, **kwargs: Any) -> Node:
-        node = Node(Identity.generate(), name, LOOPBACK, **kwargs)
-        await node.start()
-        made.append(node)
-        return node
-
-    yield make
-    for node in made:
-        await node.stop()
 
 
 async def _echo_heard_by_hana(
