@@ -139,6 +139,23 @@ BENCHES = (
         ("bench_web.py", "--runs", "3"),
         ("bench_web.py", "--runs", "1", "--seconds", "5", "--guests", "1", "5"),
     ),
+    Bench(
+        "engines",
+        "Browser engines",
+        "One guest page per engine (Chromium, Firefox), each with its default settings: page "
+        "open to in the room and to first audio, and the guest's mouth-to-ear against a node "
+        "listener in the same windows.",
+        ("bench_engines.py", "--runs", "3"),
+        ("bench_engines.py", "--runs", "1", "--seconds", "5"),
+    ),
+    Bench(
+        "processing",
+        "Voice processing",
+        "Echo cancellation, noise suppression and AGC on a speaking node's microphone, in % "
+        "of a core, beside the Opus encoder it feeds.",
+        ("bench_processing.py", "--runs", "5"),
+        ("bench_processing.py", "--runs", "2", "--seconds", "5"),
+    ),
 )
 
 
