@@ -548,16 +548,31 @@ function playAudio() {
   audio.play().then(() => { $("tap").hidden = true; }, () => { $("tap").hidden = false; });
 }
 
-async function followMic(me, onStage) {
+/** Every render asks for the microphone to follow the state; the asks run one after another, so
+ * a render during a slow permission prompt cannot open a second microphone that nobody stops. */
+let micQueue = Promise.resolve();
+
+function followMic(me, onStage) {
+  micQueue = micQueue.then(() => fitMic(me, onStage), () => fitMic(me, onStage));
+  return micQueue;
+}
+
+async function fitMic(me, onStage) {
   const wanted = onStage && secure();
   if (wanted && !page.mic) {
     try {
       // Echo cancellation keeps a phone's loudspeaker out of the room, but it also dulls the
-      // voice; with headphones there is no echo to cancel, so the voice goes as it is.
+      // voice; with headphones there is no echo to cancel, so the voice goes as it is (the
+      // browsers' gain control squeezes a voice's waveform too: Firefox's measurably).
       const clean = !headphones();
-      page.mic = await navigator.mediaDevices.getUserMedia({
-        audio: { echoCancellation: clean, noiseSuppression: clean, autoGainControl: true },
+      const mic = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: clean, noiseSuppression: clean, autoGainControl: clean },
       });
+      if (page.out) { // left the room while the browser asked
+        for (const track of mic.getTracks()) track.stop();
+        return;
+      }
+      page.mic = mic;
     } catch (err) {
       notice("The microphone is not available: " + err.message + ". Allow it for this page to speak.");
       return;
@@ -586,8 +601,7 @@ function headphonesToggle(me) {
   box.checked = headphones();
   box.addEventListener("change", async () => {
     localStorage.setItem(HEADPHONES_KEY, box.checked ? "1" : "0");
-    if (page.mic) for (const track of page.mic.getTracks()) track.stop();
-    page.mic = null;
+    await followMic(me, false); // the old microphone stops (in turn, after any ask under way)
     await followMic(me, true);
   });
   label.append(box, document.createTextNode(" I wear headphones (clearer voice, no echo filter)"));
