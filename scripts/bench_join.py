@@ -32,6 +32,7 @@ from p2pspaces.core.identity import Identity
 from p2pspaces.net import ice
 from p2pspaces.net.mesh import Link
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 LOOPBACK = "127.0.0.1"
 
@@ -55,7 +56,7 @@ async def wait_event(node: Node, kind: type[Event], within: float = 20.0) -> Eve
 
 
 async def one_join(watcher: Node, index: int) -> tuple[float, float, float]:
-    host = Node(Identity.generate(), f"Host{index}", interface=LOOPBACK)
+    host = Node(Identity.generate(), NodeConfig(f"Host{index}", interface=LOOPBACK))
     joiner = TimedNode(Identity.generate(), f"Joiner{index}", interface=LOOPBACK)
     await host.start()
     await joiner.start()
@@ -107,7 +108,7 @@ def summary(label: str, values: list[float]) -> str:
 async def joins(count: int) -> None:
     ice.use_addresses((LOOPBACK,))
     baseline = [await plain_aiortc() for _ in range(count)]
-    watcher = Node(Identity.generate(), "Watcher", interface=LOOPBACK)
+    watcher = Node(Identity.generate(), NodeConfig("Watcher", interface=LOOPBACK))
     await watcher.start()
     results = []
     try:
@@ -156,7 +157,7 @@ async def fifty(host: subprocess.Popen[bytes], room: str, listeners: int, idle: 
     nodes = []
     try:
         for index in range(listeners):
-            node = Node(Identity.generate(), f"L{index:02d}", interface=LOOPBACK)
+            node = Node(Identity.generate(), NodeConfig(f"L{index:02d}", interface=LOOPBACK))
             await node.start()
             await node.join(room)
             nodes.append(node)

@@ -26,6 +26,7 @@ from p2pspaces.core.events import StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 
 def summary(label: str, seconds: list[float]) -> str:
@@ -43,7 +44,9 @@ async def applied_times(node: Node, seen: dict[int, float], news: asyncio.Event)
 
 
 async def action_latency(members: int, actions: int) -> None:
-    nodes = [Node(Identity.generate(), f"N{i:02d}", LOOPBACK) for i in range(members + 1)]
+    nodes = [
+        Node(Identity.generate(), NodeConfig(f"N{i:02d}", LOOPBACK)) for i in range(members + 1)
+    ]
     host = nodes[0]
     for node in nodes:
         await node.start()

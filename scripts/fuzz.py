@@ -47,6 +47,7 @@ from p2pspaces.core.room import room_id_from
 from p2pspaces.net import discovery, signaling
 from p2pspaces.net.discovery import AdvertError, RoomAdvert
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 IDENTITY = Identity.from_seed(bytes(range(32)))
 BIRTH = bytes(range(32))
@@ -209,7 +210,7 @@ class HeadlessTarget:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.node = Node(Identity.generate(), "Fuzz", interface="127.0.0.1")
+        self.node = Node(Identity.generate(), NodeConfig("Fuzz", interface="127.0.0.1"))
         self.loop.run_until_complete(self.node.start())
         self.done = asyncio.Event()
 

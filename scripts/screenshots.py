@@ -21,6 +21,7 @@ from p2pspaces.audio.devices import open_input
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 SIZES = ((80, 24), (120, 40))
 
@@ -55,10 +56,8 @@ async def main(out: Path) -> None:
         async def node(name: str, tone: bool = False, state_dir: Path | None = None) -> Node:
             made = Node(
                 Identity.generate(),
-                name,
-                interface="127.0.0.1",
+                NodeConfig(name, interface="127.0.0.1", state_dir=state_dir),
                 source=open_input("tone:330" if tone else "none"),
-                state_dir=state_dir,
             )
             await made.start()
             nodes.append(made)
@@ -74,10 +73,8 @@ async def main(out: Path) -> None:
             # The busy room, seen by its host in the app.
             hana = Node(
                 Identity.generate(),
-                "Hana",
-                interface="127.0.0.1",
+                NodeConfig("Hana", interface="127.0.0.1", state_dir=Path(home) / "hana"),
                 source=open_input("tone:440"),
-                state_dir=Path(home) / "hana",
             )
             nodes.append(hana)
             app = SpacesApp(hana)

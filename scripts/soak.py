@@ -25,6 +25,7 @@ from p2pspaces.core.events import ChatReceived
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 LOOPBACK = "127.0.0.1"
 LISTENERS_MAX = 6
@@ -48,7 +49,9 @@ class Soak:
         self.chats_seen: set[str] = set()
 
     async def node(self, name: str, source: str = "none") -> Node:
-        made = Node(Identity.generate(), name, interface=LOOPBACK, source=open_input(source))
+        made = Node(
+            Identity.generate(), NodeConfig(name, interface=LOOPBACK), source=open_input(source)
+        )
         await made.start()
         self.nodes.append(made)
         self.drains.append(asyncio.ensure_future(self._drain(made)))

@@ -19,6 +19,7 @@ from p2pspaces.audio.devices import open_input
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 from p2pspaces.web.gateway import WebGateway
 
 PHONE = {"width": 390, "height": 844}
@@ -50,10 +51,8 @@ async def main(out: Path) -> None:
     async def node(name: str, source: str = "none", home: Path | None = None) -> Node:
         made = Node(
             Identity.generate(),
-            name,
-            interface="127.0.0.1",
+            NodeConfig(name, interface="127.0.0.1", state_dir=home),
             source=open_input(source),
-            state_dir=home,
         )
         await made.start()
         nodes.append(made)

@@ -39,6 +39,7 @@ from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.net import ice
 from p2pspaces.net.ice import NoUsableAddress, choose_addresses
 from p2pspaces.node import Node
+from p2pspaces.node.config import Faults, NodeConfig
 from p2pspaces.node.dialer import address_problem
 from p2pspaces.node.home import load_or_create, resolve_home
 from p2pspaces.web.service import WebService
@@ -243,12 +244,20 @@ def start_command(
         click.echo(f"p2pspaces: {why}", err=True)
     mode = "auto" if web is None else ("on" if web else "off")
     settings = WebSettings(mode, web_port, web_https_port, max_guests, guest_grace)
-    node = _make_node(folder, name or _default_name(), interface, source, sink, drop_audio)
+    try:
+        config = NodeConfig(
+            name or _default_name(),
+            interface,
+            faults=Faults(drop=drop_audio, jitter_ms=jitter_audio),
+            recordings=folder / "recordings",
+            state_dir=folder,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    frames = FrameLog() if frame_log is not None else None
+    node = _make_node(folder, config, source, sink, frames)
     if settings.mode != "off":
         node.services.append(WebService(node, folder, settings))
-    if frame_log is not None:
-        node.audio.frame_log = FrameLog()
-    node.audio.fault_jitter_ms = jitter_audio
     if app:
         from p2pspaces.app.tui.app import run as app_run  # noqa: PLC0415 - Textual loads slowly
 
@@ -272,9 +281,8 @@ def start_command(
                 read_stdin=True,
             )
         )
-    if frame_log is not None and node.audio.frame_log is not None:
-        log = node.audio.frame_log
-        frame_log.write_text(json.dumps({"sent": log.sent, "ticks": log.ticks}))
+    if frame_log is not None and frames is not None:
+        frame_log.write_text(json.dumps({"sent": frames.sent, "ticks": frames.ticks}))
     sys.exit(status)
 
 
@@ -311,25 +319,11 @@ def _processing(
 
 
 def _make_node(
-    folder: Path,
-    name: str,
-    interface: str | None,
-    source: Source,
-    sink: Sink,
-    drop_audio: float,
+    folder: Path, config: NodeConfig, source: Source, sink: Sink, frames: FrameLog | None
 ) -> Node:
     try:
         identity = load_or_create(folder)
-        return Node(
-            identity,
-            name,
-            interface,
-            source=source,
-            sink=sink,
-            drop_audio=drop_audio,
-            record_dir=folder / "recordings",
-            state_dir=folder,
-        )
+        return Node(identity, config, source=source, sink=sink, frame_log=frames)
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from exc
     except NoUsableAddress as exc:

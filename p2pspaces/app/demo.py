@@ -25,6 +25,7 @@ from p2pspaces.audio.opus import Pcm
 from p2pspaces.core.events import Event, Quiet, RoomFound, Speaking
 from p2pspaces.core.identity import Identity
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 LOOPBACK = "127.0.0.1"
 MIN_CORRELATION = 0.8
@@ -80,13 +81,13 @@ async def run_demo(out_dir: Path, clip: Pcm, say: Callable[[str], None]) -> int:
     """Run the demo room; return the exit status."""
     gate = asyncio.Event()
     source = ClipSource(clip, gate=gate, hold=True, label="demo clip")
-    host = Node(Identity.generate(), "Host", LOOPBACK, source=source)
-    host.audio.frame_log = sent = FrameLog()
+    sent = FrameLog()
+    host = Node(Identity.generate(), NodeConfig("Host", LOOPBACK), source=source, frame_log=sent)
     listeners, received = [], []
     for name in ("Ada", "Ben"):
         sink = WavSink(out_dir / f"{name.lower()}.wav")
-        node = Node(Identity.generate(), name, LOOPBACK, sink=sink)
-        node.audio.frame_log = log = FrameLog()
+        log = FrameLog()
+        node = Node(Identity.generate(), NodeConfig(name, LOOPBACK), sink=sink, frame_log=log)
         listeners.append(node)
         received.append(log)
     nodes = [host, *listeners]

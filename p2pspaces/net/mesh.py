@@ -39,6 +39,7 @@ from p2pspaces.core.limits import TokenBucket
 from p2pspaces.core.member import FLOODING
 from p2pspaces.core.wire import Answer, Offer
 from p2pspaces.net import signaling
+from p2pspaces.net.receive import take_rtp
 from p2pspaces.net.signaling import Session
 
 log = logging.getLogger(__name__)
@@ -221,10 +222,7 @@ def _new_connection(peer: bytes, media: Media | None) -> Channels:
         ]
         transceiver.setCodecPreferences(opus)
         media.attach(peer, transceiver.sender)
-        # We own the receive path: aiortc's jitter buffer holds 80 ms and has no loss handling
-        # (see p2pspaces.audio.jitter).  Its transport hands each RTP packet to the receiver's
-        # _handle_rtp_packet, looked up on the instance, which is where ours goes in.
-        transceiver.receiver._handle_rtp_packet = functools.partial(media.on_rtp, peer)  # type: ignore[method-assign]
+        take_rtp(transceiver.receiver, functools.partial(media.on_rtp, peer))  # our jitter buffer
     return pc, channel, voice, early
 
 

@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from p2pspaces.core.errors import IdentityError
-from p2pspaces.core.identity import Identity
+from p2pspaces.core.events import Ended, Event, Joined, Left, StateChanged
+from p2pspaces.core.identity import Identity, NodeId
+from p2pspaces.core.wire import ActionKind
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,20 @@ class HostedRoom:
         self._path = folder / HOSTING_FILE if folder is not None else None
         self.warning: str | None = None
         """Set (once) when the note could not be written: say so to the user."""
+
+    def follow(self, event: Event, me: NodeId) -> str | None:
+        """Keep the record true to the room's news: a room we host (or renamed, so that a
+        crash after it still takes it back) is kept, one we left or that ended is forgotten.
+        Returns a warning if the record could not be written."""
+        if isinstance(event, Joined) and event.host:
+            return self.remember(event.room, event.title)
+        if isinstance(event, Ended) or (isinstance(event, Left) and event.reason == "left"):
+            self.forget(event.room)
+        elif isinstance(event, StateChanged) and event.state.host == me:
+            action = event.action
+            if action is not None and action.kind is ActionKind.SET_TITLE:
+                return self.remember(event.state.room_id, event.state.title)
+        return None
 
     def remember(self, room_id: bytes, title: str) -> str | None:
         """Note the room we now host; returns a warning the first time that fails."""

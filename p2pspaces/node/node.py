@@ -4,7 +4,9 @@ This is the one place that reads the clock.  It pumps bytes from the mesh into t
 the session's decisions back out (messages to send, links to close, events, its next timer), and
 offers front ends one command API (:meth:`Node.host`, :meth:`Node.join`, :meth:`Node.request`,
 :meth:`Node.chat`, :meth:`Node.react`, :meth:`Node.leave`) and one event stream
-(:attr:`Node.events`).  Discovery, the advert, dialing and the home folder are parts of their own.
+(:attr:`Node.events`).  Its parts, each in a module of its own: discovery and the directory
+(the lobby), the advert, the link keeper and its dialer, joining, the guest relay (for the web
+gateway), the people book and the home folder, the recorder, the voice engine.
 """
 
 from __future__ import annotations
@@ -14,45 +16,41 @@ import contextlib
 import logging
 import os
 import random
-import struct
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from p2pspaces.audio.devices import Sink, Source
+from p2pspaces.audio.engine import FrameLog
 from p2pspaces.core import lifecycle, room, wire
 from p2pspaces.core.context import Broadcast, Hangup, Send
-from p2pspaces.core.errors import AlreadyTold, CommandError, ErrorCode, PeerError
+from p2pspaces.core.errors import CommandError, ErrorCode
 from p2pspaces.core.events import (
     Ended,
     ErrorEvent,
     Event,
-    Joined,
     Left,
-    Notice,
     Ready,
     RoomFound,
     StateChanged,
     WebReady,
 )
-from p2pspaces.core.identity import NODE_ID_SIZE, Identity, NodeId
+from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.ledger import Replica
-from p2pspaces.core.lifecycle import Phase
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.session import RoomSession
-from p2pspaces.core.settings import DEFAULT_TIMING, Timing
-from p2pspaces.core.wire import Action, ActionKind, RoomId
+from p2pspaces.core.wire import Action, RoomId
 from p2pspaces.net import ice
-from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert, WebPorts
+from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.node.advert import AdvertKeeper, room_advert
-from p2pspaces.node.dialer import address_problem, parse_address, why
+from p2pspaces.node.config import NodeConfig
 from p2pspaces.node.directory import RoomDirectory, RoomListing
+from p2pspaces.node.guests import GuestRelay
 from p2pspaces.node.home import HostedRoom
+from p2pspaces.node.joining import Joining
 from p2pspaces.node.links import LinkKeeper
 from p2pspaces.node.people import PeopleBook
 from p2pspaces.node.recorder import RoomRecorder
@@ -62,8 +60,6 @@ log = logging.getLogger(__name__)
 
 MAX_GAIN = 2.0
 TAKEOVER_JITTER_S = 0.2
-REJOIN_WINDOW_S = 600.0
-"""How long after our Space died with its host we join that host's next Space by ourselves."""
 """Co-hosts of equal rank spread their takeover turns over this much (drawn once per node)."""
 
 
@@ -77,111 +73,77 @@ class Service(Protocol):
         """The node is stopping."""
 
 
-@dataclass(frozen=True, slots=True)
-class RelayedVoice:
-    """A guest's RTP packet as its gateway relays it: the fields the jitter buffer reads."""
-
-    guest: NodeId
-    sequence_number: int
-    timestamp: int
-    payload: bytes
-
-    def encode(self) -> bytes:
-        header = struct.pack("!HI", self.sequence_number & 0xFFFF, self.timestamp & 0xFFFFFFFF)
-        return self.guest + header + self.payload
-
-    @classmethod
-    def parse(cls, data: bytes) -> RelayedVoice | None:
-        """The frame, or None if it is too short to be one."""
-        if len(data) < NODE_ID_SIZE + 7:
-            return None
-        seq, timestamp = struct.unpack_from("!HI", data, NODE_ID_SIZE)
-        return cls(NodeId(data[:NODE_ID_SIZE]), seq, timestamp, data[NODE_ID_SIZE + 6 :])
-
-
 class Node:
-    """One running p2pspaces peer."""
+    """One running p2pspaces peer; ``async with Node(...)`` starts it and stops it."""
 
     def __init__(
         self,
         identity: Identity,
-        name: str,
-        interface: str | None = None,
+        config: NodeConfig,
         *,
-        clock: Callable[[], float] = time.monotonic,
         source: Source | None = None,
         sink: Sink | None = None,
-        drop_audio: float = 0.0,
-        record_dir: Path = Path("p2pspaces-recordings"),
-        state_dir: Path | None = None,
-        timing: Timing = DEFAULT_TIMING,
-        mdns: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        frame_log: FrameLog | None = None,
     ) -> None:
         self.identity = identity
-        self.mdns = mdns
-        """Whether the node advertises and browses with mDNS.  Without it, rooms are joined by
-        address and members find each other from the room's signed contacts."""
-        self.state_dir = state_dir
+        self.config = config
+        self.name = config.name
+        self.timing = config.timing
+        self.clock = clock
+        """The one clock the node and its parts read (a fake one in tests)."""
+        self.addresses = ice.choose_addresses(config.interface)
+        self.port = 0
         self.services: list[Service] = []
         """Parts added from above (the web gateway): started once the node is up, closed
         before it stops."""
-        self.name = name
-        self.timing = timing
-        self.addresses = ice.choose_addresses(interface)
-        self._interface = interface
-        self._clock = clock
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.events: asyncio.Queue[Event] = asyncio.Queue(config.events_max)
+        """Everything that happens, for the front end (bounded: see ``events_dropped``)."""
+        self.events_dropped = 0
+        """Events dropped, oldest first, because the front end did not read them."""
         self.watchers: list[Callable[[Event], None]] = []
         """Called with every event the node emits, before the front end reads it (the web
         gateway follows the room this way)."""
-        self.port = 0
         jitter = random.uniform(0, TAKEOVER_JITTER_S)  # noqa: S311 - spreading, not secrecy
         self.session = RoomSession(
-            identity, name, timing, jitter_s=jitter, counter_base=int(time.time() * 1000)
+            identity, self.name, self.timing, jitter_s=jitter, counter_base=_now_ms()
         )
-        self.mesh = Mesh(identity, name, clock, self, penalty_s=timing.penalty_s)
-        self.mesh.source = interface
+        self.mesh = Mesh(identity, self.name, clock, self, penalty_s=self.timing.penalty_s)
+        self.mesh.source = config.interface
         self.audio = voice_engine(
-            self.session,
-            source,
-            sink,
-            clock=clock,
-            emit=self.emit,
-            drop_audio=drop_audio,
+            self.session, source, sink, clock=clock, emit=self.emit, faults=config.faults
         )
+        self.audio.frame_log = frame_log
         self.mesh.media = self.audio
-        self.people = PeopleBook(state_dir)
+        self.people = PeopleBook(config.state_dir)
+        self.hosted = HostedRoom(config.state_dir)
         self.directory = RoomDirectory(
             self._on_directory,
             self._room_now,
             lambda node, name: self.people.trust(node, name).value,
         )
-        self.hosted = HostedRoom(state_dir)
-        self._orphaned: tuple[NodeId, float, bytes] | None = None
-        """The authority whose silence ended our Space, until when its return is awaited, and
-        the room that ended."""
-        self.recorder = RoomRecorder(self.audio, record_dir)
-        self._signaling = SignalingServer(identity, name, self.mesh.on_session, clock)
+        self.recorder = RoomRecorder(self.audio, config.recordings_dir)
+        self._signaling = SignalingServer(identity, self.name, self.mesh.on_session, clock)
         self._discovery = Discovery(
-            identity, self.directory_update, interface, self.addresses, int(time.time() * 1000)
+            identity, self.directory_update, config.interface, self.addresses, _now_ms()
         )
-        self.advert = AdvertKeeper(self._discovery, name, self._room_advert, timing.reannounce_s)
+        self.advert = AdvertKeeper(
+            self._discovery, self.name, self._room_advert, self.timing.reannounce_s
+        )
         self.links = LinkKeeper(
             self.session,
             self.mesh,
             self.directory,
-            timing,
+            self.timing,
             clock=clock,
-            spawn=self._spawn,
+            spawn=self.spawn,
             emit=self.emit,
             on_refused=self._link_refused,
         )
+        self.joining = Joining(self)
+        self.guests = GuestRelay(self, self.advert.changed)
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._moved = asyncio.Event()
-        self._join_error = ""
-        self._web: WebPorts | None = None
-        """Where this node serves phones (from its web service's WebReady), for its advert."""
         self._stopped = False
         self._last_state: RoomState | None = None
 
@@ -221,14 +183,13 @@ class Node:
     async def start(self) -> None:
         """Listen, advertise, browse, and emit ``ready``."""
         ice.use_addresses(self.addresses)
-        bind = self._interface or "0.0.0.0"  # noqa: S104 - a LAN service listens on the LAN
-        self.port = await self._signaling.start(bind)
+        self.port = await self._signaling.start(self.bind_address)
         self.session.set_contact(self.addresses, self.port)
-        if self.mdns:
+        if self.config.mdns:
             await self._discovery.start()
-            self._spawn(self.advert.run(self.port))
-        self._spawn(self._run_timers())
-        self._spawn(self._watch_links())
+            self.spawn(self.advert.run(self.port))
+        self.spawn(self._run_timers())
+        self.spawn(self._watch_links())
         self.audio.start()
         self.emit(Ready(self.node_id, self.name, self.port, self.addresses))
         for service in self.services:
@@ -252,6 +213,15 @@ class Node:
         await self._discovery.close()
         await self.audio.stop()
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
     # --- commands ------------------------------------------------------------------------
 
     async def host(self, title: str, max_speakers: int = room.DEFAULT_MAX_SPEAKERS) -> RoomId:
@@ -260,20 +230,17 @@ class Node:
         if not lifecycle.may_start(self.session.phase):
             raise CommandError("already in a room; leave it first")
         self.people.entering_room()
-        saved = self.hosted.room_titled(title)
-        if saved is not None:
-            with contextlib.suppress(CommandError):  # not live any more: host a new room
-                listing = await self.directory.wait_for(saved, self.timing.resume_wait_s)
-                log.warning("rejoining and reclaiming our room %r, kept going meanwhile", title)
-                return await self._join(listing, reclaim=True)
+        taken_back = await self.joining.take_back(title)
+        if taken_back is not None:
+            return taken_back
         room_id = self.session.host(
             title,
             max_speakers,
-            created_ms=int(time.time() * 1000),
+            created_ms=_now_ms(),
             nonce=os.urandom(wire.NONCE_SIZE),
-            now=self._clock(),
+            now=self.clock(),
         )
-        self._pump()
+        self.pump()
         return room_id
 
     def quitting_ends_space_for(self) -> int:
@@ -294,7 +261,7 @@ class Node:
     @property
     def bind_address(self) -> str:
         """The address this node's servers listen on (its interface's, or every one)."""
-        return self._interface or "0.0.0.0"  # noqa: S104 - a LAN service listens on the LAN
+        return self.config.interface or "0.0.0.0"  # noqa: S104 - a LAN service listens on the LAN
 
     @property
     def join_addresses(self) -> tuple[str, ...]:
@@ -305,19 +272,6 @@ class Node:
         """The address of a ``.local`` name on this node's network (a browser's hidden
         address), or None."""
         return await self._discovery.resolve_host(host, within_s)
-
-    def phones_page(self) -> tuple[WebReady, str] | None:
-        """Where phones join this node's room from another node that serves it (its advert
-        says so), and that node's name; None if no advert of the room says."""
-        replica = self.replica
-        listing = self.directory.rooms.get(replica.room_id) if replica is not None else None
-        if listing is None or listing.room.web is None or not listing.advert.addresses:
-            return None
-        web, address = listing.room.web, listing.advert.addresses[0]
-        page = WebReady(
-            f"http://{address}:{web.http}/", f"https://{address}:{web.https}/", web.cert_sha256
-        )
-        return page, listing.advert.name
 
     def join_address(self) -> str | None:
         """``ADDR:PORT`` that joins this node's room: its authority's signaling endpoint."""
@@ -336,69 +290,23 @@ class Node:
         """Join the room named by ``ref`` (a title, a room id or its prefix), waiting up to
         ``wait`` s for it to be discovered; or, for ``ADDR:PORT``, the room held by the node
         listening there (where multicast is filtered and mDNS finds nothing)."""
-        if not lifecycle.may_start(self.session.phase):
-            raise CommandError("already in a room; leave it first")
-        self.people.entering_room()
-        address = parse_address(ref)
-        if address is not None:
-            return await self._join_address(*address)
-        problem = address_problem(ref)
-        if problem is not None:
-            raise CommandError(problem)
-        listing = await self.directory.wait_for(ref, wait)
-        # Our own room, kept by a co-host since we crashed: join it and take it back.
-        return await self._join(listing, reclaim=listing.room.host == self.node_id)
-
-    async def _join_address(self, host: str, port: int) -> RoomId:
-        label = f"{host}:{port}"
-        self._join_error = ""
-
-        def identified(peer: NodeId) -> None:
-            if peer == self.node_id:
-                raise PeerError("that address is this node's own")
-            self.session.join(None, peer, self._clock())
-            self._pump()
-
-        dial = self.links.dialer.dial_address(host, port, identified)
-        return await self._await_join(label, dial)
+        return await self.joining.join(ref, wait)
 
     async def request(self, action: Action) -> int:
         """Ask the authority for ``action``; returns the request id a refusal will carry."""
-        req_id = self.session.request(action, self._clock())
-        self._pump()
+        req_id = self.session.request(action, self.clock())
+        self.pump()
         return req_id
 
     async def chat(self, text: str) -> None:
         """Send a chat line to the room."""
-        self.session.chat(text, self._clock())
-        self._pump()
+        self.session.chat(text, self.clock())
+        self.pump()
 
     async def react(self, emoji: str) -> None:
         """Send an emoji reaction (one of the fixed set, or its name)."""
-        self.session.react(emoji, self._clock())
-        self._pump()
-
-    def relay_guest(self, guest: NodeId, data: bytes) -> wire.Message:
-        """As a web gateway: pass on a browser guest's own signed message (see
-        :meth:`RoomSession.relay_guest`); :class:`CommandError` says why not."""
-        message = self.session.relay_guest(guest, data, self._clock())
-        self._pump()
-        return message
-
-    def set_web_load(self, http_port: int, https_port: int, guests: int, max_guests: int) -> None:
-        """As a web gateway: tell the room where our guest page is and how busy it is."""
-        self.session.set_web_load(http_port, https_port, guests, max_guests)
-        self._pump()
-
-    def contact_of(self, node: NodeId) -> wire.Contact | None:
-        """Where a fellow member said it listens (and whether it serves browsers)."""
-        return self.session.contact_of(node)
-
-    def drop_guest(self, guest: NodeId) -> None:
-        """As a web gateway: a guest's page went away; take it out of the room."""
-        with contextlib.suppress(CommandError):
-            self.session.drop_guest(guest, self._clock())
-            self._pump()
+        self.session.react(emoji, self.clock())
+        self.pump()
 
     def set_volume(self, member: NodeId, gain: float) -> float:
         """Play ``member`` at ``gain`` (0 to 2; 1 is as sent) on this node only; returns it."""
@@ -417,55 +325,11 @@ class Node:
 
     async def leave(self) -> None:
         """Leave the room (as authority: hand over to a co-host, or end the room)."""
-        self.session.leave(self._clock())
-        self._pump()
+        self.session.leave(self.clock())
+        self.pump()
         await self.links.flush()
         self.session.finish_leaving()
-        self._pump()
-
-    async def _join(self, listing: RoomListing, *, reclaim: bool = False) -> RoomId:
-        advert = listing.advert
-        room_id = RoomId(listing.room.room_id)
-        self._join_error = ""
-        self.session.join(room_id, advert.node_id, self._clock(), reclaim=reclaim)
-        # Dial through the dialer, so that it does not dial the same peer again meanwhile: two
-        # links racing to one peer can leave the one we asked to join on closed.
-        dial = None
-        if advert.node_id not in self.mesh.links:
-            dial = self.links.dialer.dial_now(advert.node_id, advert)
-        self._pump()
-        return await self._await_join(repr(listing.room.title), dial)
-
-    async def _await_join(self, label: str, dial: asyncio.Future[Link] | None) -> RoomId:
-        """Wait for the dial, then for the snapshot that makes us a member."""
-        try:
-            async with asyncio.timeout(self.timing.join_timeout_s):
-                if dial is not None:
-                    await dial
-                while self._joining():
-                    self._moved.clear()
-                    await self._moved.wait()
-        except (TimeoutError, PeerError, OSError) as exc:
-            if dial is not None and not dial.done():
-                dial.cancel()
-            told = self._joining()  # then the session says why, in a join_failed event
-            self.session.abandon_join(why(exc))
-            self._pump()
-            error = AlreadyTold if told else CommandError
-            raise error(f"could not join {label}: {why(exc)}") from None
-        except asyncio.CancelledError:
-            if dial is not None:
-                dial.cancel()
-            raise
-        if self.replica is None:
-            reason = self._join_error or "the join did not complete"
-            error = AlreadyTold if self._join_error else CommandError
-            raise error(f"could not join {label}: {reason}")
-        return self.replica.room_id
-
-    def _joining(self) -> bool:
-        phase = self.session.phase
-        return phase is Phase.JOINING or (phase is Phase.REJOINING and self.session.replica is None)
+        self.pump()
 
     # --- the mesh's news (MeshHandler) ---------------------------------------------------
 
@@ -478,46 +342,35 @@ class Node:
     def on_link_up(self, link: Link) -> None:
         """A peer's control channel is open."""
         if not self._stopped:
-            self.session.link_up(link.peer_id, self._clock())
-            self._pump()
+            self.session.link_up(link.peer_id, self.clock())
+            self.pump()
 
     def on_link_down(self, peer_id: NodeId, reason: str) -> None:
         """A peer's link is gone."""
         if self._stopped:
             return
         flooded = self.mesh.misbehaved(peer_id, self.timing.penalty_s)
-        self.session.link_down(peer_id, reason, self._clock(), misbehaved=flooded)
-        self._pump()
+        self.session.link_down(peer_id, reason, self.clock(), misbehaved=flooded)
+        self.pump()
 
     def on_voice(self, link: Link, data: bytes) -> None:
-        """A browser guest's voice frame relayed by ``link``'s node: played only if the signed
-        state names that node as the guest's gateway and the guest may speak now."""
-        frame = RelayedVoice.parse(data)
-        state = self.session.state
-        if frame is None or state is None or state.gateway_of(frame.guest) != link.peer_id:
-            link.voice_refused += 1
-            return
-        self._spawn(self.audio.on_rtp(frame.guest, frame))
-
-    async def guest_voice(self, guest: NodeId, packet: Any) -> None:
-        """As a gateway: our guest's RTP packet (the web gateway checked it may speak): play it
-        here and relay it to every member we are linked to."""
-        frame = RelayedVoice(guest, packet.sequence_number, packet.timestamp, packet.payload)
-        self.mesh.send_voice(frame.encode())
-        await self.audio.on_rtp(guest, frame)
+        """A browser guest's voice frame relayed by ``link``'s node (see
+        :meth:`GuestRelay.on_voice`)."""
+        self.guests.on_voice(link, data)
 
     def _link_refused(self, peer: NodeId, reason: str) -> None:
         self.session.link_refused(peer, reason)
-        self._pump()
+        self.pump()
 
     def on_message(self, link: Link, data: bytes) -> None:
         """One control message (size and rate already checked by the mesh)."""
-        self.session.receive(link.peer_id, data, self._clock())
-        self._pump()
+        self.session.receive(link.peer_id, data, self.clock())
+        self.pump()
 
     # --- pumping the session's decisions out ---------------------------------------------
 
-    def _pump(self) -> None:
+    def pump(self) -> None:
+        """Carry the session's decisions out: messages, hang-ups, events; wake the timers."""
         session = self.session
         for output in session.pop_outputs():
             if isinstance(output, Send):
@@ -531,47 +384,20 @@ class Node:
             self.emit(event)
         self._follow_state(session.state is not self._last_state)
         self._last_state = session.state
-        self._moved.set()
+        self.joining.moved()
         self._wake.set()
 
     def _note(self, event: Event) -> None:
-        """What the shell itself does about an event: the home folder, the directory."""
-        if isinstance(event, Joined) and event.host:
-            warning = self.hosted.remember(event.room, event.title)
-            if warning is not None:
-                self.emit(ErrorEvent(ErrorCode.HOSTING_NOT_SAVED, warning))
-        elif isinstance(event, Ended | Left):
-            if isinstance(event, Ended) and event.orphaned_by is not None:
-                until = self._clock() + REJOIN_WINDOW_S
-                self._orphaned = (NodeId(event.orphaned_by), until, event.room)
-                for found in self.directory.listed():  # it may have restarted already
-                    self._maybe_rejoin(found)
-            if isinstance(event, Ended) or event.reason == "left":
-                self.hosted.forget(event.room)
+        """What the shell's parts do about an event before the front end hears it."""
+        self.joining.on_event(event)
+        warning = self.hosted.follow(event, self.node_id)
+        if warning is not None:
+            self.emit(ErrorEvent(ErrorCode.HOSTING_NOT_SAVED, warning))
+        if isinstance(event, Ended | Left):
             self.directory.left_room(event.room)
-        elif isinstance(event, ErrorEvent) and event.code == ErrorCode.JOIN_FAILED:
-            self._join_error = event.reason
-
         elif isinstance(event, StateChanged):
-            self._meet(event)
-            renamed = event.action is not None and event.action.kind is ActionKind.SET_TITLE
-            if renamed and event.state.host == self.node_id:  # a crash after it still reclaims
-                self.hosted.remember(event.state.room_id, event.state.title)
-
-    def _meet(self, event: StateChanged) -> None:
-        """Remember the people in the room; warn of a known name with a new key (once).
-
-        A change touches its actor and target only, so only they are looked at (a whole
-        roster is read only for a snapshot): an update in a big room stays cheap."""
-        roster = event.state.members
-        action = event.action
-        if action is not None and event.actor is not None:
-            nodes = [NodeId(event.actor), *([action.target] if action.target else [])]
-        else:
-            nodes = list(roster)
-        members = ((n, roster[n].name) for n in nodes if n in roster and n != self.node_id)
-        for warning in self.people.meet_all(members):
-            self.emit(ErrorEvent(ErrorCode.NAME_CLASH, warning))
+            for clash in self.people.meet_in(event, self.node_id):
+                self.emit(ErrorEvent(ErrorCode.NAME_CLASH, clash))
 
     def _follow_state(self, changed: bool) -> None:
         recording = self.recorder.follow(
@@ -584,7 +410,7 @@ class Node:
         self.links.ensure(drop_unneeded=changed)
 
     def _room_advert(self) -> RoomAdvert | None:
-        return room_advert(self.replica, self.is_authority, self._web)
+        return room_advert(self.replica, self.is_authority, self.guests.web)
 
     def _room_now(self) -> bytes | None:
         replica = self.replica
@@ -603,63 +429,50 @@ class Node:
         """Call the session back when its next timer is due."""
         while True:
             due = self.session.next_timer()
-            wait = None if due is None else max(0.0, due - self._clock())
+            wait = None if due is None else max(0.0, due - self.clock())
             self._wake.clear()
             # asyncio.timeout, not wait_for: wait_for can swallow a cancel that arrives as the
             # event is set (bpo-42130), and stop() would then wait for this task for ever.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
-            if due is not None and self._clock() >= due:
-                self.session.handle_timer(self._clock())
-                self._pump()
+            if due is not None and self.clock() >= due:
+                self.session.handle_timer(self.clock())
+                self.pump()
 
     async def _watch_links(self) -> None:
         """Drop silent links (aiortc alone notices only after ~30 s) and redial."""
         while True:
             await asyncio.sleep(self.timing.heartbeat_s)
             self.mesh.check_liveness(
-                self._clock(), self.timing.peer_timeout_s, self.links.dialer.fell_silent
+                self.clock(), self.timing.peer_timeout_s, self.links.dialer.fell_silent
             )
             self.links.ensure(drop_unneeded=True)
 
     def emit(self, event: Event) -> None:
         """Send an event to the watchers and the front end."""
         if isinstance(event, WebReady):  # from the web service: the advert says where
-            http, https = urlsplit(event.http).port, urlsplit(event.https).port
-            if http and https:
-                self._web = WebPorts(http, https, event.cert_sha256)
-                self.advert.changed()
+            self.guests.web_ready(event)
         for watch in self.watchers:
             try:
                 watch(event)
             except Exception:
                 log.exception("an event watcher failed on %s", event.NAME)
+        if self.events.full():  # a front end that stopped reading: the room goes on
+            self.events.get_nowait()
+            self.events_dropped += 1
+            if self.events_dropped == 1:
+                log.warning("the front end is not reading events; dropping the oldest")
         self.events.put_nowait(event)
 
     def _on_directory(self, event: Event) -> None:
-        """The lobby changed; if the host whose Space died under us starts one again (its
-        laptop restarted), join it again by ourselves."""
+        """The lobby changed (a host whose Space died under us may be back)."""
         self.emit(event)
         if isinstance(event, RoomFound):
-            self._maybe_rejoin(event)
+            self.joining.on_found(event)
 
-    def _maybe_rejoin(self, event: RoomFound) -> None:
-        orphaned = self._orphaned
-        if orphaned is None or event.host != orphaned[0] or event.room == orphaned[2]:
-            return  # not that host, or the dead room's own advert (not yet expired)
-        self._orphaned = None
-        if self._clock() > orphaned[1] or not lifecycle.may_start(self.session.phase):
-            return
-        self.emit(Notice(f"{event.host_name} is back: joining {event.title!r} again."))
-
-        async def rejoin() -> None:
-            with contextlib.suppress(CommandError):  # said in the join's own error event
-                await self.join(event.room.hex())
-
-        self._spawn(rejoin())
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as the node's task: cancelled at stop, its failure logged."""
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -668,3 +481,8 @@ class Node:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("node task failed", exc_info=task.exception())
+
+
+def _now_ms() -> int:
+    """Wall-clock milliseconds (room creation times, message counters' bases)."""
+    return int(time.time() * 1000)

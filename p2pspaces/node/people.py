@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from p2pspaces.core.events import StateChanged
 from p2pspaces.core.identity import NodeId, short_fingerprint
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,19 @@ class PeopleBook:
             f"{name} ({short_fingerprint(node)}) is not the {name} you met before ({keys}): "
             "same name, another key"
         )
+
+    def meet_in(self, event: StateChanged, me: NodeId) -> list[str]:
+        """Remember the people a room change shows (see :meth:`meet_all` for the warnings).
+
+        A change touches its actor and target only, so only they are looked at (a whole
+        roster is read only for a snapshot): an update in a big room stays cheap."""
+        roster = event.state.members
+        action = event.action
+        if action is not None and event.actor is not None:
+            nodes = [NodeId(event.actor), *([action.target] if action.target else [])]
+        else:
+            nodes = list(roster)
+        return self.meet_all((n, roster[n].name) for n in nodes if n in roster and n != me)
 
     def meet_all(self, people: Iterable[tuple[NodeId, str]]) -> list[str]:
         """Remember everyone in a room; return a warning for each known name with a new key

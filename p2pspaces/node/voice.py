@@ -10,6 +10,9 @@ from p2pspaces.audio.engine import AudioEngine
 from p2pspaces.core import lifecycle
 from p2pspaces.core.events import Event, Quiet, Speaking
 from p2pspaces.core.session import RoomSession
+from p2pspaces.node.config import Faults
+
+NO_FAULTS = Faults()
 
 
 def voice_engine(
@@ -19,7 +22,7 @@ def voice_engine(
     *,
     clock: Callable[[], float],
     emit: Callable[[Event], None],
-    drop_audio: float = 0.0,
+    faults: Faults = NO_FAULTS,
 ) -> AudioEngine:
     """An engine that sends only while we are an unmuted speaker and plays only those who are."""
 
@@ -39,8 +42,9 @@ def voice_engine(
         sink or NullSink(),
         clock,
         on_level,
-        fault_drop=drop_audio,
+        fault_drop=faults.drop,
     )
+    engine.fault_jitter_ms = faults.jitter_ms
     engine.may_send = lambda: session.may_speak(session.me)
     engine.allowed = session.may_speak
     return engine

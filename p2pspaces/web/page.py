@@ -1,68 +1,154 @@
-"""What passes between the gateway and a guest's page, apart from signed bytes: the room as
-the page shows it (JSON), why a guest is out, and the page's WebRTC offer made usable."""
+"""What passes between the gateway and a guest's page, apart from signed bytes: every JSON
+message a page receives is made here (the page's ``app.js`` reads them), the room as the page
+shows it, why a guest is out, and refusals in words."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.core.events import ChatReceived, ReactionReceived
+from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.room import RoomState
-from p2pspaces.core.wire import ActionKind
+from p2pspaces.core.wire import ActionKind, Contact
 
-MDNS_CANDIDATES_MAX = 8
-"""The most ``.local`` candidates of one offer the node looks up (a page has one or two)."""
-_MDNS_HOST = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.local")
+Message = dict[str, Any]
+"""One JSON message to a page."""
+OTHERS_SHOWN = 5
+"""Other gateways a page is told of (where to go if this node goes away or is full)."""
 
 
 @dataclass(frozen=True, slots=True)
-class HiddenCandidate:
-    """One of the page's candidates whose address the browser hid behind an mDNS name."""
+class WebInfo:
+    """Where the pages are, and the certificate's fingerprint."""
 
-    index: int
-    """The media section it belongs to (its ``m=`` line's index)."""
-    value: str
-    """The candidate as in the SDP, after ``a=candidate:``."""
-    host: str
-    """The ``<uuid>.local`` name."""
+    http: str
+    https: str
+    cert_sha256: str
 
-    def at(self, address: str) -> str:
-        """The candidate with the name replaced by the address it resolved to."""
-        return self.value.replace(self.host, address, 1)
+    def fields(self) -> dict[str, str]:
+        return {"http": self.http, "https": self.https, "cert_sha256": self.cert_sha256}
 
 
-def without_mdns_candidates(sdp: str) -> tuple[str, list[HiddenCandidate]]:
-    """The offer without the page's ``<uuid>.local`` candidates, and those candidates.
+def welcome(challenge: bytes, gateway: NodeId, gateway_name: str, room: Message) -> Message:
+    """The first message on a socket: the challenge to sign, who serves, the room."""
+    return {
+        "t": "welcome",
+        "challenge": challenge.hex(),
+        "gateway": gateway.hex(),
+        "gateway_name": gateway_name,
+        **room,
+    }
 
-    Browsers hide a page's addresses behind mDNS names (Firefox and Safari always, Chromium
-    until the page may use the microphone).  aioice resolves them itself, but with a socket of
-    its own that on most LANs gets no answer, and it waits for it: that delayed every guest's
-    audio.  The gateway looks the names up with the node's own mDNS instead, without holding
-    the answer back, and hands over what resolves as trickled candidates.
 
-    The offer's ``a=end-of-candidates`` goes too when a candidate was taken out: otherwise
-    aioice, with no pairs to check, would fail at once, before the page's own connectivity
-    checks (from which it learns the page's address as a peer-reflexive candidate) arrive."""
-    kept: list[str] = []
-    hidden: list[HiddenCandidate] = []
-    index = -1
-    for line in sdp.split("\r\n"):
-        if line.startswith("m="):
-            index += 1
-        elif line.startswith("a=candidate:"):
-            value = line.removeprefix("a=")
-            host = next((bit for bit in value.split() if _MDNS_HOST.fullmatch(bit)), None)
-            if host is None and ".local " in value:
-                continue  # a name we would not look up
-            if host is not None:
-                if len(hidden) < MDNS_CANDIDATES_MAX:
-                    hidden.append(HiddenCandidate(index, value, host))
-                continue
-        kept.append(line)
-    if len(kept) != len(sdp.split("\r\n")):
-        kept = [line for line in kept if line != "a=end-of-candidates"]
-    return "\r\n".join(kept), hidden
+def room_info(
+    state: RoomState | None,
+    info: WebInfo | None,
+    serving: int,
+    max_guests: int,
+    others: list[Message],
+) -> Message:
+    """The room this node serves, for a page that opens (also ``/info``)."""
+    return {
+        "room": None if state is None else {"id": state.room_id.hex(), "title": state.title},
+        "http": info.http if info else None,
+        "https": info.https if info else None,
+        "cert_sha256": info.cert_sha256 if info else None,
+        "guests": serving,
+        "max_guests": max_guests,
+        "others": others,
+    }
+
+
+def full(reason: str, others: list[Message]) -> Message:
+    """This node serves all the guests it may; ``others`` have room."""
+    return {"t": "full", "reason": reason, "others": others}
+
+
+def error(code: str, reason: str) -> Message:
+    """Something the page sent was refused; ``reason`` in words."""
+    return {"t": "error", "code": code, "reason": reason}
+
+
+def chat(event: ChatReceived) -> Message:
+    """A chat line."""
+    return {"t": "chat", "from": event.author.hex(), "name": event.name, "text": event.text}
+
+
+def reaction(event: ReactionReceived) -> Message:
+    """An emoji reaction."""
+    return {"t": "reaction", "from": event.author.hex(), "name": event.name, "emoji": event.emoji}
+
+
+def speaking(member: bytes, on: bool) -> Message:
+    """``member`` started or stopped speaking."""
+    return {"t": "speaking", "id": member.hex(), "on": on}
+
+
+def answer(sdp: str) -> Message:
+    """The node's WebRTC answer to the page's offer."""
+    return {"t": "answer", "sdp": sdp}
+
+
+def closed(reason: str, *, out: bool = False, code: str = "") -> Message:
+    """The socket closes; ``out``: the guest is out of the room (left, removed, blocked);
+    ``code`` tells the page why (``elsewhere``: a newer tab took over, do not reconnect)."""
+    message: Message = {"t": "out" if out else "closed", "reason": reason}
+    if code:
+        message["code"] = code
+    return message
+
+
+def other_gateways(
+    state: RoomState | None, me: NodeId, contact_of: Callable[[NodeId], Contact | None]
+) -> list[Message]:
+    """Other nodes of this room that serve pages and have room for guests, least busy first
+    (from the signed contacts the room relays)."""
+    if state is None:
+        return []
+    others: list[tuple[float, int, Message]] = []
+    for node, member in state.members.items():
+        contact = contact_of(node) if member.gateway is None else None
+        if node == me or contact is None or not contact.web_port:
+            continue
+        if contact.guests >= contact.max_guests or not contact.addresses:
+            continue
+        address = contact.addresses[0]
+        busy = contact.guests / max(1, contact.max_guests)
+        gateway = {
+            "name": member.name,
+            "http": f"http://{address}:{contact.web_port}/",
+            "https": f"https://{address}:{contact.web_secure_port}/",
+            "guests": contact.guests,
+            "max_guests": contact.max_guests,
+        }
+        others.append((busy, contact.guests, gateway))
+    others.sort(key=lambda o: (o[0], o[1]))  # least busy first
+    return [gateway for _, _, gateway in others[:OTHERS_SHOWN]]
+
+
+def room_view(
+    state: RoomState | None,
+    gateway: NodeId,
+    speaking_now: set[bytes],
+    serving: int,
+    others: list[Message],
+) -> Message:
+    """The room as every page of this gateway shows it (:func:`for_page` adds who it is)."""
+    message = state_message(state, None, gateway)
+    message["speaking"] = [m.hex() for m in speaking_now]
+    message["guests"] = serving
+    message["others"] = others  # where to go if this node goes away
+    return message
+
+
+def for_page(view: Message, state: RoomState | None, key: NodeId | None) -> Message:
+    """``view`` for the page of ``key``: whether it is a member, or blocked."""
+    member = key is not None and state is not None and key in state.members
+    blocked = key is not None and state is not None and key in state.blocked
+    return {**view, "me": key.hex() if member and key is not None else None, "blocked": blocked}
 
 
 _FIELD_PATH = re.compile(r"^(?:[A-Z]\w*(?:\.\w+)+: )+")

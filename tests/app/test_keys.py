@@ -10,6 +10,7 @@ from p2pspaces.app.tui.room import RoomScreen
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 from tests.core.kit import Space
 
 
@@ -30,7 +31,9 @@ def _palette(app: SpacesApp, space: Space, who: str) -> set[str]:
 
 
 def test_every_key_is_in_the_help_and_in_the_palette_of_someone_who_can_use_it() -> None:
-    app = SpacesApp(Node(Identity.generate(), "Me", interface="127.0.0.1"), start_node=False)
+    app = SpacesApp(
+        Node(Identity.generate(), NodeConfig("Me", interface="127.0.0.1")), start_node=False
+    )
     space = _space()
     palettes = {who: _palette(app, space, who) for who in ("host", "ann", "bob", "cora")}
     help_ = help_text()

@@ -21,6 +21,7 @@ from p2pspaces.app.tui.room import RoomScreen
 from p2pspaces.core.events import RoomFound
 from p2pspaces.core.identity import Identity, short_fingerprint
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 from p2pspaces.web.service import WebService, web_of
 from p2pspaces.web.settings import WebSettings
 
@@ -80,7 +81,7 @@ async def apps(*names: str) -> AsyncIterator[list[Person]]:
     async with AsyncExitStack() as stack:
         made = []
         for name in names:
-            node = Node(Identity.generate(), name, interface="127.0.0.1")
+            node = Node(Identity.generate(), NodeConfig(name, interface="127.0.0.1"))
             stack.push_async_callback(node.stop)
             app = SpacesApp(node)
             pilot = await stack.enter_async_context(app.run_test(size=(100, 30)))
@@ -175,7 +176,8 @@ async def test_two_spaces_with_one_title_make_the_app_ask_which() -> None:
     title = f"Same {secrets.token_hex(2)}"
     async with apps("Ann") as (ann,):
         hosts = [
-            Node(Identity.generate(), name, interface="127.0.0.1") for name in ("Hana", "Hugo")
+            Node(Identity.generate(), NodeConfig(name, interface="127.0.0.1"))
+            for name in ("Hana", "Hugo")
         ]
         try:
             for host in hosts:
@@ -274,9 +276,9 @@ async def test_at_80x24_long_titles_and_names_are_cut_never_the_host_roles_or_ad
     shows the page of the node that serves phones."""
     title = "A very long title for the Friday evening lightning talks at the hall " + "x" * 20
     long_name = "Hana with a rather long name ok"
-    node = Node(Identity.generate(), long_name, interface="127.0.0.1")
+    node = Node(Identity.generate(), NodeConfig(long_name, interface="127.0.0.1"))
     node.services.append(WebService(node, tmp_path, WebSettings("auto", 0, 0)))
-    ann_node = Node(Identity.generate(), "Ann", interface="127.0.0.1")
+    ann_node = Node(Identity.generate(), NodeConfig("Ann", interface="127.0.0.1"))
     try:
         await node.start()
         room_id = await node.host(title)
@@ -308,7 +310,7 @@ async def test_at_80x24_long_titles_and_names_are_cut_never_the_host_roles_or_ad
             assert "…" in str(name)
 
             web = web_of(node)
-            await until(pilot, lambda: ann_node.phones_page() is not None, 30)
+            await until(pilot, lambda: ann_node.guests.phones_page() is not None, 30)
             assert web is not None and web.info is not None
             await pilot.press("w")  # Hana's page, in a dialog that fits, its Close visible
             await until(pilot, lambda: isinstance(app.screen, PhonesDialog))

@@ -9,6 +9,7 @@ import pytest
 
 from p2pspaces.core.identity import Identity
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 from ..net.conftest import LOOPBACK
 
@@ -19,7 +20,7 @@ async def nodes() -> AsyncIterator[Callable[..., Any]]:
     made: list[Node] = []
 
     async def make(name: str, **kwargs: Any) -> Node:
-        node = Node(Identity.generate(), name, LOOPBACK, **kwargs)
+        node = Node(Identity.generate(), NodeConfig(name, LOOPBACK), **kwargs)
         await node.start()
         made.append(node)
         return node

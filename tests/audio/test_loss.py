@@ -10,6 +10,7 @@ from p2pspaces.audio.analysis import align
 from p2pspaces.audio.devices import ClipSource, WavSink, load_audio
 from p2pspaces.core.identity import Identity
 from p2pspaces.node import Node
+from p2pspaces.node.config import Faults, NodeConfig
 
 from ..net.conftest import LOOPBACK
 from .signals import chirp
@@ -22,9 +23,13 @@ async def test_speech_survives_five_percent_loss_for_a_minute_without_delay_cree
     tmp_path: Path,
 ) -> None:
     clip = chirp(3.0)
-    host = Node(Identity.generate(), "Hana", LOOPBACK, source=ClipSource(clip, loop=True))
+    host = Node(
+        Identity.generate(), NodeConfig("Hana", LOOPBACK), source=ClipSource(clip, loop=True)
+    )
     lee = Node(
-        Identity.generate(), "Lee", LOOPBACK, sink=WavSink(tmp_path / "lee.wav"), drop_audio=0.05
+        Identity.generate(),
+        NodeConfig("Lee", LOOPBACK, faults=Faults(drop=0.05)),
+        sink=WavSink(tmp_path / "lee.wav"),
     )
     try:
         await host.start()

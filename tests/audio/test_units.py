@@ -20,6 +20,7 @@ from p2pspaces.audio.level import LevelMeter, rms_dbfs
 from p2pspaces.audio.mixer import mix
 from p2pspaces.audio.opus import Decoder, Encoder
 from p2pspaces.net import ice
+from p2pspaces.net.receive import take_rtp
 
 from .signals import chirp, dominant_hz, frames_of, tone, write_wav
 
@@ -167,7 +168,7 @@ async def _audio_pair(broadcaster: Broadcaster, heard: list[Any]) -> list[RTCPee
     async def file(packet: Any, arrival_time_ms: int = 0) -> None:
         heard.append(packet)
 
-    receiving.getTransceivers()[0].receiver._handle_rtp_packet = file
+    take_rtp(receiving.getTransceivers()[0].receiver, file)  # the hook the mesh uses
     await receiving.setLocalDescription(await receiving.createAnswer())
     await sending.setRemoteDescription(receiving.localDescription)
     await _until(lambda: all(o.ready for o in broadcaster.outlets.values()), 20)

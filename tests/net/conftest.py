@@ -12,6 +12,7 @@ from p2pspaces.core.events import Event
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 E = TypeVar("E", bound=Event)
 LOOPBACK = "127.0.0.1"
@@ -33,7 +34,7 @@ async def make_node() -> AsyncIterator[Callable[..., asyncio.Future[Node]]]:
     nodes: list[Node] = []
 
     async def make(name: str, timing: Timing = DEFAULT_TIMING) -> Node:
-        node = Node(Identity.generate(), name, interface=LOOPBACK, timing=timing)
+        node = Node(Identity.generate(), NodeConfig(name, interface=LOOPBACK, timing=timing))
         await node.start()
         nodes.append(node)
         return node

@@ -19,6 +19,7 @@ from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.net import discovery
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 from .conftest import LOOPBACK, next_event
 
@@ -128,7 +129,7 @@ async def test_a_speaker_whose_messages_run_late_is_not_dropped_while_its_audio_
 ) -> None:
     """An overloaded speaker's heartbeats can be seconds late while its audio still flows:
     audio counts as a sign of life, so listeners do not drop it (and then redial in a storm)."""
-    host = Node(Identity.generate(), "Hana", LOOPBACK, source=ToneSource(440))
+    host = Node(Identity.generate(), NodeConfig("Hana", LOOPBACK), source=ToneSource(440))
     await host.start()
     try:
         ann = await make_node("Ann")

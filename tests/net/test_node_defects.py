@@ -12,6 +12,7 @@ from p2pspaces.core.events import AuthorityChanged, ErrorEvent, Event, Left, Roo
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 from .conftest import LOOPBACK, next_event
 
@@ -48,7 +49,9 @@ async def test_a_handover_does_not_report_the_room_lost_to_its_new_host(
 async def test_a_home_where_hosting_cannot_be_noted_says_so_once(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the home folder should be")
-    node = Node(Identity.generate(), "Hana", interface=LOOPBACK, state_dir=blocker / "home")
+    node = Node(
+        Identity.generate(), NodeConfig("Hana", interface=LOOPBACK, state_dir=blocker / "home")
+    )
     await node.start()
     try:
         room_id = await node.host("Unsaved")

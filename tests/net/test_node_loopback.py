@@ -15,11 +15,12 @@ from p2pspaces.core.events import (
     RoomLost,
     StateChanged,
 )
+from p2pspaces.core.identity import Identity
 from p2pspaces.core.room import Role
 from p2pspaces.core.wire import Action, ActionKind
-from p2pspaces.node import Node
+from p2pspaces.node import Node, NodeConfig
 
-from .conftest import next_event
+from .conftest import LOOPBACK, next_event
 
 
 async def _settled(nodes: list[Node], seq: int) -> list[StateChanged]:
@@ -79,3 +80,23 @@ async def test_leaving_and_ending(make_node: Callable[..., Any]) -> None:
     assert ended.room == room_id
     lost = await next_event(ann, RoomLost, lambda e: e.room == room_id)
     assert lost.room == room_id
+
+
+async def test_a_front_end_that_stops_reading_events_does_not_stop_the_room() -> None:
+    """A node whose front end hangs keeps a bounded event queue (the oldest go, counted) and
+    keeps serving: the room still moves, and once reading again the front end sees it now."""
+    quiet = Node(Identity.generate(), NodeConfig("Hana", interface=LOOPBACK, events_max=4))
+    ann = Node(Identity.generate(), NodeConfig("Ann", interface=LOOPBACK))
+    async with quiet, ann:
+        room_id = await quiet.host("Nobody reads")
+        await ann.join(room_id.hex())
+        for n in range(5):  # each line and reaction is an event at the host; nobody reads
+            await ann.chat(f"line {n}")
+        for _ in range(8):
+            await ann.react("clap")
+        await ann.request(Action(ActionKind.RAISE_HAND))
+        await next_event(ann, StateChanged, lambda e: e.state.members[ann.node_id].hand)
+        assert quiet.events.qsize() <= 4
+        assert quiet.events_dropped > 0
+        seen = await next_event(quiet, StateChanged, within=5)  # the newest were kept
+        assert seen.state.members[ann.node_id].hand

@@ -13,6 +13,7 @@ import pytest
 from p2pspaces.core.events import ErrorEvent, RoomFound
 from p2pspaces.core.identity import Identity, short_fingerprint
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 from p2pspaces.node.directory import AmbiguousRoom
 from p2pspaces.node.people import PEOPLE_FILE, PeopleBook, Trust
 
@@ -48,7 +49,7 @@ async def test_a_known_name_with_a_new_key_is_flagged(
     book = PeopleBook(tmp_path)
     book.meet(real_hana.node_id, "Hana")
     book.save()
-    me = Node(Identity.generate(), "Ann", interface=LOOPBACK, state_dir=tmp_path)
+    me = Node(Identity.generate(), NodeConfig("Ann", interface=LOOPBACK, state_dir=tmp_path))
     await me.start()
     try:
         impostor = await make_node("Hana")
@@ -73,7 +74,7 @@ async def test_hosts_met_before_are_marked_known(
 ) -> None:
     title = f"Book club {secrets.token_hex(3)}"
     cody = await make_node("Cody")
-    me = Node(Identity.generate(), "Ann", interface=LOOPBACK, state_dir=tmp_path)
+    me = Node(Identity.generate(), NodeConfig("Ann", interface=LOOPBACK, state_dir=tmp_path))
     await me.start()
     try:
         room = await cody.host(title)

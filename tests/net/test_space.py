@@ -24,6 +24,7 @@ from p2pspaces.core.identity import Identity
 from p2pspaces.core.room import Role
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 from .conftest import LOOPBACK, next_event
 
@@ -79,7 +80,7 @@ async def test_a_removed_member_cannot_chat_and_a_blocked_key_cannot_return(
     await host.request(Action(ActionKind.BLOCK, bob.node_id))
     assert (await next_event(bob, Left)).reason == "blocked from the room"
     # The same key on a new node (another port) cannot come back.
-    again = Node(bob.identity, "Bob again", LOOPBACK)
+    again = Node(bob.identity, NodeConfig("Bob again", LOOPBACK))
     told: list[ErrorEvent] = []
     again.watchers.append(lambda e: told.append(e) if isinstance(e, ErrorEvent) else None)
     await again.start()
@@ -126,7 +127,7 @@ async def test_refusals_come_back_with_reasons_and_change_nothing(
 async def test_the_host_records_the_room_while_the_flag_is_on(
     make_node: Callable[..., Any], tmp_path: Path
 ) -> None:
-    host = Node(Identity.generate(), "Hana", LOOPBACK, record_dir=tmp_path)
+    host = Node(Identity.generate(), NodeConfig("Hana", LOOPBACK, recordings=tmp_path))
     await host.start()
     try:
         room = await host.host("Recorded")
@@ -152,7 +153,7 @@ def test_reactions_are_a_fixed_set() -> None:
 
 
 async def test_a_host_remembers_its_room_until_it_ends(tmp_path: Path) -> None:
-    host = Node(Identity.generate(), "Hana", LOOPBACK, state_dir=tmp_path)
+    host = Node(Identity.generate(), NodeConfig("Hana", LOOPBACK, state_dir=tmp_path))
     await host.start()
     try:
         room = await host.host("Remembered")

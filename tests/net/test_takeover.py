@@ -28,6 +28,7 @@ from p2pspaces.core.room import Member, Role
 from p2pspaces.core.settings import Timing
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 from .conftest import LOOPBACK, next_event
 
@@ -78,9 +79,14 @@ async def test_a_cohost_takes_over_when_the_host_goes_silent(
     make_node: Callable[..., Any], tmp_path: Path
 ) -> None:
     host, cora = await make_node("Hana"), await make_node("Cora")
-    sam = Node(Identity.generate(), "Sam", LOOPBACK, source=ToneSource(500))
-    lee = Node(Identity.generate(), "Lee", LOOPBACK, sink=WavSink(tmp_path / "lee.wav"))
-    lee.audio.frame_log = log = FrameLog()  # its ticks count the frames written
+    sam = Node(Identity.generate(), NodeConfig("Sam", LOOPBACK), source=ToneSource(500))
+    log = FrameLog()  # its ticks count the frames written
+    lee = Node(
+        Identity.generate(),
+        NodeConfig("Lee", LOOPBACK),
+        sink=WavSink(tmp_path / "lee.wav"),
+        frame_log=log,
+    )
     for node in (sam, lee):
         await node.start()
     try:
@@ -141,7 +147,9 @@ async def test_listeners_of_a_dead_host_go_to_the_lobby_and_come_back_when_it_do
     await next_event(hana, StateChanged, lambda e: ann.node_id in e.state.members)
     _silence(hana)
     await hana.stop()
-    again = Node(hana.identity, "Hana", LOOPBACK, timing=timing)  # the same laptop, restarted
+    again = Node(
+        hana.identity, NodeConfig("Hana", LOOPBACK, timing=timing)
+    )  # the same laptop, restarted
     if restart == "after the end":
         ended = await next_event(ann, Ended, within=20)
         assert ended.orphaned_by == hana.node_id and "no co-host" in ended.reason
@@ -169,7 +177,7 @@ async def test_a_host_back_without_host_sees_its_room_as_its_own_and_takes_it_ba
     _silence(hana)
     await next_event(ann, AuthorityChanged, lambda e: e.authority == cody.node_id, within=20)
     await hana.stop()
-    again = Node(hana.identity, "Hana", LOOPBACK)
+    again = Node(hana.identity, NodeConfig("Hana", LOOPBACK))
     await again.start()
     try:
         found = await next_event(again, RoomFound, lambda e: e.room == room, within=20)

@@ -17,15 +17,17 @@ from p2pspaces.core import wire
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 from p2pspaces.web.gateway import BINARY_MAX, DOMAIN_WEB, STATIC, WebGateway
-from p2pspaces.web.page import in_words, without_mdns_candidates
+from p2pspaces.web.page import in_words
+from p2pspaces.web.sdp import without_mdns_candidates
 
 LOOPBACK = "127.0.0.1"
 
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[Node, WebGateway]]:
-    node = Node(Identity.generate(), "Hana", interface=LOOPBACK)
+    node = Node(Identity.generate(), NodeConfig("Hana", interface=LOOPBACK))
     await node.start()
     await node.host("Hostile ground")
     gateway = WebGateway(node, tmp_path, http_port=0, https_port=0, max_guests=3)

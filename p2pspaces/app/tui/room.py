@@ -458,7 +458,7 @@ class RoomScreen(Screen[None]):
             dialog = PhonesDialog(info.http, info.https, info.cert_sha256, guests=web.serving)
             self.app.push_screen(dialog)
             return
-        elsewhere = node.phones_page()
+        elsewhere = node.guests.phones_page()
         if elsewhere is None:
             self.notify(
                 "No node of this Space says it serves phones yet (the host's and co-hosts' "

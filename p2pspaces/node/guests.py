@@ -1,0 +1,142 @@
+"""What a node does for browser guests: as their gateway, it relays their own signed messages
+and their voice into the room and tells the room where its page is and how busy it is; as any
+member, it plays a guest's voice relayed by the gateway the signed state names, and only that.
+
+The web gateway (``p2pspaces.web``) talks to the room through :class:`GuestRelay` alone."""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from p2pspaces.audio.engine import AudioEngine
+from p2pspaces.core import wire
+from p2pspaces.core.errors import CommandError
+from p2pspaces.core.events import WebReady
+from p2pspaces.core.identity import NODE_ID_SIZE, NodeId
+from p2pspaces.core.ledger import Replica
+from p2pspaces.core.session import RoomSession
+from p2pspaces.net.discovery import WebPorts
+from p2pspaces.net.mesh import Link, Mesh
+from p2pspaces.node.directory import RoomDirectory
+
+
+@dataclass(frozen=True, slots=True)
+class RelayedVoice:
+    """A guest's RTP packet as its gateway relays it: the fields the jitter buffer reads."""
+
+    guest: NodeId
+    sequence_number: int
+    timestamp: int
+    payload: bytes
+
+    def encode(self) -> bytes:
+        header = struct.pack("!HI", self.sequence_number & 0xFFFF, self.timestamp & 0xFFFFFFFF)
+        return self.guest + header + self.payload
+
+    @classmethod
+    def parse(cls, data: bytes) -> RelayedVoice | None:
+        """The frame, or None if it is too short to be one."""
+        if len(data) < NODE_ID_SIZE + 7:
+            return None
+        seq, timestamp = struct.unpack_from("!HI", data, NODE_ID_SIZE)
+        return cls(NodeId(data[:NODE_ID_SIZE]), seq, timestamp, data[NODE_ID_SIZE + 6 :])
+
+
+class RtpPacket(Protocol):
+    """The fields of a received RTP packet a relay reads (aiortc's ``RtpPacket`` has them)."""
+
+    sequence_number: int
+    timestamp: int
+    payload: bytes
+
+
+class Shell(Protocol):
+    """What the relay needs from the node it is part of."""
+
+    session: RoomSession
+    mesh: Mesh
+    audio: AudioEngine
+    directory: RoomDirectory
+    clock: Callable[[], float]
+
+    @property
+    def replica(self) -> Replica | None: ...
+
+    def pump(self) -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+
+
+class GuestRelay:
+    """The node's side of its web gateway, and every member's side of others' gateways."""
+
+    def __init__(self, shell: Shell, on_web: Callable[[], None]) -> None:
+        self._shell = shell
+        self._on_web = on_web
+        self.web: WebPorts | None = None
+        """Where this node serves phones (from its web service's WebReady), for its advert."""
+
+    def relay(self, guest: NodeId, data: bytes) -> wire.Message:
+        """Pass on a guest's own signed message (see :meth:`RoomSession.relay_guest`);
+        :class:`CommandError` says why not."""
+        message = self._shell.session.relay_guest(guest, data, self._shell.clock())
+        self._shell.pump()
+        return message
+
+    def set_load(self, http_port: int, https_port: int, guests: int, max_guests: int) -> None:
+        """Tell the room where our guest page is and how busy it is."""
+        self._shell.session.set_web_load(http_port, https_port, guests, max_guests)
+        self._shell.pump()
+
+    def drop(self, guest: NodeId) -> None:
+        """A guest's page went away: take it out of the room."""
+        with contextlib.suppress(CommandError):
+            self._shell.session.drop_guest(guest, self._shell.clock())
+            self._shell.pump()
+
+    def contact_of(self, node: NodeId) -> wire.Contact | None:
+        """Where a fellow member said it listens (and whether it serves browsers)."""
+        return self._shell.session.contact_of(node)
+
+    async def voice(self, guest: NodeId, packet: RtpPacket) -> None:
+        """Our guest's RTP packet (the gateway checked it may speak): play it here and relay
+        it to every member we are linked to."""
+        frame = RelayedVoice(guest, packet.sequence_number, packet.timestamp, packet.payload)
+        self._shell.mesh.send_voice(frame.encode())
+        await self._shell.audio.on_rtp(guest, frame)
+
+    def on_voice(self, link: Link, data: bytes) -> None:
+        """A guest's voice frame relayed by ``link``'s node: played only if the signed state
+        names that node as the guest's gateway and the guest may speak now."""
+        frame = RelayedVoice.parse(data)
+        state = self._shell.session.state
+        if frame is None or state is None or state.gateway_of(frame.guest) != link.peer_id:
+            link.voice_refused += 1
+            return
+        self._shell.spawn(self._shell.audio.on_rtp(frame.guest, frame))
+
+    def web_ready(self, event: WebReady) -> None:
+        """Our web service is up: the advert says where."""
+        http, https = urlsplit(event.http).port, urlsplit(event.https).port
+        if http and https:
+            self.web = WebPorts(http, https, event.cert_sha256)
+            self._on_web()
+
+    def phones_page(self) -> tuple[WebReady, str] | None:
+        """Where phones join our room from another node that serves it (its advert says so),
+        and that node's name; None if no advert of the room says."""
+        replica = self._shell.replica
+        rooms = self._shell.directory.rooms
+        listing = rooms.get(replica.room_id) if replica is not None else None
+        if listing is None or listing.room.web is None or not listing.advert.addresses:
+            return None
+        web, address = listing.room.web, listing.advert.addresses[0]
+        page = WebReady(
+            f"http://{address}:{web.http}/", f"https://{address}:{web.https}/", web.cert_sha256
+        )
+        return page, listing.advert.name
