@@ -36,6 +36,7 @@ from p2pspaces.audio.processing import (
 )
 from p2pspaces.core.errors import IdentityError
 from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.core.settings import Switch
 from p2pspaces.net import ice
 from p2pspaces.net.ice import NoUsableAddress, choose_addresses
 from p2pspaces.node import Node
@@ -120,8 +121,8 @@ def _default_name() -> str:
 )
 @click.option(
     "--process",
-    type=click.Choice(["auto", "on", "off"]),
-    default="auto",
+    type=click.Choice([str(switch) for switch in Switch]),
+    default=str(Switch.AUTO),
     show_default=True,
     help="Voice processing of the input (echo cancellation, noise suppression, automatic "
     "gain): auto does it for microphones, not for files and tones.",
@@ -238,11 +239,11 @@ def start_command(
     # People read the app and plain mode: sentences on screen, log lines in the log file.
     _configure_logging(verbose, None if headless else folder / LOG_FILE)
     source, sink, why = _open_audio(input_spec, output_spec)
-    source, sink, unprocessed = _processing(source, sink, process, headphones)
+    source, sink, unprocessed = _processing(source, sink, Switch(process), headphones)
     why = why or unprocessed
     if why is not None and not app:
         click.echo(f"p2pspaces: {why}", err=True)
-    mode = "auto" if web is None else ("on" if web else "off")
+    mode = Switch.AUTO if web is None else (Switch.ON if web else Switch.OFF)
     settings = WebSettings(mode, web_port, web_https_port, max_guests, guest_grace)
     try:
         config = NodeConfig(
@@ -256,7 +257,7 @@ def start_command(
         raise click.UsageError(str(exc)) from exc
     frames = FrameLog() if frame_log is not None else None
     node = _make_node(folder, config, source, sink, frames)
-    if settings.mode != "off":
+    if settings.mode is not Switch.OFF:
         node.services.append(WebService(node, folder, settings))
     if app:
         from p2pspaces.app.tui.app import run as app_run  # noqa: PLC0415 - Textual loads slowly
@@ -301,12 +302,12 @@ def _open_audio(input_spec: str | None, output_spec: str | None) -> tuple[Source
 
 
 def _processing(
-    source: Source, sink: Sink, process: str, headphones: bool
+    source: Source, sink: Sink, process: Switch, headphones: bool
 ) -> tuple[Source, Sink, str | None]:
     """The input cleaned by voice processing (auto: a microphone's, not a file's or a tone's),
     with what is played as the echo reference; or, if it cannot run, the input as it is and
     why."""
-    wanted = process == "on" or (process == "auto" and isinstance(source, MicSource))
+    wanted = process is Switch.ON or (process is Switch.AUTO and isinstance(source, MicSource))
     if not wanted:
         return source, sink, None
     try:

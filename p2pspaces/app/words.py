@@ -24,6 +24,7 @@ from p2pspaces.core.events import (
     Joined,
     Left,
     Notice,
+    Out,
     ReactionReceived,
     Ready,
     Recording,
@@ -413,7 +414,7 @@ class Narrator:
 
     def _left(self, event: Left) -> list[Line]:
         self.state = None
-        if event.reason == "left":
+        if event.how is Out.LEFT:
             return [Line("You left the Space.")]
         return [Line(f"You are out of the Space: {event.reason}.", Tone.ERROR)]
 

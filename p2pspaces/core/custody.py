@@ -31,10 +31,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from p2pspaces.core import room, succession, wire
+from p2pspaces.core import statebytes, succession, wire
 from p2pspaces.core.errors import Refused, Unentitled, WireError
 from p2pspaces.core.identity import NodeId
-from p2pspaces.core.room import RoomState, StateHeader
+from p2pspaces.core.room import RoomState
+from p2pspaces.core.statebytes import StateHeader
 from p2pspaces.core.wire import ActionKind, Mandate
 
 
@@ -108,8 +109,8 @@ def verify(genesis: RoomState, custody: tuple[bytes, ...], epoch: int, authority
 def _step(genesis: RoomState, data: bytes) -> tuple[int, NodeId, StateHeader]:
     """Check one mandate; the epoch and authority it makes, and the state it starts from."""
     mandate = wire.expect(wire.decode(data, wire.MANDATE_MAX + 64), Mandate)
-    header = room.decode_header(mandate.header)
-    digest = room.header_hash(mandate.header)
+    header = statebytes.decode_header(mandate.header)
+    digest = statebytes.header_hash(mandate.header)
     if (header.room_id, header.host) != (genesis.room_id, genesis.host):
         raise Unentitled("a state of another room")
     if header.ended:

@@ -6,11 +6,13 @@ Each event is a frozen dataclass whose ``as_json()`` is the object the headless 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from p2pspaces.core.identity import NodeId, short_fingerprint
-from p2pspaces.core.room import RoomState, state_hash
+from p2pspaces.core.room import RoomState
+from p2pspaces.core.statebytes import state_hash
 from p2pspaces.core.wire import Action
 
 
@@ -257,6 +259,19 @@ class GuestRefused(Event):
         }
 
 
+class Out(enum.StrEnum):
+    """How a node came to be out of its room (:attr:`Left.how`)."""
+
+    LEFT = "left"
+    """It left, as it asked."""
+    REMOVED = "removed"
+    """A host or co-host removed it (it may join again)."""
+    BLOCKED = "blocked"
+    """A host or co-host blocked it (it cannot join again)."""
+    FLOODED = "flooded"
+    """The room dropped it for sending too much (it may come back after the penalty)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Left(Event):
     """This node is no longer in the room (it left, or was removed or blocked)."""
@@ -264,9 +279,11 @@ class Left(Event):
     NAME = "left"
     room: bytes
     reason: str
+    how: Out = Out.LEFT
+    """Why, as a code (``reason`` says it in words)."""
 
     def fields(self) -> dict[str, Any]:
-        return {"room": self.room.hex(), "reason": self.reason}
+        return {"room": self.room.hex(), "reason": self.reason, "how": str(self.how)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from p2pspaces.core import custody, room, rules, succession, wire
+from p2pspaces.core import custody, room, rules, statebytes, succession, wire
 from p2pspaces.core.custody import Term
 from p2pspaces.core.errors import Equivocation, OutOfSync, Refused, Unentitled, WireError
 from p2pspaces.core.identity import Identity, NodeId
@@ -55,7 +55,7 @@ class Replica:
         """Co-hosts whose place was taken from them on purpose in this term (demoted, removed,
         blocked; not dropped for silence, which a partition does to a co-host that is fine)."""
         self._hash: bytes | None = None
-        self._members: room.MemberDigests | None = None
+        self._members: statebytes.MemberDigests | None = None
         self._recent: OrderedDict[tuple[int, int], tuple[bytes, bytes]] = OrderedDict()
         """(epoch, seq) -> (state hash, the authority's signed word for it), recent ones."""
 
@@ -80,7 +80,7 @@ class Replica:
         first = room.initial_state(snap.genesis)
         if snap.room_id != first.room_id:
             raise Refused("snapshot's genesis does not match its room id")
-        state = room.decode_state(snap.state)
+        state = statebytes.decode_state(snap.state)
         if (state.room_id, state.host) != (first.room_id, first.host):
             raise Refused("snapshot state does not belong to its genesis")
         if (state.max_speakers, state.max_cohosts) != (first.max_speakers, first.max_cohosts):
@@ -100,12 +100,12 @@ class Replica:
     def hash(self) -> bytes:
         """The current state hash (computed once per state)."""
         if self._hash is None:
-            self._hash = room.state_hash(self.state, self._digests())
+            self._hash = statebytes.state_hash(self.state, self._digests())
         return self._hash
 
     def header(self) -> bytes:
         """The current state's canonical header (its hash is :meth:`hash`)."""
-        return room.header_bytes(self.state, self._digests())
+        return statebytes.header_bytes(self.state, self._digests())
 
     def issue(self, authority: Identity, actor: NodeId, action: wire.Action) -> bytes:
         """As the authority: authorise and apply ``actor``'s action; return the signed update."""
@@ -119,7 +119,7 @@ class Replica:
         header = self.header() if action.kind is wire.ActionKind.LEAVE else b""
         after = room.apply(state, actor, action)
         members = self._next_digests(state, after, actor, action)
-        post = room.state_hash(after, members)
+        post = statebytes.state_hash(after, members)
         update = Update(self.room_id, state.epoch, state.seq + 1, prev, actor, action, post)
         data = wire.seal_bytes(authority, update)
         self._commit(after, members, post, signed=(update, data), header=header)
@@ -153,7 +153,7 @@ class Replica:
         header = self.header() if update.action.kind is wire.ActionKind.LEAVE else b""
         after = room.apply(state, update.actor, update.action)
         members = self._next_digests(state, after, update.actor, update.action)
-        post = room.state_hash(after, members)
+        post = statebytes.state_hash(after, members)
         if post != update.state_hash:
             raise OutOfSync("the change leads to another state than the authority signed")
         self._commit(after, members, post, signed=(update, data), header=header)
@@ -194,7 +194,7 @@ class Replica:
     def snapshot(self, authority: Identity) -> bytes:
         """As the authority: the signed snapshot of the current state, with its custody."""
         state = self.state
-        encoded = room.encode_state(state)
+        encoded = statebytes.encode_state(state)
         snap = Snapshot(
             self.room_id, state.epoch, state.seq, self.genesis, encoded, self.term.custody
         )
@@ -243,14 +243,14 @@ class Replica:
             return "the co-host that began it is no longer one"
         return None
 
-    def _digests(self) -> room.MemberDigests:
+    def _digests(self) -> statebytes.MemberDigests:
         if self._members is None:
-            self._members = room.MemberDigests.of(self.state.members)
+            self._members = statebytes.MemberDigests.of(self.state.members)
         return self._members
 
     def _next_digests(
         self, before: RoomState, after: RoomState, actor: NodeId, action: wire.Action
-    ) -> room.MemberDigests:
+    ) -> statebytes.MemberDigests:
         # A change touches few members (room.apply): rehash their buckets only.
         changed = room.changed_members(before, after, actor, action)
         return self._digests().updated(after.members, changed)
@@ -258,7 +258,7 @@ class Replica:
     def _commit(
         self,
         after: RoomState,
-        members: room.MemberDigests,
+        members: statebytes.MemberDigests,
         digest: bytes,
         *,
         signed: tuple[Update, bytes],

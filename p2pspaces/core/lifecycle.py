@@ -19,6 +19,14 @@ Rules of the table:
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+from p2pspaces.core.wire import ActionKind
+
+if TYPE_CHECKING:
+    from p2pspaces.core.identity import NodeId
+    from p2pspaces.core.room import RoomState
+    from p2pspaces.core.wire import Action
 
 
 class Phase(enum.Enum):
@@ -69,3 +77,37 @@ def in_room(phase: Phase) -> bool:
 def may_start(phase: Phase) -> bool:
     """Whether a node in ``phase`` may host or join a room."""
     return phase in (Phase.IDLE, Phase.ENDED)
+
+
+class Fate(enum.Enum):
+    """What a new room state means for this node (:func:`fate`)."""
+
+    STAY = "stay"
+    """Still in the room (or leaving on purpose: the leave finishes on its own)."""
+    ENDED = "ended"
+    """The room ended."""
+    LEFT = "left"
+    """Out because it left (a leave that went as a plain request)."""
+    REMOVED = "removed"
+    """Out: a removal it saw happen."""
+    BLOCKED = "blocked"
+    """Out: blocked."""
+    COME_BACK = "come_back"
+    """Not in the state, but not put out either (dropped as silent while alive, a snapshot
+    that does not say why, or the host, whom nobody may remove): rejoin."""
+
+
+def fate(state: RoomState, me: NodeId, phase: Phase, action: Action | None) -> Fate:
+    """What ``state``, made by ``action`` (None: a snapshot), means for node ``me`` in
+    ``phase``.  Only a removal seen happening, or a block, puts a node out; anything else that
+    leaves it out of the roster brings it back."""
+    if state.ended:
+        return Fate.ENDED
+    if me in state.members or phase in (Phase.LEAVING, Phase.REJOINING):
+        return Fate.STAY  # rejoining: superseded after a partition, our join is on its way
+    kind = action.kind if action is not None else None
+    if kind is ActionKind.LEAVE:
+        return Fate.LEFT
+    if me in state.blocked:
+        return Fate.BLOCKED
+    return Fate.REMOVED if kind is ActionKind.REMOVE and state.host != me else Fate.COME_BACK

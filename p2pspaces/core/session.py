@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any
 
 from p2pspaces.core import lifecycle, room, wire
 from p2pspaces.core.authority import AuthorityRole, relayed_by
@@ -30,24 +28,22 @@ from p2pspaces.core.contacts import ContactBook
 from p2pspaces.core.context import Output, SessionContext
 from p2pspaces.core.errors import (
     CommandError,
-    Equivocation,
-    ErrorCode,
     PeerError,
-    Unentitled,
     WireError,
 )
 from p2pspaces.core.events import (
     AuthorityChanged,
     Ended,
-    ErrorEvent,
     Event,
     Joined,
     Left,
+    Out,
     StateChanged,
 )
 from p2pspaces.core.identity import Identity, NodeId
+from p2pspaces.core.inbox import Inbox, Route
 from p2pspaces.core.ledger import Replica
-from p2pspaces.core.lifecycle import Phase
+from p2pspaces.core.lifecycle import Fate, Phase
 from p2pspaces.core.member import FLOODING, MemberRole
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
@@ -59,12 +55,10 @@ log = logging.getLogger("p2pspaces.session")
 
 BLOCKED = "blocked from this room"
 """The reason a blocked key's link is refused with (and how a member learns it was blocked)."""
-EQUIVOCATIONS_MAX = 16
-"""Proofs of a two-faced authority kept (one per conflicting pair of updates)."""
 
-Handler = Callable[[NodeId, wire.Signed, Any, bytes, float], None]
+_OUT = {Fate.LEFT: Out.LEFT, Fate.REMOVED: Out.REMOVED, Fate.BLOCKED: Out.BLOCKED}
 
-__all__ = ["BLOCKED", "EQUIVOCATIONS_MAX", "FLOODING", "Phase", "RoomSession"]
+__all__ = ["BLOCKED", "FLOODING", "Phase", "RoomSession"]
 
 
 class RoomSession:
@@ -89,21 +83,29 @@ class RoomSession:
         self.reunion = Reunion(ctx, self, self.authority)
         self.succession = Succession(ctx, self, self.reunion, jitter_s)
         self.member = MemberRole(ctx, self, self.reunion)
-        self.equivocations: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
         self._heartbeat_at: float | None = None
         self._leaving: RoomId | None = None
         self._announced: tuple[NodeId, int] | None = None
-        self._signed: dict[type[wire.Message], Handler] = {
-            wire.Request: self.authority.on_request,
-            wire.Update: self.member.on_update,
-            wire.Snapshot: self.member.on_snapshot,
-            wire.Heartbeat: self.member.on_heartbeat,
-            wire.Chat: self.talk.on_talk,
-            wire.Reaction: self.talk.on_talk,
-            wire.Takeover: self.succession.on_claim,
-            wire.VoteRequest: self.succession.on_vote_request,
-            wire.Vote: self.succession.on_vote,
+        signed, plain = Route.signed, Route.plain
+        routes: dict[type[wire.Message], Route] = {
+            # Signed: opened and checked first (the signer's entitlement is each handler's).
+            wire.Request: signed(self.authority.on_request),
+            wire.Update: signed(self.member.on_update),
+            wire.Snapshot: signed(self.member.on_snapshot),
+            wire.Heartbeat: signed(self.member.on_heartbeat),
+            wire.Chat: signed(self.talk.on_talk),
+            wire.Reaction: signed(self.talk.on_talk),
+            wire.Takeover: signed(self.succession.on_claim),
+            wire.VoteRequest: signed(self.succession.on_vote_request),
+            wire.Vote: signed(self.succession.on_vote),
+            # Unsigned: hints, or others' signed envelopes inside, checked where they are used.
+            wire.Error: plain(self.member.on_error),
+            wire.Resync: plain(lambda p, _m, now: self.authority.on_resync(p, now)),
+            wire.Redirect: plain(lambda p, m, _now: self.member.on_redirect(p, m)),
+            wire.Contacts: plain(lambda p, m, _now: self.contacts.on_contacts(p, m)),
+            wire.History: plain(lambda p, m, _now: self.talk.on_history(p, m)),
         }
+        self.inbox = Inbox(ctx, routes, self.succession.heard)
 
     # --- what the shell reads ------------------------------------------------------------
 
@@ -275,7 +277,10 @@ class RoomSession:
         if not relayed_by(replica.state, guest, action, ctx.me):
             raise CommandError("refused: not a guest of this node")
         if self.is_authority:
-            self._signed[type(inner)](ctx.me, envelope, inner, data, now)
+            if isinstance(inner, wire.Request):
+                self.authority.on_request(ctx.me, envelope, inner, data, now)
+            else:
+                self.talk.on_talk(ctx.me, envelope, inner, data, now)
         elif not ctx.send(replica.state.authority, data):
             raise CommandError("not connected to the room's authority; try again in a moment")
         return inner
@@ -314,7 +319,7 @@ class RoomSession:
         ctx.replica = None
         self._heartbeat_at = None
         ctx.enter(Phase.IDLE)
-        ctx.emit(Left(room_id, "left"))
+        ctx.emit(Left(room_id, "left", Out.LEFT))
 
     # --- the network ---------------------------------------------------------------------
 
@@ -345,7 +350,7 @@ class RoomSession:
             and (peer == state.authority or redirected)
             and reason.endswith(BLOCKED)
         ):
-            self._out(Left(state.room_id, "blocked from the room"))
+            self._out(Left(state.room_id, "blocked from the room", Out.BLOCKED))
 
     def link_up(self, peer: NodeId, now: float) -> None:
         """A peer's control channel is open."""
@@ -366,81 +371,14 @@ class RoomSession:
             self.member.link_down(peer, reason)
 
     def receive(self, peer: NodeId, data: bytes, now: float) -> None:
-        """One control message from ``peer`` (size and rate already checked by the shell).
+        """One control message from ``peer`` (size and rate already checked by the shell):
+        see :meth:`Inbox.receive`."""
+        self.inbox.receive(peer, data, now)
 
-        A signed message is opened once, here: its signer must be one we could take anything
-        from (checked before the signature), then the signature is checked and the opened
-        message goes to its handler.  Whatever goes wrong stays with this one message: a
-        refusal is logged with its reason; a message that proves its sender runs modified
-        code (a bad signature, a state or claim its signer had no right to) also costs the
-        sender its link for :attr:`Timing.penalty_s`; an exception of our own is logged as
-        the bug it is, and the sender is dropped the same way."""
-        ctx = self._ctx
-        signer: bytes = peer
-        try:
-            message = wire.decode(data)
-            self._heard(peer, message, now)
-            if isinstance(message, wire.Signed):
-                signer = message.signer
-                self._open(peer, message, data, now)
-            else:
-                self._unsigned(peer, message, now)
-        except Equivocation as exc:
-            self._keep_proof(exc)
-        except (Unentitled, WireError) as exc:
-            log.warning("refused a message from %s: %s", ctx.name_of(peer), exc.reason)
-            if signer == peer:  # an honest node may relay what another signed: not its fault
-                ctx.penalize(peer, exc.reason)
-        except PeerError as exc:
-            log.warning("refused a message from %s: %s", ctx.name_of(peer), exc.reason)
-        except CommandError as exc:  # a message for a room we are no longer in
-            log.info("ignored a message from %s: %s", ctx.name_of(peer), exc)
-        except Exception:  # our own bug: it must not cost anyone else the room
-            log.exception("a message from %s broke this node", ctx.name_of(peer))
-            ctx.penalize(peer, "its message could not be handled")
-
-    def _unsigned(self, peer: NodeId, message: wire.Message, now: float) -> None:
-        """A message that is not itself signed (hints, or others' signed envelopes inside)."""
-        if isinstance(message, wire.Error):
-            self.member.on_error(peer, message, now)
-        elif isinstance(message, wire.Resync):
-            self.authority.on_resync(peer, now)
-        elif isinstance(message, wire.Redirect):
-            self.member.on_redirect(peer, message)
-        elif isinstance(message, wire.Contacts):
-            self.contacts.on_contacts(peer, message)
-        elif isinstance(message, wire.History):
-            self.talk.on_history(peer, message)
-        else:
-            raise PeerError(f"unexpected {message.TYPE}")
-
-    def _open(self, peer: NodeId, envelope: wire.Signed, data: bytes, now: float) -> None:
-        if not self._plausible(peer, envelope.signer):
-            raise PeerError("signed by a stranger to this room, relayed by another")
-        inner = wire.open_signed(envelope)
-        self._heard(peer, inner, now)
-        handler = self._signed.get(type(inner))
-        if handler is None:
-            raise PeerError(f"unexpected signed {inner.TYPE}")
-        handler(peer, envelope, inner, data, now)
-
-    def _heard(self, peer: NodeId, message: wire.Message, now: float) -> None:
-        """A message about our room renews its authority's lease; one about another room does
-        not (the host's laptop restarted and hosts another Space: it is not keeping ours)."""
-        state = self.state
-        if state is not None and getattr(message, "room_id", None) == state.room_id:
-            self.succession.heard(peer, now)
-
-    def _plausible(self, peer: NodeId, signer: bytes) -> bool:
-        """Whether a message signed by ``signer`` could be accepted from ``peer`` at all: its
-        own, a fellow member's or a co-host's relayed, or a guest's relayed by a member (its
-        gateway); anything else is refused before its signature costs a verification."""
-        state = self.state
-        if signer == peer or state is None:
-            return True
-        if signer in state.members or signer in state.authority_set():
-            return True
-        return peer in state.members
+    @property
+    def equivocations(self) -> OrderedDict[tuple[bytes, bytes], None]:
+        """Proofs that the room's authority signed two different changes for one seq."""
+        return self.inbox.equivocations
 
     def links_wanted(self) -> frozenset[NodeId]:
         """The peers this node should hold links with now.
@@ -567,24 +505,16 @@ class RoomSession:
         ctx.emit(StateChanged(state, actor if action is not None else None, action))
         self.reunion.after_change(state, now)
         self._tell_contact(state)
-        if state.ended:
+        verdict = lifecycle.fate(state, ctx.me, ctx.phase, action)
+        if verdict is Fate.ENDED:
             self._ended(state, action, actor)
-        elif ctx.phase is Phase.REJOINING and ctx.me not in state.members:
-            return  # superseded after a partition: our join request is on its way
-        elif ctx.me not in state.members and ctx.phase is not Phase.LEAVING:
-            if action is not None and action.kind is ActionKind.LEAVE:
-                self._out(Left(state.room_id, "left"))  # a leave asked for as a plain request
-                return
-            removed = action is not None and action.kind is ActionKind.REMOVE
-            if ctx.me not in state.blocked and (state.host == ctx.me or not removed):
-                # Dropped as silent (a lost link, a takeover) while we were in fact alive, or
-                # out for a reason a snapshot does not say, or the host (whom nobody may
-                # remove): rejoin; a host then reclaims its room.  Only a removal we saw
-                # happen, or a block, puts us out.
-                self.reunion.come_back(state)
-                return
-            how = "blocked" if ctx.me in state.blocked else "removed"
-            self._out(Left(state.room_id, f"{how} from the room"))
+        elif verdict is Fate.COME_BACK:
+            self.reunion.come_back(state)  # a host then reclaims its room
+        elif verdict is not Fate.STAY:
+            how = _OUT[verdict]
+            self._out(
+                Left(state.room_id, "left" if how is Out.LEFT else f"{how} from the room", how)
+            )
 
     def welcomed(self, joiner: NodeId) -> None:
         """As the authority: a joiner has the state; now its contacts and the recent chat."""
@@ -637,7 +567,9 @@ class RoomSession:
         """The authority dropped us for flooding: we are out, and say for how long."""
         state = self.state
         if state is not None:
-            self._out(Left(state.room_id, f"dropped by the room for flooding: {reason}"))
+            self._out(
+                Left(state.room_id, f"dropped by the room for flooding: {reason}", Out.FLOODED)
+            )
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -695,18 +627,3 @@ class RoomSession:
     def _close_links(self, reason: str) -> None:
         for peer in sorted(self._ctx.links):
             self._ctx.hangup(peer, reason)
-
-    def _keep_proof(self, exc: Equivocation) -> None:
-        """Proof that the authority signed two different changes for one (epoch, seq): keep
-        both signed envelopes (once per pair, however many relays bring it), warn the user."""
-        pair = (min(exc.first, exc.second), max(exc.first, exc.second))
-        if pair in self.equivocations:
-            return
-        self.equivocations[pair] = None
-        while len(self.equivocations) > EQUIVOCATIONS_MAX:
-            self.equivocations.popitem(last=False)
-        log.error("the room's authority equivocated: %s", exc.reason)
-        self._ctx.emit(ErrorEvent(ErrorCode.EQUIVOCATION, exc.reason))
-        # Both signed words to every peer, once: each that holds one of them finds the proof.
-        self._ctx.send_all(exc.first)
-        self._ctx.send_all(exc.second)

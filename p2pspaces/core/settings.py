@@ -6,7 +6,17 @@ timers (``Timing(lease_s=0.3, ...)``) and a fake clock instead of sleeping.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, fields
+
+
+class Switch(enum.StrEnum):
+    """A feature a user turns on, off, or leaves to the node (``--web``, ``--process``)."""
+
+    AUTO = "auto"
+    """The node decides (each option says how)."""
+    ON = "on"
+    OFF = "off"
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,8 @@ from typing import Protocol
 from p2pspaces.core import wire
 from p2pspaces.core.errors import Refused, Unentitled, WireError
 from p2pspaces.core.identity import Identity, NodeId
-from p2pspaces.core.room import RoomState, state_hash
+from p2pspaces.core.room import RoomState
+from p2pspaces.core.statebytes import state_hash
 from p2pspaces.core.wire import Takeover, Vote, VoteRequest
 
 LEASE_MS = 3_000
@@ -38,7 +39,7 @@ HEARTBEAT_MS = 1_000
 
 class Leadership(Protocol):
     """What succession needs of a state: a full :class:`RoomState`, or the
-    :class:`~p2pspaces.core.room.StateHeader` a proof of authority carries."""
+    :class:`~p2pspaces.core.statebytes.StateHeader` a proof of authority carries."""
 
     @property
     def room_id(self) -> wire.RoomId: ...

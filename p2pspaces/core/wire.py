@@ -341,7 +341,7 @@ class Mandate(Message):
     """One link of a proof of authority: how the authority of epoch ``e + 1`` got it from the
     entitled authority of the state ``header`` (at epoch ``e``).
 
-    ``header`` is that state's canonical header (:func:`p2pspaces.core.room.header_bytes`),
+    ``header`` is that state's canonical header (:func:`p2pspaces.core.statebytes.header_bytes`),
     whose hash its authority signed in ``basis``.  With a ``claim``, a co-host took over: the
     basis attests the header (an update leading to it, or a heartbeat), and the claim is the
     co-host's signed takeover with its votes.  Without one, the authority handed over as it

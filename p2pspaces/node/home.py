@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from p2pspaces.core.errors import IdentityError
-from p2pspaces.core.events import Ended, Event, Joined, Left, StateChanged
+from p2pspaces.core.events import Ended, Event, Joined, Left, Out, StateChanged
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.wire import ActionKind
 
@@ -118,7 +118,7 @@ class HostedRoom:
         Returns a warning if the record could not be written."""
         if isinstance(event, Joined) and event.host:
             return self.remember(event.room, event.title)
-        if isinstance(event, Ended) or (isinstance(event, Left) and event.reason == "left"):
+        if isinstance(event, Ended) or (isinstance(event, Left) and event.how is Out.LEFT):
             self.forget(event.room)
         elif isinstance(event, StateChanged) and event.state.host == me:
             action = event.action

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from p2pspaces.core.errors import ErrorCode
 from p2pspaces.core.events import ErrorEvent, Event, StateChanged, WebReady
+from p2pspaces.core.settings import Switch
 from p2pspaces.web.settings import WebSettings
 
 if TYPE_CHECKING:
+    from p2pspaces.node import Node
     from p2pspaces.web.gateway import WebGateway
 
 
@@ -22,7 +24,7 @@ class WebService:
     """A node's web gateway as a service of the node: serving from the start (on), from the
     moment the node hosts or co-hosts (auto, the default), or never (off)."""
 
-    def __init__(self, node: Any, folder: Path, settings: WebSettings) -> None:
+    def __init__(self, node: Node, folder: Path, settings: WebSettings) -> None:
         self.node = node
         self.folder = folder
         self.settings = settings
@@ -31,9 +33,9 @@ class WebService:
 
     async def start(self) -> None:
         """The node is up: serve now (on), or watch for hosting (auto)."""
-        if self.settings.mode == "on":
+        if self.settings.mode is Switch.ON:
             await self._serve()
-        elif self.settings.mode == "auto":
+        elif self.settings.mode is Switch.AUTO:
             self.node.watchers.append(self._watch)
 
     def _watch(self, event: Event) -> None:
@@ -75,7 +77,7 @@ class WebService:
             self.gateway = None
 
 
-def web_of(node: Any) -> WebGateway | None:
+def web_of(node: Node) -> WebGateway | None:
     """The web gateway serving ``node``'s room, if it serves one now."""
     for service in node.services:
         if isinstance(service, WebService):

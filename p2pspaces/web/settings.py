@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from p2pspaces.core.settings import Switch
+
 DEFAULT_HTTP_PORT = 8480
 DEFAULT_HTTPS_PORT = 8443
 DEFAULT_MAX_GUESTS = 30
@@ -16,7 +18,7 @@ plain page to the secure one, must not cost a raised hand or the stage."""
 class WebSettings:
     """Serving the room to browsers: ``mode`` auto (while hosting or co-hosting), on or off."""
 
-    mode: str = "auto"
+    mode: Switch = Switch.AUTO
     http_port: int = DEFAULT_HTTP_PORT
     https_port: int = DEFAULT_HTTPS_PORT
     max_guests: int = DEFAULT_MAX_GUESTS

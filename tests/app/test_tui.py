@@ -20,6 +20,7 @@ from p2pspaces.app.tui.lobby import LobbyScreen, badges
 from p2pspaces.app.tui.room import RoomScreen
 from p2pspaces.core.events import RoomFound
 from p2pspaces.core.identity import Identity, short_fingerprint
+from p2pspaces.core.settings import Switch
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
 from p2pspaces.web.service import WebService, web_of
@@ -277,7 +278,7 @@ async def test_at_80x24_long_titles_and_names_are_cut_never_the_host_roles_or_ad
     title = "A very long title for the Friday evening lightning talks at the hall " + "x" * 20
     long_name = "Hana with a rather long name ok"
     node = Node(Identity.generate(), NodeConfig(long_name, interface="127.0.0.1"))
-    node.services.append(WebService(node, tmp_path, WebSettings("auto", 0, 0)))
+    node.services.append(WebService(node, tmp_path, WebSettings(Switch.AUTO, 0, 0)))
     ann_node = Node(Identity.generate(), NodeConfig("Ann", interface="127.0.0.1"))
     try:
         await node.start()

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from p2pspaces.core import room, wire
+from p2pspaces.core import room, statebytes, wire
 from p2pspaces.core.errors import Equivocation, OutOfSync, Refused, WireError
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.ledger import Replica
@@ -51,7 +51,7 @@ def test_replicas_applying_the_same_updates_hold_identical_states(plan: list) ->
     follower = Replica.from_genesis(space.replica.genesis)
     for data in _run(space, plan):
         follower.receive(data)
-    assert room.encode_state(follower.state) == room.encode_state(space.state)
+    assert statebytes.encode_state(follower.state) == statebytes.encode_state(space.state)
     assert follower.hash() == space.replica.hash()
     joiner = Replica.from_snapshot(space.replica.snapshot(_authority(space)), space.replica.room_id)
     assert joiner.hash() == space.replica.hash()
@@ -207,7 +207,7 @@ def test_snapshot_with_a_non_canonical_or_inconsistent_state_is_refused() -> Non
     # A state that makes a listener a co-host without the role: no action sequence yields it.
     bad = dataclasses.replace(space.state, cohosts=(cora, space.key("lee")))
     snap = wire.Snapshot(
-        space.state.room_id, bad.epoch, bad.seq, space.replica.genesis, room.encode_state(bad)
+        space.state.room_id, bad.epoch, bad.seq, space.replica.genesis, statebytes.encode_state(bad)
     )
     with pytest.raises(WireError, match="co-host list does not match"):
         Replica.from_snapshot(wire.seal_bytes(space.host, snap))
@@ -232,8 +232,8 @@ def test_the_kept_hash_equals_the_hash_of_the_whole_state_after_every_update(pla
     follower = Replica.from_genesis(space.replica.genesis)
     for data in _run(space, plan):
         follower.receive(data)
-        assert follower.hash() == room.state_hash(follower.state)  # kept vs from scratch
-    assert space.replica.hash() == room.state_hash(space.state)
+        assert follower.hash() == statebytes.state_hash(follower.state)  # kept vs from scratch
+    assert space.replica.hash() == statebytes.state_hash(space.state)
 
 
 @settings(max_examples=200, deadline=None)
@@ -246,7 +246,7 @@ def test_the_kept_hash_equals_the_hash_of_the_whole_state_after_every_update(pla
 def test_member_digests_kept_up_to_date_match_a_fresh_count(edits: list) -> None:
     # Keys crowded into three buckets, so that joins, edits and leaves share buckets.
     members: dict = {}
-    kept = room.MemberDigests.of(members)
+    kept = statebytes.MemberDigests.of(members)
     for bucket, rest, name in edits:
         node = NodeId(bytes([bucket]) + rest)
         if node in members and name.startswith("x"):
@@ -254,7 +254,7 @@ def test_member_digests_kept_up_to_date_match_a_fresh_count(edits: list) -> None
         else:
             members[node] = room.Member(name[:32])
         kept = kept.updated(members, [node])
-        assert kept.root() == room.MemberDigests.of(members).root()
+        assert kept.root() == statebytes.MemberDigests.of(members).root()
 
 
 def test_two_changed_members_in_one_bucket_are_rehashed_together() -> None:
@@ -262,8 +262,8 @@ def test_two_changed_members_in_one_bucket_are_rehashed_together() -> None:
     # Lee changes both at once; the bucket must be rehashed once both keys are settled.
     host, lee = NodeId(b"\x8a" + b"\x01" * 31), NodeId(b"\x8a" + b"\x02" * 31)
     members = {host: room.Member("Hana", room.Role.HOST), lee: room.Member("Lee")}
-    kept = room.MemberDigests.of(members)
+    kept = statebytes.MemberDigests.of(members)
     del members[lee]
     members[host] = room.Member("Hana", room.Role.HOST, muted=True)
     for order in ([host, lee], [lee, host]):
-        assert kept.updated(members, order).root() == room.MemberDigests.of(members).root()
+        assert kept.updated(members, order).root() == statebytes.MemberDigests.of(members).root()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from p2pspaces.core import room
+from p2pspaces.core import statebytes
 from p2pspaces.core.errors import Refused
 from p2pspaces.core.room import Role
 from p2pspaces.core.rules import RULES, Form, authorize
@@ -358,8 +358,8 @@ def test_guests_leave_with_their_gateway() -> None:
             space.do("host", kind, "lee")
         assert space.key("gus") not in space.state.members
         assert space.key("gus") not in space.state.blocked  # only the gateway was blocked
-        assert space.replica.hash() == room.state_hash(space.state)
-        assert room.decode_state(room.encode_state(space.state)) == space.state
+        assert space.replica.hash() == statebytes.state_hash(space.state)
+        assert statebytes.decode_state(statebytes.encode_state(space.state)) == space.state
 
 
 def test_a_guest_speaks_when_invited_but_is_never_a_cohost() -> None:

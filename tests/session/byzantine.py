@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from p2pspaces.core import codec, room, wire
+from p2pspaces.core import codec, room, statebytes, wire
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.session import RoomSession
 
@@ -69,7 +69,4 @@ def sign_raw(signer: Identity, kind: str, fields: dict[str, object]) -> bytes:
 
 
 def state_fields(state: room.RoomState) -> list[object]:
-    entries = [room._entry(node, m) for node, m in sorted(state.members.items())]
-    fields = room._room_fields(state)
-    fields.insert(room._MEMBERS_AT, entries)
-    return fields
+    return statebytes.canonical_fields(state)

@@ -13,9 +13,10 @@ from typing import Any
 from p2pspaces.core.context import Broadcast, Hangup, Send
 from p2pspaces.core.events import Event
 from p2pspaces.core.identity import Identity, NodeId
-from p2pspaces.core.room import RoomState, state_hash
+from p2pspaces.core.room import RoomState
 from p2pspaces.core.session import Phase, RoomSession
 from p2pspaces.core.settings import Timing
+from p2pspaces.core.statebytes import state_hash
 from p2pspaces.core.wire import Action, ActionKind, RoomId
 
 FAST = Timing(

@@ -15,8 +15,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from p2pspaces.core.errors import CommandError
 from p2pspaces.core.identity import NodeId
-from p2pspaces.core.room import state_hash
 from p2pspaces.core.session import Phase, RoomSession
+from p2pspaces.core.statebytes import state_hash
 from p2pspaces.core.wire import COUNTER_MAX, Action, ActionKind
 
 from .byzantine import forged_snapshot
