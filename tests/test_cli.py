@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from p2pspaces.app.console import typed_command
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -77,3 +82,71 @@ def test_rooms_says_when_there_are_none() -> None:
     result = run("rooms", "--interface", "127.0.0.1", "--wait", "0.3")
     assert result.returncode == 0
     assert result.stdout.startswith("No Spaces found in 0.3 s.") or "hosted by" in result.stdout
+
+
+def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "p2pspaces",
+            "start",
+            "--interface",
+            "127.0.0.1",
+            "--home",
+            str(tmp_path / "home"),
+            "--input",
+            "none",
+            *args,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_ctrl_c_while_waiting_for_a_room_leaves_at_once(tmp_path: Path) -> None:
+    proc = _start(tmp_path, "--output", "none", "--join", "nosuchroom")
+    time.sleep(2.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=15)
+    assert time.monotonic() - sent < 1.5
+
+
+def test_an_output_file_that_is_a_folder_fails_without_a_traceback(tmp_path: Path) -> None:
+    proc = _start(tmp_path, "--output", f"file:{tmp_path}")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert "cannot write" in err
+    assert "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_help_is_help_not_an_error(tmp_path: Path) -> None:
+    assert typed_command("/help") == {"cmd": "help"}
+    proc = _start(tmp_path, "--output", "none", "--name", "Hana", "--host", "Helpful")
+    assert proc.stdin is not None
+    time.sleep(1.5)
+    proc.stdin.write("/help\n/quit\n")
+    proc.stdin.flush()
+    out, _ = proc.communicate(timeout=20)
+    assert "commands: /hand" in out
+    assert "error (bad_command): commands" not in out
+
+
+def test_the_node_outlives_its_room_and_can_host_again(tmp_path: Path) -> None:
+    proc = _start(tmp_path, "--output", "none", "--headless", "--name", "Hana", "--host", "One")
+    assert proc.stdin is not None and proc.stdout is not None
+    time.sleep(1.5)
+    for command in ({"cmd": "request", "action": "end"}, {"cmd": "host", "title": "Two"}):
+        proc.stdin.write(json.dumps(command) + "\n")
+        proc.stdin.flush()
+        time.sleep(0.8)
+    assert proc.poll() is None, "the node exited when its room ended"
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=20)
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    names = [e["event"] for e in events]
+    assert "ended" in names
+    assert [e["title"] for e in events if e["event"] == "joined"] == ["One", "Two"]

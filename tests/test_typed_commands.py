@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from p2pspaces.app.console import BadCommand, typed_command
+from p2pspaces.app.console import BadCommand, resolve_member, typed_command
+from p2pspaces.core.identity import short_fingerprint
+
+from .session.kit import FakeNet
 
 
 @pytest.mark.parametrize(
@@ -99,3 +102,18 @@ def test_plain_mode_speaks_in_sentences_once_and_logs_to_its_file(tmp_path: Path
     assert "(hosting_not_saved)" not in screen
     assert "WARNING" not in screen and "p2pspaces.node" not in screen
     assert "will not reclaim the room" in (tmp_path / "p2pspaces.log").read_text()
+
+
+def test_two_members_with_one_name_are_told_apart_by_fingerprint() -> None:
+    net = FakeNet()
+    hana, ann1, ann2 = net.add("Hana"), net.add("Ann"), net.add("Ann")
+    net.room(hana, ann1, ann2)
+    state = hana.state
+    assert state is not None
+    with pytest.raises(BadCommand) as refused:
+        resolve_member(state, "Ann")
+    message = str(refused.value)
+    assert "2 members are named 'Ann'" in message
+    assert short_fingerprint(ann1.me) in message and short_fingerprint(ann2.me) in message
+    assert resolve_member(state, short_fingerprint(ann2.me)) == ann2.me
+    assert resolve_member(state, short_fingerprint(ann1.me).lower()) == ann1.me

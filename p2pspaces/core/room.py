@@ -84,6 +84,13 @@ class RoomState:
             return None
         return min(member.role, Role.COHOST)
 
+    def ended_by(self, node: NodeId) -> int:
+        """How many others ``node`` leaving would end the room for: it holds the room and no
+        co-host of its is in it to keep it (0: it ends nothing, or someone keeps it going)."""
+        if node != self.authority or any(c in self.members for c in self.cohosts if c != node):
+            return 0
+        return len(self.members) - 1
+
     def speaker_count(self) -> int:
         """Speakers beside the host and co-hosts."""
         return sum(1 for m in self.members.values() if m.role == Role.SPEAKER)

@@ -83,6 +83,25 @@ class LinkKeeper:
         there is on a network that filters multicast)."""
         return self._directory.advert_of(peer) or self._session.contact_of(peer)
 
+    async def watch(self, clock: Callable[[], float]) -> None:
+        """Drop silent links (aiortc alone notices only after ~30 s) and redial, for ever."""
+        timing = self._timing
+        while True:
+            await asyncio.sleep(timing.heartbeat_s)
+            self._mesh.check_liveness(clock(), timing.peer_timeout_s, self.dialer.fell_silent)
+            self.ensure(drop_unneeded=True)
+
+    def authority_address(self) -> str | None:
+        """``ADDR:PORT`` of our room's authority's signaling endpoint, if we know it (another
+        node's, as the room relayed it or its advert says)."""
+        state = self._session.state
+        if state is None or state.authority == self._session.me:
+            return None
+        reach = self.reach(state.authority)
+        if reach is None or not reach.addresses:
+            return None
+        return f"{reach.addresses[0]}:{reach.port}"
+
     def hangup(self, order: Hangup) -> None:
         """Close a link the session hung up (after a flush, if it asked for one); a peer
         that misbehaved is kept out for the penalty time."""

@@ -189,7 +189,7 @@ class Node:
             await self._discovery.start()
             self.spawn(self.advert.run(self.port))
         self.spawn(self._run_timers())
-        self.spawn(self._watch_links())
+        self.spawn(self.links.watch(self.clock))
         self.audio.start()
         self.emit(Ready(self.node_id, self.name, self.port, self.addresses))
         for service in self.services:
@@ -244,15 +244,9 @@ class Node:
         return room_id
 
     def quitting_ends_space_for(self) -> int:
-        """How many others a quit would end the Space for: we hold it and no co-host of ours
-        is in it to keep it (0: quitting ends nothing, or someone keeps it going)."""
+        """How many others a quit would end the Space for (see :meth:`RoomState.ended_by`)."""
         replica = self.replica
-        if replica is None or not self.is_authority:
-            return 0
-        state = replica.state
-        if any(c in state.members for c in state.cohosts if c != self.node_id):
-            return 0
-        return len(state.members) - 1
+        return replica.state.ended_by(self.node_id) if replica is not None else 0
 
     def find_room(self, ref: str) -> RoomListing:
         """The room named by ``ref``: a room id, a unique id prefix, or an exact title."""
@@ -275,16 +269,11 @@ class Node:
 
     def join_address(self) -> str | None:
         """``ADDR:PORT`` that joins this node's room: its authority's signaling endpoint."""
-        replica = self.replica
-        if replica is None:
+        if self.replica is None:
             return None
-        authority = replica.state.authority
-        if authority == self.node_id:
+        if self.is_authority:
             return self.join_addresses[0] if self.join_addresses else None
-        reach = self.links.reach(authority)
-        if reach is None or not reach.addresses:
-            return None
-        return f"{reach.addresses[0]}:{reach.port}"
+        return self.links.authority_address()
 
     async def join(self, ref: str, wait: float = 10.0) -> RoomId:
         """Join the room named by ``ref`` (a title, a room id or its prefix), waiting up to
@@ -439,15 +428,6 @@ class Node:
             if due is not None and self.clock() >= due:
                 self.session.handle_timer(self.clock())
                 self.pump()
-
-    async def _watch_links(self) -> None:
-        """Drop silent links (aiortc alone notices only after ~30 s) and redial."""
-        while True:
-            await asyncio.sleep(self.timing.heartbeat_s)
-            self.mesh.check_liveness(
-                self.clock(), self.timing.peer_timeout_s, self.links.dialer.fell_silent
-            )
-            self.links.ensure(drop_unneeded=True)
 
     def emit(self, event: Event) -> None:
         """Send an event to the watchers and the front end."""

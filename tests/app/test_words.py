@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from p2pspaces.app.words import Narrator
-from p2pspaces.core.events import ChatReceived, ReactionReceived, StateChanged
+from p2pspaces.core.events import (
+    ChatReceived,
+    ErrorEvent,
+    ReactionReceived,
+    RoomFound,
+    Speaking,
+    StateChanged,
+)
 from p2pspaces.core.identity import short_fingerprint
 from p2pspaces.core.wire import Action, ActionKind
 from tests.core.kit import Space, person
+
+from ..session.kit import FakeNet
 
 
 def test_two_people_with_one_name_are_told_apart_by_fingerprint() -> None:
@@ -53,3 +64,39 @@ def test_a_multi_line_chat_keeps_its_lines_and_a_wall_of_lines_is_cut_with_a_wor
     assert chat.text == "Ann: one\n  two\n  \\u001b[2Jthree"  # each line made printable
     [wall] = narrator.tell(ChatReceived(b"r" * 32, b"a" * 32, "Ann", "x\n" * 100))
     assert wall.text.count("\n") == 11 and wall.text.endswith("… (90 more lines)")
+
+
+def test_a_reason_that_is_a_sentence_is_not_given_a_second_full_stop() -> None:
+    reason = "2 Spaces are called 'Demo': … Join one by its room id (or a unique prefix of it)."
+    [line] = Narrator(b"k" * 32).tell(ErrorEvent("command_failed", reason))
+    assert line.text.endswith("prefix of it).") and not line.text.endswith("..")
+
+
+def test_plain_mode_in_a_room_does_not_repeat_the_rooms_own_lobby_changes() -> None:
+    net = FakeNet()
+    hana, ann = net.add("Hana"), net.add("Ann")
+    net.room(hana, ann)
+    state = ann.state
+    assert state is not None
+    narrator = Narrator(ann.me)
+    narrator.tell(StateChanged(state))
+    ours = RoomFound(state.room_id, state.title, hana.me, "Hana", 1, 1, changed=True)
+    other = RoomFound(b"o" * 32, "Other", b"k" * 32, "Kim", 1, 0)
+    assert narrator.tell(ours) == []  # said once already, as "Ann joined"
+    assert narrator.tell(dataclasses.replace(other, changed=True)) == []
+    [found] = narrator.tell(other)
+    assert found.text.startswith("Space found: 'Other'")
+
+
+def test_plain_mode_says_who_is_speaking_when_the_voice_changes() -> None:
+    room, ann, bob, me = b"r" * 32, b"a" * 32, b"b" * 32, b"m" * 32
+    narrator = Narrator(me)
+
+    def said(member: bytes, name: str) -> list[str]:
+        return [line.text for line in narrator.tell(Speaking(room, member, name, -20.0))]
+
+    assert said(ann, "Ann") == ["Ann is speaking."]
+    assert said(ann, "Ann") == []  # a pause and on: not again
+    assert said(bob, "Bob") == ["Bob is speaking."]
+    assert said(me, "Me") == []
+    assert Narrator(me, keys=True).tell(Speaking(room, ann, "Ann", -20.0)) == []  # the app: a dot

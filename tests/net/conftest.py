@@ -29,6 +29,19 @@ async def next_event(
                 return event
 
 
+async def drain(node: Node, seconds: float) -> list[Event]:
+    """Every event ``node`` emits in the next ``seconds``."""
+    seen: list[Event] = []
+    end = asyncio.get_running_loop().time() + seconds
+    while (left := end - asyncio.get_running_loop().time()) > 0:
+        try:
+            async with asyncio.timeout(left):
+                seen.append(await node.events.get())
+        except TimeoutError:
+            break
+    return seen
+
+
 @pytest.fixture
 async def make_node() -> AsyncIterator[Callable[..., asyncio.Future[Node]]]:
     nodes: list[Node] = []

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 from types import SimpleNamespace
 from typing import Any
 
 from p2pspaces.core.identity import NodeId
-from p2pspaces.node.dialer import FIRST_BACKOFF_S, SILENCE_MEMORY_S, Dialer
+from p2pspaces.node.dialer import FIRST_BACKOFF_S, SILENCE_MEMORY_S, Dialer, why
 
 
 def _dialer(now: list[float], dialed: list[Any]) -> Dialer:
@@ -48,3 +49,9 @@ def test_the_peers_of_a_busy_node_do_not_all_come_back_at_once() -> None:
     dialer = _dialer(now, dialed)
     waits = {dialer.fell_silent(NodeId(bytes([i]) * 32)) for i in range(50)}
     assert len(waits) > 40 and max(waits) - min(waits) > 0.15  # spread, not one instant
+
+
+def test_a_failed_dial_is_said_in_words_not_as_a_python_tuple() -> None:
+    # What asyncio raises when a host does not answer: errno and a message with a tuple in it.
+    failed = OSError(errno.EHOSTUNREACH, "Connect call failed ('10.91.0.99', 41234)")
+    assert why(failed) == "no route to host"

@@ -26,7 +26,7 @@ from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
 
-from .conftest import LOOPBACK, next_event
+from .conftest import LOOPBACK, drain, next_event
 
 
 async def _room(make_node: Callable[..., Any], *names: str) -> list[Node]:
@@ -167,3 +167,24 @@ async def test_a_host_remembers_its_room_until_it_ends(tmp_path: Path) -> None:
         assert not (tmp_path / "hosting.json").exists()
     finally:
         await host.stop()
+
+
+async def test_a_home_where_hosting_cannot_be_noted_says_so_once(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the home folder should be")
+    node = Node(
+        Identity.generate(), NodeConfig("Hana", interface=LOOPBACK, state_dir=blocker / "home")
+    )
+    await node.start()
+    try:
+        room_id = await node.host("Unsaved")
+        warning = await next_event(node, ErrorEvent, lambda e: e.code == "hosting_not_saved")
+        assert "will not reclaim the room" in warning.reason
+        await node.leave()
+        await next_event(node, Left)
+        await node.host("Unsaved again")
+        later = await drain(node, 0.5)
+        assert not [e for e in later if isinstance(e, ErrorEvent)]
+        assert room_id != node.replica.room_id  # type: ignore[union-attr]
+    finally:
+        await node.stop()

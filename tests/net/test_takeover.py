@@ -20,6 +20,7 @@ from p2pspaces.core.events import (
     Joined,
     Notice,
     RoomFound,
+    RoomLost,
     Speaking,
     StateChanged,
 )
@@ -30,7 +31,7 @@ from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
 
-from .conftest import LOOPBACK, next_event
+from .conftest import LOOPBACK, drain, next_event
 
 _NOBODY = Member("nobody")
 
@@ -189,3 +190,20 @@ async def test_a_host_back_without_host_sees_its_room_as_its_own_and_takes_it_ba
         await next_event(ann, StateChanged, lambda e: e.state.title == "Mine again")
     finally:
         await again.stop()
+
+
+async def test_a_handover_does_not_report_the_room_lost_to_its_new_host(
+    make_node: Callable[..., Any],
+) -> None:
+    hana, cody, ann = await make_node("Hana"), await make_node("Cody"), await make_node("Ann")
+    room_id = await hana.host("Hand it on")
+    await cody.join(room_id.hex())
+    await ann.join(room_id.hex())
+    await hana.request(Action(ActionKind.ADD_COHOST, cody.node_id))
+    await next_event(cody, StateChanged, lambda e: cody.node_id in e.state.cohosts)
+    await hana.leave()
+    await next_event(cody, AuthorityChanged, lambda e: e.authority == cody.node_id)
+    after = await drain(cody, 3.0)
+    assert [e for e in after if isinstance(e, RoomLost)] == []
+    assert room_id in ann.rooms  # the others see it advertised by its new host
+    assert ann.rooms[room_id].advert.node_id == cody.node_id

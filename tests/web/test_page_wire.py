@@ -8,9 +8,10 @@ import json
 import shutil
 import subprocess
 
-from p2pspaces.core import wire
+from p2pspaces.core import codec, wire
 from p2pspaces.core.identity import Identity
 from p2pspaces.web.gateway import STATIC
+from p2pspaces.web.protocol import DOMAIN_WEB
 
 from ..needs import unavailable
 
@@ -32,7 +33,18 @@ console.log(JSON.stringify(out));
 """
 
 
-def _page_sealed() -> list[bytes]:
+CONSTANTS = """
+const wire = await import(process.argv[1]);
+const text = (bytes) => Buffer.from(bytes).toString("latin1");
+console.log(JSON.stringify({
+  version: wire.PROTOCOL_VERSION, name_max: wire.NAME_MAX, chat_max: wire.CHAT_MAX,
+  emoji: wire.EMOJI, message: text(wire.DOMAIN_MESSAGE), web: text(wire.DOMAIN_WEB),
+}));
+"""
+
+
+def _run_page(script: str, *args: str) -> str:
+    """Run ``script`` in Node.js with the page's wire.js; its output."""
     node = shutil.which("node")
     if node is None:
         unavailable("Node.js is not installed (apt-get install nodejs)")
@@ -42,10 +54,9 @@ def _page_sealed() -> list[bytes]:
             "--experimental-default-type=module",
             "--input-type=module",
             "-e",
-            SCRIPT,
+            script,
             (STATIC / "wire.js").as_uri(),
-            SEED.hex(),
-            ROOM.hex(),
+            *args,
         ],
         capture_output=True,
         text=True,
@@ -53,7 +64,26 @@ def _page_sealed() -> list[bytes]:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return [bytes.fromhex(item) for item in json.loads(result.stdout)]
+    return result.stdout
+
+
+def _page_sealed() -> list[bytes]:
+    return [bytes.fromhex(item) for item in json.loads(_run_page(SCRIPT, SEED.hex(), ROOM.hex()))]
+
+
+def test_the_pages_constants_are_the_nodes() -> None:
+    """The page's copies of the room's rules and the protocol's constants: a page whose name
+    limit, emoji set or signing domains drifted from the node's would be refused in ways its
+    guest could not understand."""
+    page = json.loads(_run_page(CONSTANTS))
+    assert page == {
+        "version": codec.PROTOCOL_VERSION,
+        "name_max": wire.NAME_MAX,
+        "chat_max": wire.CHAT_MAX,
+        "emoji": [str(emoji) for emoji in wire.Emoji],
+        "message": wire.DOMAIN_MESSAGE.decode("latin1"),
+        "web": DOMAIN_WEB.decode("latin1"),
+    }
 
 
 def test_what_the_page_signs_opens_in_python_as_the_guest_meant() -> None:

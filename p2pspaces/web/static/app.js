@@ -1,6 +1,7 @@
 // The guest page: join a Space from a browser, hear it, chat, react, raise a hand, speak.
 // Everything the room sends is shown with textContent, never as markup.
 
+import { Connection } from "./connection.js";
 import * as wire from "./wire.js";
 
 /** @param {string} id @returns {HTMLElement} */
@@ -10,16 +11,15 @@ const field = (id) => /** @type {HTMLInputElement} */ ($(id));
 /** @param {string} id */
 const knob = (id) => /** @type {HTMLButtonElement} */ ($(id));
 const player = () => /** @type {HTMLAudioElement} */ ($("audio"));
-const EMOJI = ["👏", "❤️", "😂", "💯", "🙌", "🤔", "🔥", "👋"];
 const NAME_KEY = "p2pspaces.name";
 const SPEAKING_ROLES = new Set(["host", "cohost", "speaker"]);
 const AUDIENCE_SHOWN = 200;
 const CHAT_KEPT = 300;
 
 const page = {
-  key: null, ws: null, welcome: null, gateway: null, state: null, me: null,
+  key: null, conn: /** @type {Connection | null} */ (null), welcome: null, gateway: null, state: null, me: null,
   pc: null, sender: null, mic: null, counter: Date.now(),
-  wantJoin: false, lastJoin: 0, out: false, retry: 500, failures: 0, speaking: new Set(),
+  wantJoin: false, lastJoin: 0, out: false, speaking: new Set(),
   moving: false, volumes: new Map(), volumeIds: null,
 };
 page.wire = wire;
@@ -63,7 +63,9 @@ async function start() {
   window.addEventListener("pagehide", () => {
     if (page.me && !page.out && !page.moving) sendJson({ t: "bye" });
   });
-  for (const emoji of EMOJI) {
+  field("chat-input").maxLength = wire.CHAT_MAX;
+  $("secure-link").addEventListener("click", (event) => { event.preventDefault(); goSecure(); });
+  for (const emoji of wire.EMOJI) {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = emoji;
@@ -75,42 +77,34 @@ async function start() {
 }
 
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/ws`);
-  ws.binaryType = "arraybuffer";
-  page.ws = ws;
-  ws.onmessage = (event) => {
-    if (typeof event.data === "string") handle(JSON.parse(event.data)).catch(console.error);
-  };
-  ws.onopen = () => { page.retry = 500; page.failures = 0; };
-  ws.onclose = () => {
-    if (page.ws !== ws || page.out) return;
-    page.failures += 1;
-    const others = (page.state && page.state.others) || [];
-    if (page.failures >= 3 && others.length) {
-      // The node serving this page is gone (a laptop closed): carry on through another node of
-      // the same Space, with this guest's key and name.
-      notice(`The node serving this page is gone; moving to ${others[0].name}'s node…`);
-      page.out = true;
-      location.href = elsewhere(others[0]);
-      return;
-    }
-    notice("Lost the connection to the node serving this page; trying again…");
-    setTimeout(connect, page.retry);
-    page.retry = Math.min(page.retry * 2, 4000);
-  };
+  page.conn = new Connection(handle, lost);
+  page.conn.open();
+}
+
+// The socket dropped: try again, or after three failures in a row carry on through another
+// node of the same Space (the one serving this page is gone: a laptop closed), with this
+// guest's key and name.  Returns whether to stop trying here.
+function lost(failures) {
+  if (page.out) return true;
+  const others = (page.state && page.state.others) || [];
+  if (failures >= 3 && others.length) {
+    notice(`The node serving this page is gone; moving to ${others[0].name}'s node…`);
+    page.out = true;
+    location.href = elsewhere(others[0]);
+    return true;
+  }
+  notice("Lost the connection to the node serving this page; trying again…");
+  return false;
 }
 
 function sendJson(message) {
-  if (page.ws && page.ws.readyState === WebSocket.OPEN) page.ws.send(JSON.stringify(message));
+  if (page.conn) page.conn.sendJson(message);
 }
 
 async function send(message) {
-  if (!page.ws || page.ws.readyState !== WebSocket.OPEN) {
+  if (!page.conn || !(await page.conn.sendSigned(page.key, message))) {
     notice("Not connected to the node right now; try again in a moment.");
-    return;
   }
-  page.ws.send(await wire.seal(page.key, message));
 }
 
 function roomId() {
@@ -169,11 +163,7 @@ async function onWelcome(m) {
     $("subtitle").textContent = "The node serving this page is not in a Space. Keep this page open or ask the host for the address.";
   }
   page.gatewayName = m.gateway_name;
-  const link = $("secure-link");
-  if (!secure() && m.https) {
-    link.hidden = false;
-    link.addEventListener("click", (event) => { event.preventDefault(); goSecure(); });
-  }
+  $("secure-link").hidden = secure() || !m.https;
 }
 
 function onState(m) {
@@ -258,12 +248,18 @@ function onElsewhere(m) {
 // A busy node sends browsers on to a less busy node of the same Space, so fifty phones do not
 // all land on the host's laptop.  The guest's key and name go along in the fragment.
 function elsewhere(other) {
+  return handOver(secure() ? other.https : other.http, page.wantJoin || !!page.me);
+}
+
+// ``url`` with this guest's key, name and whether to join on arrival in its fragment (which
+// the browser never sends to any server).
+function handOver(url, join) {
   const params = new URLSearchParams();
   const seed = page.key.handoff();
   if (seed) params.set("seed", seed);
   params.set("name", localStorage.getItem(NAME_KEY) || "");
-  if (page.wantJoin || page.me) params.set("join", "1");
-  return `${secure() ? other.https : other.http}#${params.toString()}`;
+  if (join) params.set("join", "1");
+  return `${url}#${params.toString()}`;
 }
 
 function listOthers(others) {
@@ -295,13 +291,11 @@ function onFull(m) {
 
 // --- joining, chat ------------------------------------------------------------------------
 
-const NAME_MAX = 32;
-
 // Why a name cannot be used, in words (the room's own rules, checked before sending).
 function nameProblem(name) {
   if (!/[^\p{C}\p{Z}\p{M}]/u.test(name)) return "A name needs at least one visible character.";
   if (/[\p{Cc}\p{Cf}]/u.test(name)) return "A name cannot contain invisible or control characters.";
-  if ([...name].length > NAME_MAX) return `A name has at most ${NAME_MAX} characters.`;
+  if ([...name].length > wire.NAME_MAX) return `A name has at most ${wire.NAME_MAX} characters.`;
   return null;
 }
 
@@ -629,13 +623,8 @@ function goSecure() {
 function toSecurePage() {
   const https = page.welcome && page.welcome.https;
   if (!https) return;
-  const params = new URLSearchParams();
-  const seed = page.key.handoff();
-  if (seed) params.set("seed", seed);
-  params.set("name", localStorage.getItem(NAME_KEY) || "");
-  if (page.me) params.set("join", "1");
   page.moving = true;
-  location.href = `${https}#${params.toString()}`;
+  location.href = handOver(https, !!page.me);
 }
 
 start().catch((err) => notice("This page could not start: " + err));

@@ -13,9 +13,14 @@ import { sha512 } from "./vendor/noble-hashes/sha2.js";
 
 ed.hashes.sha512 = sha512;
 
+// The room's own rules and the node's protocol constants: tests/web/test_page_wire.py checks
+// that each equals its Python twin.
 export const PROTOCOL_VERSION = 4;
-const DOMAIN_MESSAGE = new TextEncoder().encode("p2pspaces/1 signed message\0");
-const DOMAIN_WEB = new TextEncoder().encode("p2pspaces/1 web guest\0");
+export const NAME_MAX = 32;
+export const CHAT_MAX = 500;
+export const EMOJI = ["👏", "❤️", "😂", "💯", "🙌", "🤔", "🔥", "👋"];
+export const DOMAIN_MESSAGE = new TextEncoder().encode("p2pspaces/1 signed message\0");
+export const DOMAIN_WEB = new TextEncoder().encode("p2pspaces/1 web guest\0");
 const SEED_KEY = "p2pspaces.seed";
 
 // --- msgpack: just what our messages use --------------------------------------------------
