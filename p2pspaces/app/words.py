@@ -21,6 +21,7 @@ from p2pspaces.core.events import (
     Ended,
     ErrorEvent,
     Event,
+    HeardBy,
     Joined,
     Left,
     Notice,
@@ -225,6 +226,28 @@ _WORDS: dict[ActionKind, Callable[[_Change], list[Line]]] = {
 """END says nothing here: the ``ended`` event does."""
 
 
+def heard_by(event: HeardBy) -> list[Line]:
+    """Who hears us, said when it changes while we speak."""
+    if event.of == 0:
+        return []
+    if event.heard == event.of:
+        return [Line(f"Everyone hears you ({event.heard} of {event.of}).")]
+    words = [f"Heard by {event.heard} of {event.of}."]
+    if event.deaf:
+        words.append(f"Not heard at all by {_names(event.deaf)}: their audio may be off.")
+    if event.quiet:
+        words.append(
+            f"Heard very quietly by {_names(event.quiet)}: speak closer to the microphone."
+        )
+    return [Line(" ".join(words), Tone.WARN)]
+
+
+def _names(names: tuple[str, ...]) -> str:
+    shown = [printable(name) for name in names[:5]]
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return ", ".join(shown) + more
+
+
 class Narrator:
     """Turns one node's events into sentences."""
 
@@ -251,6 +274,7 @@ class Narrator:
             ErrorEvent: self._error,
             Notice: lambda e: [Line(e.text)],
             Speaking: self._speaking,
+            HeardBy: heard_by,
         }
         self._last_speaker: bytes | None = None
         self.join_addresses: tuple[str, ...] = ()

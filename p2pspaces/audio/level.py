@@ -35,6 +35,8 @@ class LevelMeter:
     min_interval_ms: int = 100
     speaking: bool = False
     level_db: float = FLOOR_DB
+    peak_db: float = FLOOR_DB
+    """The loudest frame since :meth:`take_peak` was last called."""
     _last_loud_ms: int = -(10**9)
     _last_change_ms: int = -(10**9)
 
@@ -42,9 +44,15 @@ class LevelMeter:
         if self.off_db > self.on_db:
             raise ValueError("the off threshold must not be above the on threshold")
 
+    def take_peak(self) -> float:
+        """The loudest frame since the last call (dBFS), and start again."""
+        peak, self.peak_db = self.peak_db, FLOOR_DB
+        return peak
+
     def feed(self, frame: Pcm, now_ms: int) -> bool | None:
         """Feed one frame; return True (started speaking), False (went quiet) or None."""
         self.level_db = rms_dbfs(frame)
+        self.peak_db = max(self.peak_db, self.level_db)
         if self.level_db >= self.off_db:
             self._last_loud_ms = now_ms
         wanted = self.speaking

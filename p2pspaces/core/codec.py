@@ -20,9 +20,10 @@ import msgpack
 
 from p2pspaces.core.errors import WireError
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 """2: browser guests (a member's gateway in the state, an error's addressee).  3: proofs of
-authority (an update's resulting hash, a snapshot's custody, a claim's basis)."""
+authority (an update's resulting hash, a snapshot's custody, a claim's basis).  5: ``heard``
+(members tell speakers how loud they play them)."""
 MAX_FRAME = 4 * 1024 * 1024
 """Hard cap on one encoded message, checked before any decoding (a snapshot of a very large
 room is the biggest thing we send; 4 MiB holds about 60,000 listeners)."""

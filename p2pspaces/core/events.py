@@ -326,6 +326,33 @@ class Speaking(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class HeardBy(Event):
+    """While we speak: how many of the room hear us, and who does not, or only very quietly
+    (from each member's own reports of the level it plays us at).  Emitted when it changes."""
+
+    NAME = "heard_by"
+    room: bytes
+    heard: int
+    """Members that play our voice at a usual level."""
+    of: int
+    """Members that could: everyone in the room but us (a browser guest counts once its
+    gateway reports for it)."""
+    quiet: tuple[str, ...] = ()
+    """Names of members that hear us, but very quietly."""
+    deaf: tuple[str, ...] = ()
+    """Names of members that do not hear us at all."""
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "room": self.room.hex(),
+            "heard": self.heard,
+            "of": self.of,
+            "quiet": list(self.quiet),
+            "deaf": list(self.deaf),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Quiet(Event):
     """A member stopped speaking."""
 

@@ -40,6 +40,7 @@ from p2pspaces.core.events import (
     Out,
     StateChanged,
 )
+from p2pspaces.core.hearing import Hearing
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.inbox import Inbox, Route
 from p2pspaces.core.ledger import Replica
@@ -83,6 +84,7 @@ class RoomSession:
         self.reunion = Reunion(ctx, self, self.authority)
         self.succession = Succession(ctx, self, self.reunion, jitter_s)
         self.member = MemberRole(ctx, self, self.reunion)
+        self.hearing = Hearing(ctx)
         self._heartbeat_at: float | None = None
         self._leaving: RoomId | None = None
         self._announced: tuple[NodeId, int] | None = None
@@ -104,6 +106,7 @@ class RoomSession:
             wire.Redirect: plain(lambda p, m, _now: self.member.on_redirect(p, m)),
             wire.Contacts: plain(lambda p, m, _now: self.contacts.on_contacts(p, m)),
             wire.History: plain(lambda p, m, _now: self.talk.on_history(p, m)),
+            wire.Heard: plain(self.hearing.on_heard),
         }
         self.inbox = Inbox(ctx, routes, self.succession.heard)
 
@@ -596,6 +599,7 @@ class RoomSession:
         self.authority.reset()
         self.reunion.pending_blocks.clear()
         self.contacts.clear()
+        self.hearing.clear()
         self._announced = None
         self._ctx.claim = self._ctx.redirect = None
 

@@ -377,6 +377,23 @@ class Resync(Message):
 
 @record
 @dataclass(frozen=True, slots=True)
+class Heard(Message):
+    """How loud a member plays a speaker: sent straight to that speaker, about once a second
+    while it is heard, so that a speaker sees who hears it.
+
+    Unsigned: the link's handshake proved who sent it, and a member speaks only of its own
+    hearing (or, as a gateway, of its browser guests'): a lie can only be about oneself."""
+
+    TYPE = "heard"
+    room_id: RoomId = spec(_HASH)
+    level_db: int = spec(Int(-127, 0))
+    """The speaker's voice as played here over the last second: the loudest 20 ms, dBFS."""
+    guest: bytes = spec(Bytes(0, NODE_ID_SIZE), default=b"")
+    """A browser guest of the sender's that this is about (empty: the sender itself)."""
+
+
+@record
+@dataclass(frozen=True, slots=True)
 class Redirect(Message):
     """A hint to a peer still in an older epoch: the room's authority is ``authority`` now.
 
@@ -501,6 +518,7 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         Mandate,
         Heartbeat,
         Resync,
+        Heard,
         Redirect,
         Contact,
         Contacts,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -17,6 +17,7 @@ from p2pspaces.audio.engine import AudioEngine
 from p2pspaces.core import wire
 from p2pspaces.core.errors import CommandError
 from p2pspaces.core.events import WebReady
+from p2pspaces.core.hearing import HEARD_DB
 from p2pspaces.core.identity import NODE_ID_SIZE, NodeId
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.session import RoomSession
@@ -109,6 +110,20 @@ class GuestRelay:
         frame = RelayedVoice(guest, packet.sequence_number, packet.timestamp, packet.payload)
         self._shell.mesh.send_voice(frame.encode())
         await self._shell.audio.on_rtp(guest, frame)
+
+    def heard(self, guest: NodeId, level_db: float, speaking: Iterable[bytes]) -> None:
+        """Our guest's page played the room this loud over the last second, while
+        ``speaking`` spoke: tell each of them, as "heard by" reports for that guest."""
+        shell = self._shell
+        hearing, state = shell.session.hearing, shell.session.state
+        if state is None or state.gateway_of(guest) != shell.session.me:
+            return
+        speakers = [NodeId(m) for m in speaking]
+        hearing.report(dict.fromkeys(speakers, level_db), guest=guest)
+        if shell.session.me in speakers and level_db >= HEARD_DB:  # our own voice, heard here
+            report = wire.Heard(state.room_id, max(-127, min(0, round(level_db))), guest)
+            hearing.on_heard(shell.session.me, report, shell.clock())
+        shell.pump()
 
     def on_voice(self, link: Link, data: bytes) -> None:
         """A guest's voice frame relayed by ``link``'s node: played only if the signed state

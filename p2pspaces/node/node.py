@@ -59,6 +59,8 @@ from p2pspaces.node.voice import voice_engine
 log = logging.getLogger(__name__)
 
 MAX_GAIN = 2.0
+HEARING_S = 1.0
+"""How often a node reports what it hears to each speaker (and learns who hears it)."""
 TAKEOVER_JITTER_S = 0.2
 """Co-hosts of equal rank spread their takeover turns over this much (drawn once per node)."""
 
@@ -190,6 +192,7 @@ class Node:
             self.spawn(self.advert.run(self.port))
         self.spawn(self._run_timers())
         self.spawn(self.links.watch(self.clock))
+        self.spawn(self._hearing())
         self.audio.start()
         self.emit(Ready(self.node_id, self.name, self.port, self.addresses))
         for service in self.services:
@@ -428,6 +431,19 @@ class Node:
             if due is not None and self.clock() >= due:
                 self.session.handle_timer(self.clock())
                 self.pump()
+
+    async def _hearing(self) -> None:
+        """Once a second: tell each speaker how loud we play it, and, while we speak, learn
+        who hears us (see :mod:`p2pspaces.core.hearing`)."""
+        hearing = self.session.hearing
+        while True:
+            await asyncio.sleep(HEARING_S)
+            meters = self.audio.meters
+            own = meters.get(self.node_id)
+            played = {m: meter.take_peak() for m, meter in meters.items() if m != self.node_id}
+            hearing.report(played)
+            hearing.tick(own is not None and own.speaking, self.clock())
+            self.pump()
 
     def emit(self, event: Event) -> None:
         """Send an event to the watchers and the front end."""

@@ -63,6 +63,7 @@ from p2pspaces.web.protocol import (
     Bye,
     Gone,
     GuestBook,
+    Heard,
     Hello,
     Offer,
     PageCode,
@@ -327,6 +328,8 @@ class WebGateway:
             await self._on_offer(guest, guest.key, frame.sdp)
         elif isinstance(frame, Volume):
             self.mixer.set_volume(guest.key, frame.source, frame.gain)
+        elif isinstance(frame, Heard):
+            self.node.guests.heard(guest.key, frame.level_db, self.speaking)
 
     async def _on_hello(self, guest: Guest, key: NodeId) -> None:
         old = self.book.proven(guest, key)

@@ -76,7 +76,14 @@ class Volume:
     gain: float
 
 
-PageFrame = Hello | Bye | Offer | Volume
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """How loud the page played the room over the last second (its loudest 20 ms, dBFS)."""
+
+    level_db: float
+
+
+PageFrame = Hello | Bye | Offer | Volume | Heard
 
 
 def parse_frame(text: str, proven: bool) -> PageFrame:
@@ -126,11 +133,24 @@ def _volume(message: dict[str, object]) -> Volume | None:
     return Volume(NodeId(key), value)
 
 
+def _heard(message: dict[str, object]) -> Heard | None:
+    level = message.get("level")
+    if isinstance(level, bool) or not isinstance(level, int | float) or not math.isfinite(level):
+        return None
+    return Heard(max(-127.0, min(0.0, float(level))))
+
+
 def _unexpected(message: dict[str, object]) -> PageFrame:
     raise PageError(PageCode.BAD_MESSAGE, f"unexpected {str(message.get('t'))[:20]}")
 
 
-_FRAMES = {"hello": _hello, "bye": lambda m: Bye(), "offer": _offer, "volume": _volume}
+_FRAMES = {
+    "hello": _hello,
+    "bye": lambda m: Bye(),
+    "offer": _offer,
+    "volume": _volume,
+    "heard": _heard,
+}
 
 
 def proven_key(hello: Hello, challenge: bytes, gateway: NodeId) -> NodeId:

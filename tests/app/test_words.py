@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from p2pspaces.app.words import Narrator
+from p2pspaces.app.words import Narrator, Tone, heard_by
 from p2pspaces.core.events import (
     ChatReceived,
     ErrorEvent,
+    HeardBy,
     ReactionReceived,
     RoomFound,
     Speaking,
@@ -100,3 +101,18 @@ def test_plain_mode_says_who_is_speaking_when_the_voice_changes() -> None:
     assert said(bob, "Bob") == ["Bob is speaking."]
     assert said(me, "Me") == []
     assert Narrator(me, keys=True).tell(Speaking(room, ann, "Ann", -20.0)) == []  # the app: a dot
+
+
+def test_a_speaker_is_told_plainly_who_hears_it() -> None:
+    room = b"r" * 32
+    [everyone] = heard_by(HeardBy(room, 3, 3))
+    assert everyone.text == "Everyone hears you (3 of 3)."
+    [some] = heard_by(HeardBy(room, 1, 3, quiet=("Bob",), deaf=("Cy",)))
+    assert some.tone is Tone.WARN
+    assert some.text == (
+        "Heard by 1 of 3. Not heard at all by Cy: their audio may be off."
+        " Heard very quietly by Bob: speak closer to the microphone."
+    )
+    many = tuple(f"P{n}" for n in range(8))
+    [crowd] = heard_by(HeardBy(room, 0, 8, deaf=many))
+    assert "P0, P1, P2, P3, P4 and 3 more" in crowd.text

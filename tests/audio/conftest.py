@@ -9,18 +9,20 @@ import pytest
 
 from p2pspaces.core.identity import Identity
 from p2pspaces.node import Node
-from p2pspaces.node.config import NodeConfig
+from p2pspaces.node.config import Faults, NodeConfig
 
 from ..net.conftest import LOOPBACK
 
 
 @pytest.fixture
 async def nodes() -> AsyncIterator[Callable[..., Any]]:
-    """``await nodes(name, source=..., sink=...)``: a started node, stopped after the test."""
+    """``await nodes(name, source=..., sink=..., faults=...)``: a started node, stopped after
+    the test."""
     made: list[Node] = []
 
-    async def make(name: str, **kwargs: Any) -> Node:
-        node = Node(Identity.generate(), NodeConfig(name, LOOPBACK), **kwargs)
+    async def make(name: str, faults: Faults | None = None, **kwargs: Any) -> Node:
+        config = NodeConfig(name, LOOPBACK, faults=faults or Faults())
+        node = Node(Identity.generate(), config, **kwargs)
         await node.start()
         made.append(node)
         return node

@@ -1,5 +1,6 @@
 """The guest flow in every browser engine, each with its default settings: a phone opens the
-secure page, joins, hears the room, goes on stage and is heard by a node.
+secure page, joins, hears the room (and says so: the speaker sees "heard by"), goes on stage
+and is heard by a node.
 
 Firefox (like Safari, and Chromium before a page may use the microphone) hides the page's own
 address behind an mDNS name in its ICE candidates; the node looks the name up with its own mDNS
@@ -74,6 +75,9 @@ def test_a_phone_hears_and_is_heard_in_every_engine(engine: str, lan3: Lan, tmp_
             heard = record(page, 2.5 * len(clip) / SAMPLE_RATE)
             hears = match(heard, clip)
             assert hears >= 0.8, f"{engine}: the page hears the room at {hears:.2f}"
+            # The page reports how loud it plays the room: Hana sees that her guest hears her.
+            heard = hana.wait_for("heard_by", lambda e: e["of"] == 1, within=15)
+            assert (heard["heard"], heard["deaf"], heard["quiet"]) == (1, [], [])
             click_text(page, "Raise hand")
             hana.wait_for("state", lambda e: bool(_member(e, "Gus")["hand"]))
             hana.send(cmd="request", action="accept_hand", target="Gus")

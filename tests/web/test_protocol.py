@@ -18,6 +18,7 @@ from p2pspaces.web.protocol import (
     Bye,
     Gone,
     GuestBook,
+    Heard,
     Hello,
     Offer,
     PageCode,
@@ -56,6 +57,8 @@ def test_a_page_is_told_exactly_what_is_wrong_with_its_frame() -> None:
         {"t": "volume", "id": "ab" * 32, "gain": "loud"},
         {"t": "volume", "id": "ab" * 32, "gain": True},
         {"t": "volume", "id": "ab" * 31, "gain": 1.0},
+        {"t": "heard", "level": "loud"},
+        {"t": "heard", "level": None},
     ):
         error = _refused(json.dumps(bad))
         assert error.code is PageCode.BAD_MESSAGE and error.reason.startswith("a malformed")
@@ -70,6 +73,8 @@ def test_the_frames_a_page_may_send() -> None:
     assert parse_frame(json.dumps({"t": "offer", "sdp": "v=0"}), proven=True) == Offer("v=0")
     volume = parse_frame(json.dumps({"t": "volume", "id": source.hex(), "gain": 2}), True)
     assert volume == Volume(NodeId(source), 2.0)
+    assert parse_frame(json.dumps({"t": "heard", "level": -23.5}), True) == Heard(-23.5)
+    assert parse_frame(json.dumps({"t": "heard", "level": -900}), True) == Heard(-127.0)
     hello = parse_frame(json.dumps({"t": "hello", "key": "ab", "sig": "cd"}), proven=False)
     assert hello == Hello(b"\xab", b"\xcd")
 

@@ -33,6 +33,7 @@ from p2pspaces.core.errors import AlreadyTold, CommandError
 from p2pspaces.core.events import (
     Ended,
     Event,
+    HeardBy,
     Joined,
     Left,
     Quiet,
@@ -271,16 +272,10 @@ class SpacesApp(App[int]):
             self.lobby.show_rooms(self.node.room_list())
         elif isinstance(event, Joined):
             self._enter_room()
-        elif isinstance(event, StateChanged) and self.room is not None:
-            self.room.show_state(event.state, event.actor)
-        elif isinstance(event, Speaking | Quiet) and self.room is not None:
-            self.room.show_speaking(event.member, isinstance(event, Speaking))
-        elif isinstance(event, ReactionReceived) and self.room is not None:
-            self.room.show_reaction(event.author, event.emoji)
-        elif isinstance(event, WebReady) and self.room is not None:
-            self.room.redraw()  # the room bar shows the phones' address
         elif isinstance(event, Ended | Left):
             self._back_to_lobby()
+        elif self.room is not None:
+            self._to_room(self.room, event)
         if isinstance(event, RoomFound | RoomLost):
             return  # the lobby's list (with its badges) shows rooms; no need to say it too
         for line in lines:
@@ -291,6 +286,20 @@ class SpacesApp(App[int]):
             if line.tone in NOTIFY or in_lobby:
                 severity = NOTIFY.get(line.tone, "information")
                 self.notify(line.text, severity=severity, markup=False, timeout=6)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _to_room(room: RoomScreen, event: Event) -> None:
+        """The room screen's live parts: the roster, speaking dots, reactions, the bar."""
+        if isinstance(event, StateChanged):
+            room.show_state(event.state, event.actor)
+        elif isinstance(event, Speaking | Quiet):
+            room.show_speaking(event.member, isinstance(event, Speaking))
+        elif isinstance(event, HeardBy):
+            room.show_heard(event)
+        elif isinstance(event, ReactionReceived):
+            room.show_reaction(event.author, event.emoji)
+        elif isinstance(event, WebReady):
+            room.redraw()  # the room bar shows the phones' address
 
     def _enter_room(self) -> None:
         if self.room is not None:

@@ -24,6 +24,7 @@ from p2pspaces.app.tui.dialogs import Confirm, Invitation, PhonesDialog, TitleDi
 from p2pspaces.app.tui.keys import EMOJI, ROOM, Key, Who, bindings
 from p2pspaces.app.words import Line, Tone, called, glyph, printable, role_word
 from p2pspaces.audio.processing import processor_of
+from p2pspaces.core.events import HeardBy
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.room import Role, RoomState
 from p2pspaces.core.wire import CHAT_MAX, Action, ActionKind, too_long
@@ -109,6 +110,8 @@ class RoomScreen(Screen[None]):
         super().__init__()
         self.me = NodeId(me)
         self.state: RoomState | None = None
+        self.heard: HeardBy | None = None
+        """Who hears us, while we speak (the room bar shows it)."""
         self.speaking: set[bytes] = set()
         self.reactions: dict[bytes, tuple[str, float]] = {}
         self.selected: NodeId | None = None
@@ -177,6 +180,12 @@ class RoomScreen(Screen[None]):
             self._draw()
             self.refresh_bindings()
 
+    def show_heard(self, event: HeardBy) -> None:
+        """Who hears us: in the room bar while we are on stage."""
+        self.heard = event
+        if self._live:
+            self.redraw()
+
     def show_speaking(self, member: bytes, speaking: bool) -> None:
         """A live speaking indicator."""
         if speaking:
@@ -225,6 +234,11 @@ class RoomScreen(Screen[None]):
             acting = state.members.get(state.authority)
             name = printable(acting.name) if acting else short_fingerprint(state.authority)
             rest.append(f"  acting host: {name}", style="yellow")
+        me = state.members.get(NodeId(self.me))
+        heard = self.heard
+        if heard is not None and heard.of and me is not None and me.role is not Role.LISTENER:
+            style = "green" if heard.heard == heard.of else "bold yellow"
+            rest.append(f"  heard by {heard.heard} of {heard.of}", style=style)
         node = spaces(self.app).node
         address = node.join_address()
         if address is not None:

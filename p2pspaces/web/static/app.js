@@ -21,6 +21,7 @@ const page = {
   pc: null, sender: null, mic: null, counter: Date.now(),
   wantJoin: false, lastJoin: 0, out: false, speaking: new Set(),
   moving: false, volumes: new Map(), volumeIds: null,
+  level: /** @type {AudioContext | null} */ (null),
 };
 page.wire = wire;
 /** @type {any} */ (window).p2pspaces = page; // for people who look under the hood (and for the tests)
@@ -503,7 +504,9 @@ async function startAudio() {
   const transceiver = pc.addTransceiver("audio", { direction: "sendrecv" });
   page.sender = transceiver.sender;
   pc.ontrack = (event) => {
-    player().srcObject = event.streams[0] || new MediaStream([event.track]);
+    const stream = event.streams[0] || new MediaStream([event.track]);
+    player().srcObject = stream;
+    listenLevel(stream);
     playAudio();
   };
   pc.onconnectionstatechange = () => {
@@ -536,7 +539,36 @@ function gathered(pc) {
   });
 }
 
+// "Heard by": once a second while someone speaks, tell the node how loud this page plays the
+// room (the loudest 20 ms of the last second), so that speakers see who hears them.
+const HEARD_EVERY_MS = 1000;
+const LEVEL_EVERY_MS = 50;
+
+function listenLevel(stream) {
+  if (page.level) return;
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 1024; // about 20 ms at 48 kHz
+  context.createMediaStreamSource(stream).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  let loudest = 0;
+  page.level = context;
+  setInterval(() => {
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0;
+    for (const x of samples) sum += x * x;
+    loudest = Math.max(loudest, Math.sqrt(sum / samples.length));
+  }, LEVEL_EVERY_MS);
+  setInterval(() => {
+    if (page.me && page.speaking.size && loudest > 0) {
+      sendJson({ t: "heard", level: Math.max(-127, 20 * Math.log10(loudest)) });
+    }
+    loudest = 0;
+  }, HEARD_EVERY_MS);
+}
+
 function playAudio() {
+  if (page.level && page.level.state === "suspended") page.level.resume();
   const audio = player();
   if (!audio.srcObject) return;
   audio.play().then(() => { $("tap").hidden = true; }, () => { $("tap").hidden = false; });
