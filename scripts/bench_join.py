@@ -19,7 +19,6 @@ import asyncio
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,6 +32,7 @@ from p2pspaces.net import ice
 from p2pspaces.net.mesh import Link
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
+from p2pspaces.testing.command import start_argv
 
 LOOPBACK = "127.0.0.1"
 
@@ -127,21 +127,7 @@ async def joins(count: int) -> None:
 def start_host() -> tuple[subprocess.Popen[bytes], str]:
     """A hosting node in its own process, so that its CPU can be measured alone."""
     home = tempfile.mkdtemp(prefix="p2ps-bench-")
-    argv = [
-        sys.executable,
-        "-m",
-        "p2pspaces",
-        "start",
-        "--headless",
-        "--interface",
-        LOOPBACK,
-        "--home",
-        home,
-        "--name",
-        "Host",
-        "--host",
-        "Big room",
-    ]
+    argv = start_argv("--host", "Big room", home=home, name="Host", headless=True)
     host = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert host.stdout is not None
     room = ""

@@ -28,7 +28,6 @@ import queue
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,6 +39,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.devices import load_audio
+from p2pspaces.testing.command import start_argv
 
 LOOPBACK = "127.0.0.1"
 CHROMIUM = "/usr/bin/chromium"
@@ -114,16 +114,7 @@ class Proc:
     def __init__(self, *args: str, log: Path) -> None:
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "p2pspaces",
-                "start",
-                "--headless",
-                "--interface",
-                LOOPBACK,
-                *args,
-            ],
+            start_argv(*args, interface=LOOPBACK, headless=True),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

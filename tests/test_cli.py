@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from p2pspaces.app.console import typed_command
+from p2pspaces.testing.command import start_argv
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -86,19 +87,7 @@ def test_rooms_says_when_there_are_none() -> None:
 
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "p2pspaces",
-            "start",
-            "--interface",
-            "127.0.0.1",
-            "--home",
-            str(tmp_path / "home"),
-            "--input",
-            "none",
-            *args,
-        ],
+        start_argv("--input", "none", *args, home=tmp_path / "home"),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -11,6 +11,7 @@ import pytest
 
 from p2pspaces.app.console import BadCommand, resolve_member, typed_command
 from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.testing.command import start_argv
 
 from .session.kit import FakeNet
 
@@ -28,6 +29,7 @@ from .session.kit import FakeNet
         ("/record on", {"cmd": "request", "action": "set_recording", "flag": True}),
         ("/join Friday", {"cmd": "join", "room": "Friday"}),
         ("/quit", {"cmd": "quit"}),
+        ("/miccheck", {"cmd": "mic_check"}),
     ],
 )
 def test_typed_lines_become_commands(line: str, command: dict[str, object]) -> None:
@@ -43,24 +45,7 @@ def test_unknown_or_incomplete_commands_explain_themselves() -> None:
 
 def test_a_host_at_a_terminal_chats_and_quits(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "p2pspaces",
-            "start",
-            "--interface",
-            "127.0.0.1",
-            "--home",
-            str(tmp_path),
-            "--name",
-            "Hana",
-            "--host",
-            "Terminal",
-            "--input",
-            "none",
-            "--output",
-            "none",
-        ],
+        start_argv("--host", "Terminal", home=tmp_path, name="Hana", silent=True),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

@@ -29,6 +29,7 @@ from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
+from p2pspaces.node.node import MIC_CHECK_S
 
 MAX_COMMAND = 64 * 1024
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
         await node.react(_text(command, "emoji"))
     elif name == "request":
         await node.request(_action(node, command))
+    elif name == "mic_check":
+        await node.mic_check(_number(command, "seconds", MIC_CHECK_S, 10))
     elif name == "rooms":
         node.events.put_nowait(RoomList(node.room_list()))
     elif name == "help":
@@ -258,11 +261,21 @@ TYPED: dict[str, tuple[str, bool]] = {
     "end": ("end", False),
 }
 WITH_ARGUMENT = {"join": "room", "host": "title", "react": "emoji"}
+ALONE = {
+    "quit": "quit",
+    "leave": "leave",
+    "state": "state",
+    "help": "help",
+    "miccheck": "mic_check",
+    "mic": "mic_check",
+}
+"""Typed commands that take nothing after them, and the command each is."""
 TYPED_HELP = (
     "commands: /hand /lower /invite NAME /yes /no /accept NAME /listener [NAME] /mute [NAME] "
     "/unmute /remove NAME /block NAME /cohost NAME /uncohost [NAME] /title TEXT /record on|off "
     "/end /react clap|heart|laugh|hundred|raised|thinking|fire|wave /leave /join ROOM "
-    "/host TITLE /state /help /quit; anything else is sent as chat"
+    "/host TITLE /state /miccheck (hear yourself as the room does) /help /quit; anything else "
+    "is sent as chat"
 )
 
 
@@ -273,8 +286,8 @@ def typed_command(text: str) -> dict[str, Any]:
     typed, _, rest = text[1:].partition(" ")
     word = typed.lower()
     rest = rest.strip()
-    if word in ("quit", "leave", "state", "help"):
-        return {"cmd": word}
+    if word in ALONE:
+        return {"cmd": ALONE[word]}
     if word in WITH_ARGUMENT:
         return {"cmd": word, WITH_ARGUMENT[word]: rest}
     if word == "title":

@@ -24,6 +24,7 @@ from p2pspaces.core.events import (
     HeardBy,
     Joined,
     Left,
+    MicCheck,
     Notice,
     Out,
     ReactionReceived,
@@ -242,6 +243,17 @@ def heard_by(event: HeardBy) -> list[Line]:
     return [Line(" ".join(words), Tone.WARN)]
 
 
+def mic_check(event: MicCheck) -> list[Line]:
+    """A microphone check, stage by stage."""
+    if event.stage == "recording":
+        return [Line(f"Microphone check: speak now, for {event.seconds:g} seconds…", Tone.ASK)]
+    if event.stage == "playing":
+        return [Line("Playing it back: this is how the room hears you.")]
+    tone = Tone.INFO if event.verdict == "good" else Tone.WARN
+    loudest = f" (loudest {event.peak_db:.0f} dBFS)" if event.verdict != "silent" else ""
+    return [Line(f"Microphone check: {event.words}{loudest}.", tone)]
+
+
 def _names(names: tuple[str, ...]) -> str:
     shown = [printable(name) for name in names[:5]]
     more = f" and {len(names) - 5} more" if len(names) > 5 else ""
@@ -275,6 +287,7 @@ class Narrator:
             Notice: lambda e: [Line(e.text)],
             Speaking: self._speaking,
             HeardBy: heard_by,
+            MicCheck: mic_check,
         }
         self._last_speaker: bytes | None = None
         self.join_addresses: tuple[str, ...] = ()

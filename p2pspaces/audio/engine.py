@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -87,6 +88,10 @@ class AudioEngine:
         """Called every tick with each stream's frame (before gain) and our own voice (if
         sent): a web gateway mixes its browser guests' audio from these."""
         self._frames: list[tuple[bytes, Pcm]] = []
+        self._check: tuple[list[Pcm], int, asyncio.Future[list[Pcm]]] | None = None
+        """A microphone check under way: the frames so far, how many it wants, its result."""
+        self._playback: deque[Pcm] = deque()
+        """Our own recorded voice, played to us alone (a microphone check)."""
         self.fault_jitter_ms = 0.0
         """Fault injection for tests (--jitter-audio): delay each incoming packet by a random
         0 to this many ms before it reaches its jitter buffer (reordering some)."""
@@ -140,8 +145,36 @@ class AudioEngine:
                     if self.frame_log is not None:
                         self.frame_log.sent[pts] = self._clock()
                 self._meter(self.me, meter, frame if sending else silence())
+                self._keep_for_check(frame)
         except Exception:
             log.exception("audio input %s failed; continuing without input", self.source.label)
+
+    # --- a microphone check ---------------------------------------------------------------
+
+    async def record_own(self, seconds: float) -> list[Pcm]:
+        """The next ``seconds`` of our input as the room would get it (after voice
+        processing), whether or not it is sent."""
+        if self._check is not None:
+            raise RuntimeError("a microphone check is already under way")
+        done: asyncio.Future[list[Pcm]] = asyncio.get_running_loop().create_future()
+        self._check = ([], max(1, round(seconds / FRAME_S)), done)
+        try:
+            return await done
+        finally:
+            self._check = None
+
+    def play_own(self, frames: list[Pcm]) -> None:
+        """Play ``frames`` here only, mixed with the room (the check's playback)."""
+        self._playback.extend(frames)
+
+    def _keep_for_check(self, frame: Pcm) -> None:
+        check = self._check
+        if check is None or check[2].done():
+            return
+        frames, wanted, done = check
+        frames.append(frame)
+        if len(frames) >= wanted:
+            done.set_result(frames)
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -232,6 +265,8 @@ class AudioEngine:
             if frame is not None:
                 frames.append((frame, self.gains.get(peer, 1.0)))
                 self._frames.append((peer, frame))
+        if self._playback:
+            frames.append((self._playback.popleft(), 1.0))  # not in the tap: ours alone
         return mix(frames)
 
     def _meter(self, member: bytes, meter: LevelMeter, frame: Pcm) -> None:

@@ -7,6 +7,7 @@ hold keep the indicator from flickering between words.  Time comes in as ``now_m
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 
@@ -65,3 +66,34 @@ class LevelMeter:
         self.speaking = wanted
         self._last_change_ms = now_ms
         return wanted
+
+
+class Verdict(enum.StrEnum):
+    """How a microphone sounds, from the loudest 20 ms of a check (:func:`verdict`)."""
+
+    SILENT = "silent"
+    QUIET = "quiet"
+    GOOD = "good"
+    LOUD = "loud"
+
+
+CHECK_SILENT_DB = -60.0
+CHECK_QUIET_DB = -40.0
+CHECK_LOUD_DB = -3.0
+
+VERDICT_WORDS = {
+    Verdict.SILENT: "nothing was heard: check that the right microphone is chosen "
+    "(p2pspaces devices lists them) and that it is not muted",
+    Verdict.QUIET: "very quiet: speak closer to the microphone or turn its level up",
+    Verdict.GOOD: "good: the room will hear you clearly",
+    Verdict.LOUD: "very loud, it may distort: move back a little or turn its level down",
+}
+
+
+def verdict(peak_db: float) -> Verdict:
+    """How a voice whose loudest 20 ms reached ``peak_db`` (dBFS) will sound to the room."""
+    if peak_db < CHECK_SILENT_DB:
+        return Verdict.SILENT
+    if peak_db < CHECK_QUIET_DB:
+        return Verdict.QUIET
+    return Verdict.LOUD if peak_db > CHECK_LOUD_DB else Verdict.GOOD

@@ -353,6 +353,30 @@ class HeardBy(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class MicCheck(Event):
+    """A microphone check: recording (speak now), playing back (listen), then done, with how
+    loud the voice was and what that means in words."""
+
+    NAME = "mic_check"
+    stage: str
+    """``recording``, ``playing`` or ``done``."""
+    seconds: float = 0.0
+    peak_db: float = -96.0
+    """The loudest 20 ms of the recording (dBFS; done only)."""
+    verdict: str = ""
+    """``silent``, ``quiet``, ``good`` or ``loud`` (done only)."""
+    words: str = ""
+    """The verdict for a person (done only)."""
+
+    def fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"stage": self.stage, "seconds": self.seconds}
+        if self.stage == "done":
+            fields |= {"peak_db": round(self.peak_db, 1), "verdict": self.verdict,
+                       "words": self.words}  # fmt: skip
+        return fields
+
+
+@dataclass(frozen=True, slots=True)
 class Quiet(Event):
     """A member stopped speaking."""
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol, Self
 
 from p2pspaces.audio.devices import Sink, Source
 from p2pspaces.audio.engine import FrameLog
+from p2pspaces.audio.level import FLOOR_DB, VERDICT_WORDS, Verdict, rms_dbfs, verdict
 from p2pspaces.core import lifecycle, room, wire
 from p2pspaces.core.context import Broadcast, Hangup, Send
 from p2pspaces.core.errors import CommandError, ErrorCode
@@ -31,6 +32,7 @@ from p2pspaces.core.events import (
     ErrorEvent,
     Event,
     Left,
+    MicCheck,
     Ready,
     RoomFound,
     StateChanged,
@@ -59,6 +61,9 @@ from p2pspaces.node.voice import voice_engine
 log = logging.getLogger(__name__)
 
 MAX_GAIN = 2.0
+MIC_CHECK_S = 3.0
+"""How long a microphone check records (and then plays back)."""
+MIC_CHECK_SLACK_S = 2.0
 HEARING_S = 1.0
 """How often a node reports what it hears to each speaker (and learns who hears it)."""
 TAKEOVER_JITTER_S = 0.2
@@ -314,6 +319,30 @@ class Node:
     def mic_level_db(self) -> float:
         """This node's input level now (dBFS), whether or not it is sent."""
         return self.audio.mic_level_db
+
+    async def mic_check(self, seconds: float = MIC_CHECK_S) -> MicCheck:
+        """Record ``seconds`` of the microphone as the room would get it (after voice
+        processing), play it back here only, and say how it sounds; each stage is an event."""
+        self.emit(MicCheck("recording", seconds))
+        try:
+            async with asyncio.timeout(seconds + MIC_CHECK_SLACK_S):
+                frames = await self.audio.record_own(seconds)
+        except TimeoutError:
+            label = self.audio.source.label
+            words = f"no sound came from the input ({label}): choose one with --input"
+            done = MicCheck("done", seconds, FLOOR_DB, str(Verdict.SILENT), words)
+            self.emit(done)
+            return done
+        except RuntimeError as exc:
+            raise CommandError(str(exc)) from None
+        peak = max((rms_dbfs(frame) for frame in frames), default=FLOOR_DB)
+        self.emit(MicCheck("playing", seconds))
+        self.audio.play_own(frames)
+        await asyncio.sleep(seconds)
+        found = verdict(peak)
+        done = MicCheck("done", seconds, peak, str(found), VERDICT_WORDS[found])
+        self.emit(done)
+        return done
 
     async def leave(self) -> None:
         """Leave the room (as authority: hand over to a co-host, or end the room)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from zeroconf.const import (
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.room import room_id_from
 from p2pspaces.net.discovery import SERVICE_TYPE, RoomAdvert, encode_txt, instance_name
+from p2pspaces.testing.command import start_argv
 from p2pspaces.testing.lan import NodeProcess
 
 MDNS = ("224.0.0.251", 5353)
@@ -117,24 +117,7 @@ class FloodResult:
 
 def node_command(home: Path, name: str, *extra: str) -> list[str]:
     """``p2pspaces start --headless`` on loopback, with no audio devices."""
-    return [
-        sys.executable,
-        "-m",
-        "p2pspaces",
-        "start",
-        "--headless",
-        "--interface",
-        "127.0.0.1",
-        "--input",
-        "none",
-        "--output",
-        "none",
-        "--name",
-        name,
-        "--home",
-        str(home / name),
-        *extra,
-    ]
+    return start_argv(*extra, home=home / name, name=name, headless=True, silent=True)
 
 
 def run_flood(tmp: Path, valid: int, forged: int, env: dict[str, str] | None = None) -> FloodResult:

@@ -20,6 +20,7 @@ from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.net import discovery
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
+from p2pspaces.testing.command import start_argv
 
 from .conftest import LOOPBACK, next_event
 
@@ -71,19 +72,7 @@ async def test_sigint_leaves_cleanly_and_withdraws_the_advert(
 ) -> None:
     watcher = await make_node("Watcher")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "p2pspaces",
-        "start",
-        "--headless",
-        "--interface",
-        LOOPBACK,
-        "--home",
-        str(tmp_path),
-        "--name",
-        "Hana",
-        "--host",
-        "Goodbye test",
+        *start_argv("--host", "Goodbye test", home=tmp_path, name="Hana", headless=True),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )

@@ -167,6 +167,10 @@ class SpacesApp(App[int]):
             return False
         return not [c for c in replica.state.cohosts if c in replica.state.members]
 
+    def action_mic_check(self) -> None:
+        """Record a few seconds of the microphone and play them back, as the room hears it."""
+        self.do(self.node.mic_check())
+
     def action_help(self) -> None:
         """Every key, in one place."""
         self.push_screen(HelpScreen())

@@ -85,6 +85,8 @@ LOBBY = (
     Key("a", "address", "Join by address",
         "join by the address on the host's screen (when no Space shows up)", footer=True),
     Key("f1", "app.help", "Help", "every key, in one place", footer=True),
+    Key("ctrl+t", "app.mic_check", "Mic check", "hear yourself as the room does: 3 s recorded, "
+        "then played back", title="Microphone check (hear yourself)"),
     Key("ctrl+q", "app.quit_app", "Quit", "quit", footer=True),
 )  # fmt: skip
 
@@ -108,6 +110,8 @@ ROOM = (
     Key("pagedown", "scroll_log(1)", "Scroll chat down", "scroll the chat and activity down",
         display="PgDn"),
     Key("w", "phones", "Phones", "how phones join from their browser (QR code)", footer=True),
+    Key("ctrl+t", "app.mic_check", "Mic check", "hear yourself as the room does: 3 s recorded, "
+        "then played back", title="Microphone check (hear yourself)"),
     Key("ctrl+e", "headphones", "Headphones", "you wear headphones: echo cancellation off "
         "(again: back on)", title="Headphones (echo cancellation off or on)"),
     Key("i", "invite", "Invite", "invite the selected person to speak", Who.MODERATORS,

@@ -22,6 +22,14 @@ from p2pspaces.app.tui.base import spaces
 from p2pspaces.app.tui.chatline import ChatLine, sent
 from p2pspaces.app.tui.dialogs import Confirm, Invitation, PhonesDialog, TitleDialog
 from p2pspaces.app.tui.keys import EMOJI, ROOM, Key, Who, bindings
+from p2pspaces.app.tui.layout import (
+    PEOPLE_CHROME,
+    bar_details,
+    columns,
+    fit_bar,
+    fit_row,
+    meter,
+)
 from p2pspaces.app.words import Line, Tone, called, glyph, printable, role_word
 from p2pspaces.audio.processing import processor_of
 from p2pspaces.core.events import HeardBy
@@ -42,63 +50,6 @@ TONE_STYLE = {
     Tone.WARN: "yellow",
     Tone.ERROR: "bold red",
 }
-
-
-def meter(level_db: float, width: int = 16) -> Text:
-    """A level bar from -60 dBFS (empty) to 0 dBFS (full)."""
-    filled = max(0, min(width, round((level_db + 60) / 60 * width)))
-    bar = Text("█" * filled, style="green" if level_db < -6 else "bold red")
-    bar.append("░" * (width - filled), style="dim")
-    return bar
-
-
-PEOPLE_CHROME = 1 + 2 + 3 * 2
-"""Cells of a people list that are not names or flags: the border, the dot, cell padding."""
-NAME_MIN = 6
-
-
-def _fit_row(name: Text, flags: Text, width: int) -> tuple[Text, Text]:
-    """A person's name and flags within ``width`` cells: the name is cut first (its short
-    fingerprint and marks are kept), so that a role is never cut to "hos"."""
-    if width <= 0 or name.cell_len + 1 + flags.cell_len <= width:
-        return name, flags
-    marks = [span for span in name.spans if span.style == "mark"]
-    tail = name[marks[0].start :] if marks else Text()
-    head = name[: marks[0].start] if marks else name
-    room = max(NAME_MIN, width - 1 - flags.cell_len - tail.cell_len)
-    head.truncate(room, overflow="ellipsis")
-    cut = head + tail
-    if cut.cell_len + 1 + flags.cell_len > width:
-        flags = flags.copy()
-        flags.truncate(max(0, width - 1 - cut.cell_len), overflow="ellipsis")
-    return cut, flags
-
-
-def _columns(table: DataTable[Text | str], name: int = 4, flags: int = 5) -> None:
-    """The people list's columns, ``name`` and ``flags`` cells wide (given, not measured by
-    the table later: a table measures after it first draws, and drew names cut meanwhile)."""
-    table.add_column("", key="dot", width=2)
-    table.add_column("name", key="name", width=name)
-    table.add_column("flags", key="flags", width=flags)
-
-
-TITLE_MIN = 12
-BAR_NAME_MAX = 16
-"""The most cells of the host's name in the room bar (the join address must fit)."""
-"""The fewest cells of the title the room bar keeps before it cuts anything else."""
-
-
-def _bar(title: str, rest: Text, width: int) -> Text:
-    """The room bar: the title cut (with an ellipsis) so that what follows it fits ``width``;
-    on a very narrow screen, what follows is cut instead."""
-    room = max(TITLE_MIN, width - rest.cell_len)
-    bar = Text(title, style="bold")
-    if bar.cell_len > room:
-        bar.truncate(room, overflow="ellipsis")
-    bar.append_text(rest)
-    if width > 0 and bar.cell_len > width:
-        bar.truncate(width, overflow="ellipsis")
-    return bar
 
 
 class RoomScreen(Screen[None]):
@@ -148,7 +99,7 @@ class RoomScreen(Screen[None]):
         table: DataTable[Text | str] = DataTable(
             id=name, cursor_type="row", show_header=False, classes="people"
         )
-        _columns(table)
+        columns(table)
         return table
 
     def on_mount(self) -> None:
@@ -221,33 +172,20 @@ class RoomScreen(Screen[None]):
         state = self.state
         if state is None:
             return
-        rest = Text()
-        if state.recording:
-            rest.append("  REC ", style="bold white on red")
-        host = state.members.get(state.host)
-        replica = spaces(self.app).node.replica
-        signed_name = replica.host_name if replica is not None else short_fingerprint(state.host)
-        host_name = Text(printable(host.name if host is not None else signed_name))
-        host_name.truncate(BAR_NAME_MAX, overflow="ellipsis")
-        rest.append(f"  hosted by {host_name.plain}", style="dim")
-        if state.authority != state.host:
-            acting = state.members.get(state.authority)
-            name = printable(acting.name) if acting else short_fingerprint(state.authority)
-            rest.append(f"  acting host: {name}", style="yellow")
-        me = state.members.get(NodeId(self.me))
-        heard = self.heard
-        if heard is not None and heard.of and me is not None and me.role is not Role.LISTENER:
-            style = "green" if heard.heard == heard.of else "bold yellow"
-            rest.append(f"  heard by {heard.heard} of {heard.of}", style=style)
         node = spaces(self.app).node
-        address = node.join_address()
-        if address is not None:
-            rest.append(f"  join address: {address}", style="cyan")
+        replica = node.replica
+        signed_name = replica.host_name if replica is not None else short_fingerprint(state.host)
         web = web_of(node)
-        if web is not None and web.info is not None:
-            rest.append(f"  phones: {web.info.http} (W)", style="green")
+        rest = bar_details(
+            state,
+            self.me,
+            signed_name,
+            heard=self.heard,
+            address=node.join_address(),
+            phones=web.info.http if web is not None and web.info is not None else None,
+        )
         self.query_one("#roombar", Static).update(
-            _bar(printable(state.title), rest, self.size.width - 2)
+            fit_bar(printable(state.title), rest, self.size.width - 2)
         )
         self._draw_people()
 
@@ -276,8 +214,8 @@ class RoomScreen(Screen[None]):
         table.clear(columns=True)  # widths from the rows of now, not the widest ever seen
         width = self.query_one("#people").size.width - PEOPLE_CHROME
         rows = [(node, self._row(node)) for node in nodes]
-        fitted = [(node, dot, *_fit_row(who, flags, width)) for node, (dot, who, flags) in rows]
-        _columns(
+        fitted = [(node, dot, *fit_row(who, flags, width)) for node, (dot, who, flags) in rows]
+        columns(
             table,
             max([4, *(who.cell_len for _, _, who, _ in fitted)]),
             max([5, *(flags.cell_len for _, _, _, flags in fitted)]),
