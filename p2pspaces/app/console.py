@@ -29,7 +29,7 @@ from p2pspaces.core.identity import NodeId, fingerprint, short_fingerprint
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
-from p2pspaces.node.node import MIC_CHECK_S
+from p2pspaces.node.voice import MIC_CHECK_S
 
 MAX_COMMAND = 64 * 1024
 log = logging.getLogger(__name__)

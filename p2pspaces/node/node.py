@@ -23,7 +23,6 @@ from typing import Any, Protocol, Self
 
 from p2pspaces.audio.devices import Sink, Source
 from p2pspaces.audio.engine import FrameLog
-from p2pspaces.audio.level import FLOOR_DB, VERDICT_WORDS, Verdict, rms_dbfs, verdict
 from p2pspaces.core import lifecycle, room, wire
 from p2pspaces.core.context import Broadcast, Hangup, Send
 from p2pspaces.core.errors import CommandError, ErrorCode
@@ -56,16 +55,11 @@ from p2pspaces.node.joining import Joining
 from p2pspaces.node.links import LinkKeeper
 from p2pspaces.node.people import PeopleBook
 from p2pspaces.node.recorder import RoomRecorder
-from p2pspaces.node.voice import voice_engine
+from p2pspaces.node.voice import MIC_CHECK_S, mic_check, report_hearing, voice_engine
 
 log = logging.getLogger(__name__)
 
 MAX_GAIN = 2.0
-MIC_CHECK_S = 3.0
-"""How long a microphone check records (and then plays back)."""
-MIC_CHECK_SLACK_S = 2.0
-HEARING_S = 1.0
-"""How often a node reports what it hears to each speaker (and learns who hears it)."""
 TAKEOVER_JITTER_S = 0.2
 """Co-hosts of equal rank spread their takeover turns over this much (drawn once per node)."""
 
@@ -197,7 +191,7 @@ class Node:
             self.spawn(self.advert.run(self.port))
         self.spawn(self._run_timers())
         self.spawn(self.links.watch(self.clock))
-        self.spawn(self._hearing())
+        self.spawn(report_hearing(self.audio, self.session, self.clock, self.pump))
         self.audio.start()
         self.emit(Ready(self.node_id, self.name, self.port, self.addresses))
         for service in self.services:
@@ -321,28 +315,9 @@ class Node:
         return self.audio.mic_level_db
 
     async def mic_check(self, seconds: float = MIC_CHECK_S) -> MicCheck:
-        """Record ``seconds`` of the microphone as the room would get it (after voice
-        processing), play it back here only, and say how it sounds; each stage is an event."""
-        self.emit(MicCheck("recording", seconds))
-        try:
-            async with asyncio.timeout(seconds + MIC_CHECK_SLACK_S):
-                frames = await self.audio.record_own(seconds)
-        except TimeoutError:
-            label = self.audio.source.label
-            words = f"no sound came from the input ({label}): choose one with --input"
-            done = MicCheck("done", seconds, FLOOR_DB, str(Verdict.SILENT), words)
-            self.emit(done)
-            return done
-        except RuntimeError as exc:
-            raise CommandError(str(exc)) from None
-        peak = max((rms_dbfs(frame) for frame in frames), default=FLOOR_DB)
-        self.emit(MicCheck("playing", seconds))
-        self.audio.play_own(frames)
-        await asyncio.sleep(seconds)
-        found = verdict(peak)
-        done = MicCheck("done", seconds, peak, str(found), VERDICT_WORDS[found])
-        self.emit(done)
-        return done
+        """Record ``seconds`` of the microphone as the room would get it, play it back here
+        only, and say how it sounds (see :func:`~p2pspaces.node.voice.mic_check`)."""
+        return await mic_check(self.audio, seconds, self.emit)
 
     async def leave(self) -> None:
         """Leave the room (as authority: hand over to a co-host, or end the room)."""
@@ -460,19 +435,6 @@ class Node:
             if due is not None and self.clock() >= due:
                 self.session.handle_timer(self.clock())
                 self.pump()
-
-    async def _hearing(self) -> None:
-        """Once a second: tell each speaker how loud we play it, and, while we speak, learn
-        who hears us (see :mod:`p2pspaces.core.hearing`)."""
-        hearing = self.session.hearing
-        while True:
-            await asyncio.sleep(HEARING_S)
-            meters = self.audio.meters
-            own = meters.get(self.node_id)
-            played = {m: meter.take_peak() for m, meter in meters.items() if m != self.node_id}
-            hearing.report(played)
-            hearing.tick(own is not None and own.speaking, self.clock())
-            self.pump()
 
     def emit(self, event: Event) -> None:
         """Send an event to the watchers and the front end."""

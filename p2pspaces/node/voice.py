@@ -1,14 +1,18 @@
 """The audio engine, hooked to the room session: whose audio is sent and played (the signed
-state decides), and speaking indicators as events."""
+state decides), speaking indicators as events, the reports of how loud we play each speaker
+("heard by"), and the microphone check."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
 from p2pspaces.audio.engine import AudioEngine
+from p2pspaces.audio.level import FLOOR_DB, VERDICT_WORDS, Verdict, rms_dbfs, verdict
 from p2pspaces.core import lifecycle
-from p2pspaces.core.events import Event, Quiet, Speaking
+from p2pspaces.core.errors import CommandError
+from p2pspaces.core.events import Event, MicCheck, Quiet, Speaking
 from p2pspaces.core.session import RoomSession
 from p2pspaces.node.config import Faults
 
@@ -48,3 +52,51 @@ def voice_engine(
     engine.may_send = lambda: session.may_speak(session.me)
     engine.allowed = session.may_speak
     return engine
+
+
+MIC_CHECK_S = 3.0
+"""How long a microphone check records (and then plays back)."""
+MIC_CHECK_SLACK_S = 2.0
+"""How much longer than that the input may take before it counts as giving no sound."""
+HEARING_S = 1.0
+"""How often a node reports what it hears to each speaker (and learns who hears it)."""
+
+
+async def mic_check(engine: AudioEngine, seconds: float, emit: Callable[[Event], None]) -> MicCheck:
+    """Record ``seconds`` of the input as the room would get it (after voice processing), play
+    it back on this node only, and say how it sounds; each stage is an event."""
+    emit(MicCheck("recording", seconds))
+    try:
+        async with asyncio.timeout(seconds + MIC_CHECK_SLACK_S):
+            frames = await engine.record_own(seconds)
+    except TimeoutError:
+        words = f"no sound came from the input ({engine.source.label}): choose one with --input"
+        done = MicCheck("done", seconds, FLOOR_DB, str(Verdict.SILENT), words)
+        emit(done)
+        return done
+    except RuntimeError as exc:
+        raise CommandError(str(exc)) from None
+    peak = max((rms_dbfs(frame) for frame in frames), default=FLOOR_DB)
+    emit(MicCheck("playing", seconds))
+    engine.play_own(frames)
+    await asyncio.sleep(seconds)
+    found = verdict(peak)
+    done = MicCheck("done", seconds, peak, str(found), VERDICT_WORDS[found])
+    emit(done)
+    return done
+
+
+async def report_hearing(
+    engine: AudioEngine, session: RoomSession, clock: Callable[[], float], pump: Callable[[], None]
+) -> None:
+    """Once a second, for ever: tell each speaker how loud we play it, and, while we speak,
+    learn who hears us (see :mod:`p2pspaces.core.hearing`)."""
+    hearing = session.hearing
+    while True:
+        await asyncio.sleep(HEARING_S)
+        meters = engine.meters
+        own = meters.get(session.me)
+        played = {m: meter.take_peak() for m, meter in meters.items() if m != session.me}
+        hearing.report(played)
+        hearing.tick(own is not None and own.speaking, clock())
+        pump()

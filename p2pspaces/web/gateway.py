@@ -328,7 +328,7 @@ class WebGateway:
             await self._on_offer(guest, guest.key, frame.sdp)
         elif isinstance(frame, Volume):
             self.mixer.set_volume(guest.key, frame.source, frame.gain)
-        elif isinstance(frame, Heard):
+        elif isinstance(frame, Heard) and self.book.may_report(guest.key, self._clock()):
             self.node.guests.heard(guest.key, frame.level_db, self.speaking)
 
     async def _on_hello(self, guest: Guest, key: NodeId) -> None:

@@ -24,6 +24,9 @@ TEXT_MAX = 32 * 1024
 """A JSON frame from a page: an SDP offer is the biggest (a few KB)."""
 BINARY_MAX = 4096
 """A signed envelope from a page: a request, a chat line (500 characters) or a reaction."""
+HEARD_GAP_S = 0.9
+"""A page's hearing reports are passed on at most this often (each becomes a message to every
+speaker: a page must not be able to make its gateway flood them)."""
 PAGES_OVER_GUESTS = 5
 """Open sockets a gateway keeps beyond its guests (pages not yet proven, or on their way)."""
 
@@ -195,6 +198,7 @@ class GuestBook(Generic[P]):
         self.pages: set[P] = set()
         self.guests: dict[NodeId, P] = {}
         """Proven pages by guest key (one tab per key: a newer one replaces the older)."""
+        self._heard_at: dict[NodeId, float] = {}
         self._waiting: set[NodeId] = set()
         """Guests whose page went away, in their grace."""
 
@@ -231,6 +235,7 @@ class GuestBook(Generic[P]):
         if key is None or self.guests.get(key) is not page:
             return Gone.NOTHING
         del self.guests[key]
+        self._heard_at.pop(key, None)
         if not in_room:
             return Gone.NOTHING
         if page.bye:
@@ -244,8 +249,17 @@ class GuestBook(Generic[P]):
         key = page.key
         if key is not None and self.guests.get(key) is page:
             del self.guests[key]
+            self._heard_at.pop(key, None)
             return True
         return False
+
+    def may_report(self, key: NodeId, now: float) -> bool:
+        """Whether the guest's hearing report may go on now (at most one per
+        :data:`HEARD_GAP_S`)."""
+        if key not in self.guests or now - self._heard_at.get(key, -HEARD_GAP_S) < HEARD_GAP_S:
+            return False
+        self._heard_at[key] = now
+        return True
 
     def grace_over(self, key: NodeId) -> bool:
         """``key``'s grace ended; returns whether to drop it (its page did not come back)."""

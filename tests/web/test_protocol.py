@@ -160,3 +160,14 @@ def test_a_guest_put_out_by_a_change_is_told_why_and_others_are_not() -> None:
         (tabs[gia], "you left the Space", "leave")
     ]
     assert book.put_out(StateChanged(blocked)) == []  # a snapshot names no one
+
+
+def test_a_page_cannot_make_its_gateway_flood_the_speakers_with_reports() -> None:
+    book: GuestBook[Tab] = GuestBook(GATEWAY.node_id, max_guests=5, grace_s=20)
+    gus = NodeId(os.urandom(32))
+    tab = Tab()
+    book.opened(tab)
+    assert book.may_report(gus, 0.0) is False  # not a guest (yet)
+    book.proven(tab, gus)
+    passed = [now for now in [n * 0.05 for n in range(100)] if book.may_report(gus, now)]
+    assert 5 <= len(passed) <= 6  # 5 s of 20 reports a second: about one a second goes on
