@@ -104,9 +104,9 @@ FORGE_JS = """async ([kind, target]) => {
   const request = w.request(room, epoch, Date.now(), kind, target ? w.unhex(target) : null);
   if (kind === 'leave') {  // signed by a key that is not this guest's
     const stranger = await w.keyFromSeed('11'.repeat(32));
-    p.ws.send(await w.seal(stranger, request));
+    p.conn.ws.send(await w.seal(stranger, request));
   } else {
-    p.ws.send(await w.seal(p.key, request));
+    p.conn.ws.send(await w.seal(p.key, request));
   }
 }"""
 
