@@ -251,7 +251,8 @@ def mic_check(event: MicCheck) -> list[Line]:
         return [Line("Playing it back: this is how the room hears you.")]
     tone = Tone.INFO if event.verdict == "good" else Tone.WARN
     loudest = f" (loudest {event.peak_db:.0f} dBFS)" if event.verdict != "silent" else ""
-    return [Line(f"Microphone check: {event.words}{loudest}.", tone)]
+    words = event.words[:1].upper() + event.words[1:]
+    return [Line(f"Microphone check done. {words}{loudest}.", tone)]
 
 
 def _names(names: tuple[str, ...]) -> str:
