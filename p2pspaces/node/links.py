@@ -4,6 +4,8 @@ needs are closed, and links it hangs up get their last messages out first."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -21,6 +23,34 @@ from p2pspaces.node.directory import RoomDirectory
 
 REFUSALS_MAX = 64
 """Distinct refusal reasons reported (each once)."""
+
+
+log = logging.getLogger(__name__)
+
+LATE_KEPT = 64
+"""Late wakings remembered (more than a window's worth only under constant starvation)."""
+LATE_S = 0.25
+"""A watch that wakes this much later than asked counts the difference as time we lost."""
+
+
+class Lateness:
+    """How far behind this node fell lately: each watch notes how late it woke, and the sum
+    over the last ``window_s`` is what a peer's silence is forgiven (it spoke; we did not
+    listen)."""
+
+    def __init__(self, window_s: float) -> None:
+        self._window_s = window_s
+        self._late: deque[tuple[float, float]] = deque(maxlen=LATE_KEPT)
+
+    def note(self, now: float, late_s: float) -> float:
+        """The watch woke ``late_s`` late at ``now``; returns the allowance now."""
+        if late_s > LATE_S:
+            if not self._late:
+                log.warning("this node fell %.1f s behind (short of CPU?); links wait", late_s)
+            self._late.append((now, late_s))
+        while self._late and now - self._late[0][0] > self._window_s + self._late[0][1]:
+            self._late.popleft()
+        return sum(late for _, late in self._late)
 
 
 class LinkKeeper:
@@ -84,11 +114,23 @@ class LinkKeeper:
         return self._directory.advert_of(peer) or self._session.contact_of(peer)
 
     async def watch(self, clock: Callable[[], float]) -> None:
-        """Drop silent links (aiortc alone notices only after ~30 s) and redial, for ever."""
+        """Drop silent links (aiortc alone notices only after ~30 s) and redial, for ever.
+
+        Our own lateness is not our peers' silence: when this node falls behind (short of CPU,
+        or suspended), the time it lost is added to what a peer may stay silent (see
+        :class:`Lateness`), so that a busy node does not drop its links and then spend what
+        CPU it has on redialing them all."""
         timing = self._timing
+        late = Lateness(timing.peer_timeout_s)
+        last = clock()
         while True:
             await asyncio.sleep(timing.heartbeat_s)
-            self._mesh.check_liveness(clock(), timing.peer_timeout_s, self.dialer.fell_silent)
+            now = clock()
+            allowance = late.note(now, now - last - timing.heartbeat_s)
+            last = now
+            self._mesh.check_liveness(
+                now, timing.peer_timeout_s + allowance, self.dialer.fell_silent
+            )
             self.ensure(drop_unneeded=True)
 
     def authority_address(self) -> str | None:

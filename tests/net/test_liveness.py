@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.net import discovery
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
+from p2pspaces.node.links import Lateness
 from p2pspaces.testing.command import start_argv
 
 from .conftest import LOOPBACK, next_event
@@ -145,3 +147,33 @@ def _seen(node: Any) -> list[Any]:
     while not node.events.empty():
         events.append(node.events.get_nowait())
     return events
+
+
+async def test_a_node_that_falls_behind_does_not_drop_its_links_for_its_own_lateness(
+    make_node: Callable[..., Any],
+) -> None:
+    """The whole process is starved for longer than the peer timeout (a laptop short of CPU,
+    or suspended a moment): when it runs again, its peers' messages are still unread, but the
+    time it lost is not their silence: no link is dropped, nobody redials, nobody leaves."""
+    fast = Timing(peer_timeout_s=2.0)
+    host = await make_node("Hana", timing=fast)
+    ann = await make_node("Ann", timing=fast)
+    room_id = await host.host("Busy laptop")
+    await ann.join(room_id.hex())
+    await next_event(host, StateChanged, lambda e: ann.node_id in e.state.members)
+    await asyncio.sleep(1.0)
+    links = {node.name: dict(node.mesh.links) for node in (host, ann)}
+    time.sleep(3.0)  # noqa: ASYNC251 - the point: this event loop gets no CPU for 3 s
+    await asyncio.sleep(3.0)  # the watches run again, twice the timeout after the stall
+    for node in (host, ann):
+        assert dict(node.mesh.links) == links[node.name], f"{node.name} dropped a link"
+    assert host.replica is not None and ann.node_id in host.replica.state.members
+
+
+def test_lateness_is_forgiven_only_for_as_long_as_it_lasted() -> None:
+    late = Lateness(window_s=5.0)
+    assert late.note(10.0, 0.1) == 0  # a little late: nothing to forgive
+    assert late.note(13.0, 3.0) == 3.0  # asleep 3 s: peers get 3 s more
+    assert late.note(16.0, 1.0) == 4.0
+    assert late.note(21.5, 0.0) == 1.0  # the 3 s are long past
+    assert late.note(40.0, 0.0) == 0
