@@ -441,6 +441,12 @@ class RoomSession:
         ]
         return min(due) if due else None
 
+    def fell_behind(self, late_s: float, now: float) -> None:
+        """The shell ran ``late_s`` late (short of CPU, or suspended): what it did not hear
+        meanwhile may still be unread, so nobody's silence counts from that time (the
+        authority's lease, and with it a takeover, waits that much longer)."""
+        self.succession.forgive(late_s, now)
+
     def handle_timer(self, now: float) -> None:
         """Run whatever is due: heartbeats, a takeover turn, grace drops."""
         if self._heartbeat_at is not None and now >= self._heartbeat_at:

@@ -58,6 +58,11 @@ class Succession:
         if state is not None and peer == state.authority:
             self.last_heard = now
 
+    def forgive(self, late_s: float, now: float) -> None:
+        """This node fell ``late_s`` behind (short of CPU, or suspended): the authority's
+        messages of that time are still unread, so its lease runs on by that much."""
+        self.last_heard = min(now, self.last_heard + late_s)
+
     def reset(self, now: float) -> None:
         """The authority changed or the room was (re)joined: start the lease afresh."""
         self.last_heard = now

@@ -52,7 +52,7 @@ from p2pspaces.node.directory import RoomDirectory, RoomListing
 from p2pspaces.node.guests import GuestRelay
 from p2pspaces.node.home import HostedRoom
 from p2pspaces.node.joining import Joining
-from p2pspaces.node.links import LinkKeeper
+from p2pspaces.node.links import LATE_S, LinkKeeper
 from p2pspaces.node.people import PeopleBook
 from p2pspaces.node.recorder import RoomRecorder
 from p2pspaces.node.voice import MIC_CHECK_S, mic_check, report_hearing, voice_engine
@@ -432,9 +432,13 @@ class Node:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
-            if due is not None and self.clock() >= due:
-                self.session.handle_timer(self.clock())
-                self.pump()
+            now = self.clock()
+            if due is None or now < due:
+                continue
+            if now - due > LATE_S:  # we were starved: our lateness is not others' silence
+                self.session.fell_behind(now - due, now)
+            self.session.handle_timer(now)
+            self.pump()
 
     def emit(self, event: Event) -> None:
         """Send an event to the watchers and the front end."""

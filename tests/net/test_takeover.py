@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from p2pspaces.core.events import (
 )
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.room import Member, Role
-from p2pspaces.core.settings import Timing
+from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
@@ -207,3 +208,25 @@ async def test_a_handover_does_not_report_the_room_lost_to_its_new_host(
     assert [e for e in after if isinstance(e, RoomLost)] == []
     assert room_id in ann.rooms  # the others see it advertised by its new host
     assert ann.rooms[room_id].advert.node_id == cody.node_id
+
+
+async def test_a_cohost_starved_of_cpu_does_not_take_the_room_from_a_live_host(
+    make_node: Callable[..., Any],
+) -> None:
+    """The process is starved for longer than the host's lease: when it runs again, the
+    host's heartbeats of that time are still unread, and the co-host's lateness is not the
+    host's silence: no takeover, the same authority and epoch."""
+    host, cora, ann = await make_node("Hana"), await make_node("Cora"), await make_node("Ann")
+    room = await host.host("Busy hall")
+    for node in (cora, ann):
+        await node.join(room.hex())
+    await _promote(host, cora, cohost=True)
+    await asyncio.sleep(1.5)
+    assert cora.replica is not None
+    epoch = cora.replica.state.epoch
+    time.sleep(DEFAULT_TIMING.lease_s + 1.5)  # noqa: ASYNC251 - no CPU for this event loop
+    await asyncio.sleep(DEFAULT_TIMING.lease_s + 1.0)
+    for node in (host, cora, ann):
+        state = node.replica.state if node.replica else None
+        assert state is not None, f"{node.name} is out of the room"
+        assert (state.authority, state.epoch) == (host.node_id, epoch), f"{node.name}'s view"
