@@ -15,6 +15,11 @@ from p2pspaces.audio.opus import Pcm
 SPOKEN = "Welcome to the Friday demo. Peer to peer spaces carry voices across the room."
 
 
+OTHER_SPOKEN = (
+    "The quick brown fox jumps over the lazy dog, while the band plays on the stage tonight"
+)
+
+
 def chirp(seconds: float = 3.0, start: float = 200.0, stop: float = 3000.0) -> Pcm:
     """A sweep with a syllable-like envelope: aligns unambiguously."""
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
@@ -34,10 +39,13 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE, channels
     return path
 
 
-def speech(path: Path) -> Path:
-    """Speech made with espeak-ng (as CI installs it), else a voice-like chirp."""
+def speech(path: Path, *, other: bool = False) -> Path:
+    """Speech made with espeak-ng (as CI installs it), else a voice-like chirp.  ``other``: a
+    second talker (another voice, other words), for the far end of a conversation."""
     espeak = shutil.which("espeak-ng")
     if espeak is not None:
-        subprocess.run([espeak, "-w", str(path), SPOKEN], check=True, timeout=30)
+        voice = ["-v", "en+f3", "-p", "70"] if other else []
+        words = OTHER_SPOKEN if other else SPOKEN
+        subprocess.run([espeak, *voice, "-w", str(path), words], check=True, timeout=30)
         return path
-    return write_wav(path, chirp(4.0) / 32767)
+    return write_wav(path, chirp(4.0, 500.0, 4000.0 if other else 3000.0) / 32767)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
+from p2pspaces.audio.analysis import chunk_correlations
 from p2pspaces.audio.devices import ClipSource, load_audio
 from p2pspaces.audio.processing import (
     ProcessingSettings,
@@ -57,6 +58,23 @@ def test_the_rooms_echo_of_the_laptops_own_speaker_is_cancelled(voice: np.ndarra
     converged = slice(8 * SAMPLE_RATE, 12 * SAMPLE_RATE)
     erle_db = 10 * np.log10(power(echo[converged]) / power(out[converged]))
     assert erle_db >= 30, f"echo return loss enhancement {erle_db:.1f} dB"
+
+
+def test_in_double_talk_the_near_end_voice_survives(voice: np.ndarray, tmp_path: Path) -> None:
+    """Both talk at once: the far end's voice through the room's echo, and the near talker.
+    What the room gets keeps the near voice, compared per second with the clean voice
+    high-passed as the stage does (the filter that takes out rumble is meant to change the
+    waveform: alone it keeps 0.80 of the raw voice's correlation).  Measured 0.70 for this
+    pair of talkers (0.85 for a lower far voice): short of the 0.85 aimed at in every case
+    (issue 21, still open); this guards against it getting worse."""
+    far_clip = load_audio(speech(tmp_path / "far.wav", other=True)).astype(np.float64)
+    far = np.tile(far_clip, 1 + len(voice) // len(far_clip))[: len(voice)]
+    out = run(VoiceProcessor(), voice + room_echo(far), far)
+    filtered = ProcessingSettings(headphones=True, noise_suppression=False, auto_gain=False)
+    reference = run(VoiceProcessor(filtered), voice, np.zeros_like(voice))  # high-passed only
+    later = slice(6 * SAMPLE_RATE, len(out))  # once converged
+    kept = float(np.median(chunk_correlations(out[later], reference[later].astype(np.int16))))
+    assert kept >= 0.65, f"the near voice keeps {kept:.2f}"
 
 
 def test_with_headphones_nothing_is_cancelled(voice: np.ndarray) -> None:
