@@ -17,7 +17,7 @@ from p2pspaces.core.identity import NodeId
 from p2pspaces.core.member import MISBEHAVED
 from p2pspaces.core.session import RoomSession
 from p2pspaces.core.settings import Timing
-from p2pspaces.net.mesh import Mesh
+from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.node.dialer import Dialer, Reachable
 from p2pspaces.node.directory import RoomDirectory
 
@@ -51,6 +51,65 @@ class Lateness:
         while self._late and now - self._late[0][0] > self._window_s + self._late[0][1]:
             self._late.popleft()
         return sum(late for _, late in self._late)
+
+
+class MeshNews:
+    """The mesh's handler: who may link, links up and down, and what comes over them, passed
+    to the session (and a browser guest's relayed voice to whoever plays it)."""
+
+    def __init__(
+        self,
+        session: RoomSession,
+        timing: Timing,
+        clock: Callable[[], float],
+        pump: Callable[[], None],
+        *,
+        misbehaved: Callable[[NodeId, float], bool],
+        voice: Callable[[Link, bytes], None],
+    ) -> None:
+        self._session = session
+        self._timing = timing
+        self._clock = clock
+        self._pump = pump
+        self._misbehaved = misbehaved
+        self._voice = voice
+        self.stopped = False
+        """The node is stopping: links that go now change nothing in the room."""
+
+    def admit(self, peer_id: NodeId) -> str | None:
+        """Who may connect: see :meth:`RoomSession.admit`; flooders are kept out a while."""
+        penalty = self._timing.penalty_s
+        if self._misbehaved(peer_id, penalty):
+            return f"dropped for misbehaving; try again in {penalty:.0f} s"
+        return self._session.admit(peer_id)
+
+    def on_link_up(self, link: Link) -> None:
+        """A peer's control channel is open."""
+        if not self.stopped:
+            self._session.link_up(link.peer_id, self._clock())
+            self._pump()
+
+    def on_link_down(self, peer_id: NodeId, reason: str) -> None:
+        """A peer's link is gone."""
+        if self.stopped:
+            return
+        flooded = self._misbehaved(peer_id, self._timing.penalty_s)
+        self._session.link_down(peer_id, reason, self._clock(), misbehaved=flooded)
+        self._pump()
+
+    def on_message(self, link: Link, data: bytes) -> None:
+        """One control message (size and rate already checked by the mesh)."""
+        self._session.receive(link.peer_id, data, self._clock())
+        self._pump()
+
+    def on_voice(self, link: Link, data: bytes) -> None:
+        """A browser guest's voice frame relayed by ``link``'s node."""
+        self._voice(link, data)
+
+    def refused(self, peer: NodeId, reason: str) -> None:
+        """A peer would not link with us."""
+        self._session.link_refused(peer, reason)
+        self._pump()
 
 
 class LinkKeeper:

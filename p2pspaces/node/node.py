@@ -44,7 +44,7 @@ from p2pspaces.core.session import RoomSession
 from p2pspaces.core.wire import Action, RoomId
 from p2pspaces.net import ice
 from p2pspaces.net.discovery import Discovery, DiscoveryEvent, RoomAdvert
-from p2pspaces.net.mesh import Link, Mesh
+from p2pspaces.net.mesh import Mesh
 from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.node.advert import AdvertKeeper, room_advert
 from p2pspaces.node.config import NodeConfig
@@ -52,7 +52,7 @@ from p2pspaces.node.directory import RoomDirectory, RoomListing
 from p2pspaces.node.guests import GuestRelay
 from p2pspaces.node.home import HostedRoom
 from p2pspaces.node.joining import Joining
-from p2pspaces.node.links import LATE_S, LinkKeeper
+from p2pspaces.node.links import LATE_S, LinkKeeper, MeshNews
 from p2pspaces.node.people import PeopleBook
 from p2pspaces.node.recorder import RoomRecorder
 from p2pspaces.node.voice import MIC_CHECK_S, mic_check, report_hearing, voice_engine
@@ -109,7 +109,16 @@ class Node:
         self.session = RoomSession(
             identity, self.name, self.timing, jitter_s=jitter, counter_base=_now_ms()
         )
-        self.mesh = Mesh(identity, self.name, clock, self, penalty_s=self.timing.penalty_s)
+        # The mesh and the guest relay are made after the mesh's handler: looked up late.
+        self.news = MeshNews(
+            self.session,
+            self.timing,
+            clock,
+            self.pump,
+            misbehaved=lambda peer, within: self.mesh.misbehaved(peer, within),  # noqa: PLW0108
+            voice=lambda link, data: self.guests.on_voice(link, data),  # noqa: PLW0108
+        )
+        self.mesh = Mesh(identity, self.name, clock, self.news, penalty_s=self.timing.penalty_s)
         self.mesh.source = config.interface
         self.audio = voice_engine(
             self.session, source, sink, clock=clock, emit=self.emit, faults=config.faults
@@ -139,7 +148,7 @@ class Node:
             clock=clock,
             spawn=self.spawn,
             emit=self.emit,
-            on_refused=self._link_refused,
+            on_refused=self.news.refused,
         )
         self.joining = Joining(self)
         self.guests = GuestRelay(self, self.advert.changed)
@@ -204,7 +213,7 @@ class Node:
         if lifecycle.in_room(self.session.phase):
             with contextlib.suppress(CommandError):
                 await self.leave()
-        self._stopped = self.links.stopped = True
+        self._stopped = self.links.stopped = self.news.stopped = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -325,42 +334,6 @@ class Node:
         self.pump()
         await self.links.flush()
         self.session.finish_leaving()
-        self.pump()
-
-    # --- the mesh's news (MeshHandler) ---------------------------------------------------
-
-    def admit(self, peer_id: NodeId) -> str | None:
-        """Who may connect: see :meth:`RoomSession.admit`; flooders are kept out a while."""
-        if self.mesh.misbehaved(peer_id, self.timing.penalty_s):
-            return f"dropped for misbehaving; try again in {self.timing.penalty_s:.0f} s"
-        return self.session.admit(peer_id)
-
-    def on_link_up(self, link: Link) -> None:
-        """A peer's control channel is open."""
-        if not self._stopped:
-            self.session.link_up(link.peer_id, self.clock())
-            self.pump()
-
-    def on_link_down(self, peer_id: NodeId, reason: str) -> None:
-        """A peer's link is gone."""
-        if self._stopped:
-            return
-        flooded = self.mesh.misbehaved(peer_id, self.timing.penalty_s)
-        self.session.link_down(peer_id, reason, self.clock(), misbehaved=flooded)
-        self.pump()
-
-    def on_voice(self, link: Link, data: bytes) -> None:
-        """A browser guest's voice frame relayed by ``link``'s node (see
-        :meth:`GuestRelay.on_voice`)."""
-        self.guests.on_voice(link, data)
-
-    def _link_refused(self, peer: NodeId, reason: str) -> None:
-        self.session.link_refused(peer, reason)
-        self.pump()
-
-    def on_message(self, link: Link, data: bytes) -> None:
-        """One control message (size and rate already checked by the mesh)."""
-        self.session.receive(link.peer_id, data, self.clock())
         self.pump()
 
     # --- pumping the session's decisions out ---------------------------------------------
