@@ -220,7 +220,10 @@ class AudioEngine:
             frame = self._tick()
             if self.frame_log is not None:
                 self.frame_log.ticks.append(self._clock())
-            self.sink.write(frame)
+            if self._playback:  # a microphone check: ours alone, not the room's recording
+                self.sink.write(mix([(frame, 1.0), (self._playback.popleft(), 1.0)]))
+            else:
+                self.sink.write(frame)
             own, self._own = self._own, None
             if self.tap is not None:
                 try:
@@ -265,8 +268,6 @@ class AudioEngine:
             if frame is not None:
                 frames.append((frame, self.gains.get(peer, 1.0)))
                 self._frames.append((peer, frame))
-        if self._playback:
-            frames.append((self._playback.popleft(), 1.0))  # not in the tap: ours alone
         return mix(frames)
 
     def _meter(self, member: bytes, meter: LevelMeter, frame: Pcm) -> None:
