@@ -52,9 +52,9 @@ def columns(table: DataTable[Text | str], name: int = 4, flags: int = 5) -> None
 
 
 TITLE_MIN = 12
+"""The fewest cells of the title the room bar keeps before it cuts anything else."""
 BAR_NAME_MAX = 16
 """The most cells of the host's name in the room bar (the join address must fit)."""
-"""The fewest cells of the title the room bar keeps before it cuts anything else."""
 
 
 def fit_bar(title: str, rest: Text, width: int) -> Text:
