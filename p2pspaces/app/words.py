@@ -56,6 +56,9 @@ def glyph(emoji: str) -> str:
 CHAT_LINES_SHOWN = 12
 """A chat message shows at most this many lines."""
 
+CAUGHT_UP_NAMED = 5
+"""After a whole new state, up to this many comings and goings are told by name."""
+
 
 def called(name: str, node: bytes, state: RoomState | None) -> str:
     """A person's name made printable, with their short fingerprint where someone else in the
@@ -371,8 +374,31 @@ class Narrator:
         before, after = self.state, event.state
         self.state = after
         if event.action is None:
-            return [Line(roster(after))] if before is None or before is after else []
+            if before is None or before is after:
+                return [Line(roster(after))]
+            return self._caught_up(before, after)
         return self._change(before, after, event.actor, event.action)
+
+    def _caught_up(self, before: RoomState, after: RoomState) -> list[Line]:
+        """A whole new state (a snapshot after this node fell out of step, or a new host's):
+        what changed that people would notice, since the changes themselves were not seen."""
+        if before.room_id != after.room_id:
+            return [Line(roster(after))]
+        lines = []
+        if after.title != before.title:
+            lines.append(Line(f"The Space is now called {printable(after.title)!r}."))
+        gone = [n for n in before.members if n not in after.members and n != self.me]
+        if after.authority != before.authority:  # the host's leaving is told by AuthorityChanged
+            gone = [n for n in gone if n != before.authority]
+        came = [n for n in after.members if n not in before.members and n != self.me]
+        if len(gone) + len(came) > CAUGHT_UP_NAMED:
+            return [*lines, Line(f"{len(came)} joined and {len(gone)} left meanwhile.")]
+        for node in gone:
+            name = self.name(node, state=before)
+            out = "was blocked" if node in after.blocked else "is no longer in the Space"
+            lines.append(Line(f"{name} {out}.", Tone.WARN if node in after.blocked else Tone.INFO))
+        lines.extend(Line(f"{self.name(node, state=after)} joined.") for node in came)
+        return lines
 
     def _change(
         self, before: RoomState | None, after: RoomState, actor: bytes | None, action: Action

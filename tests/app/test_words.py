@@ -116,3 +116,31 @@ def test_a_speaker_is_told_plainly_who_hears_it() -> None:
     many = tuple(f"P{n}" for n in range(8))
     [crowd] = heard_by(HeardBy(room, 0, 8, deaf=many))
     assert "P0, P1, P2, P3, P4 and 3 more" in crowd.text
+
+
+def test_a_member_that_missed_changes_is_told_what_they_did_once_it_catches_up() -> None:
+    net = FakeNet()
+    hana, ann, bob, cy = net.add("Hana"), net.add("Ann"), net.add("Bob"), net.add("Cy")
+    net.room(hana, ann, bob)
+    net.settle(0.5)
+    narrator = Narrator(ann.me)
+    told = 0
+
+    def lines() -> list[str]:
+        nonlocal told
+        new, told = net.events[ann.me][told:], len(net.events[ann.me])
+        return [line.text for e in new if isinstance(e, StateChanged) for line in narrator.tell(e)]
+
+    lines()
+    net.loss = 1.0  # Ann hears nothing while Hana blocks Bob and renames the Space
+    net.act(hana, ActionKind.BLOCK, bob)
+    net.act(hana, ActionKind.SET_TITLE, text="After the break")
+    net.run(0.2)
+    net.loss = 0.0
+    net.join(cy, hana)
+    net.run_until(lambda: ann.state is not None and ann.state.title == "After the break")
+    said = lines()
+    assert said[0] == "The Space is now called 'After the break'.", said
+    assert "Bob was blocked." in said, said
+    assert "The Space is now called 'After the break'." in said, said
+    assert not any("Hana blocked" in line for line in said)  # who did it is not in a snapshot
