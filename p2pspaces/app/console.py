@@ -90,7 +90,7 @@ async def run_command(node: Node, command: dict[str, Any]) -> None:
     elif name == "request":
         await node.request(_action(node, command))
     elif name == "mic_check":
-        await node.mic_check(_number(command, "seconds", MIC_CHECK_S, 10))
+        await node.voice.mic_check(_number(command, "seconds", MIC_CHECK_S, 10))
     elif name == "rooms":
         node.events.put_nowait(RoomList(node.room_list()))
     elif name == "help":

@@ -59,7 +59,7 @@ class AdvertKeeper:
         """Publish the advert, then keep it in step until cancelled."""
         await self._discovery.advertise(self._name, port, None)
         while True:
-            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see Node._run_timers
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see SessionTimers.run
                 async with asyncio.timeout(self._reannounce_s):
                     await self._dirty.wait()
             self._dirty.clear()

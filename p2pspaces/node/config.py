@@ -61,7 +61,7 @@ class NodeConfig:
     """Damage done on purpose to received audio (tests and benchmarks only)."""
     events_max: int = EVENTS_MAX
     """Events kept for a front end that does not read them; past this the oldest are dropped
-    (counted in :attr:`Node.events_dropped`) and the room goes on."""
+    (counted in :attr:`EventFeed.dropped`) and the room goes on."""
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.name) <= wire.NAME_MAX:

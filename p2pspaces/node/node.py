@@ -6,7 +6,8 @@ offers front ends one command API (:meth:`Node.host`, :meth:`Node.join`, :meth:`
 :meth:`Node.chat`, :meth:`Node.react`, :meth:`Node.leave`) and one event stream
 (:attr:`Node.events`).  Its parts, each in a module of its own: discovery and the directory
 (the lobby), the advert, the link keeper and its dialer, joining, the guest relay (for the web
-gateway), the people book and the home folder, the recorder, the voice engine.
+gateway), the people book and the home folder, the recorder, the voice, the event feed, and the
+session's timers.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from p2pspaces.core.events import (
     ErrorEvent,
     Event,
     Left,
-    MicCheck,
     Ready,
     RoomFound,
     StateChanged,
@@ -49,17 +49,18 @@ from p2pspaces.net.signaling import SignalingServer
 from p2pspaces.node.advert import AdvertKeeper, room_advert
 from p2pspaces.node.config import NodeConfig
 from p2pspaces.node.directory import RoomDirectory, RoomListing
+from p2pspaces.node.feed import EventFeed
 from p2pspaces.node.guests import GuestRelay
 from p2pspaces.node.home import HostedRoom
 from p2pspaces.node.joining import Joining
-from p2pspaces.node.links import LATE_S, LinkKeeper, MeshNews
+from p2pspaces.node.links import LinkKeeper, MeshNews
 from p2pspaces.node.people import PeopleBook
 from p2pspaces.node.recorder import RoomRecorder
-from p2pspaces.node.voice import MIC_CHECK_S, mic_check, report_hearing, voice_engine
+from p2pspaces.node.timers import SessionTimers
+from p2pspaces.node.voice import Voice
 
 log = logging.getLogger(__name__)
 
-MAX_GAIN = 2.0
 TAKEOVER_JITTER_S = 0.2
 """Co-hosts of equal rank spread their takeover turns over this much (drawn once per node)."""
 
@@ -98,13 +99,9 @@ class Node:
         self.services: list[Service] = []
         """Parts added from above (the web gateway): started once the node is up, closed
         before it stops."""
-        self.events: asyncio.Queue[Event] = asyncio.Queue(config.events_max)
-        """Everything that happens, for the front end (bounded: see ``events_dropped``)."""
-        self.events_dropped = 0
-        """Events dropped, oldest first, because the front end did not read them."""
-        self.watchers: list[Callable[[Event], None]] = []
-        """Called with every event the node emits, before the front end reads it (the web
-        gateway follows the room this way)."""
+        self.feed = EventFeed(config.events_max)
+        self.events = self.feed.queue
+        """Everything that happens, for the front end (see :class:`EventFeed`)."""
         jitter = random.uniform(0, TAKEOVER_JITTER_S)  # noqa: S311 - spreading, not secrecy
         self.session = RoomSession(
             identity, self.name, self.timing, jitter_s=jitter, counter_base=_now_ms()
@@ -120,11 +117,16 @@ class Node:
         )
         self.mesh = Mesh(identity, self.name, clock, self.news, penalty_s=self.timing.penalty_s)
         self.mesh.source = config.interface
-        self.audio = voice_engine(
-            self.session, source, sink, clock=clock, emit=self.emit, faults=config.faults
+        self.voice = Voice(
+            self.session,
+            source,
+            sink,
+            clock=clock,
+            emit=self.emit,
+            faults=config.faults,
+            frame_log=frame_log,
         )
-        self.audio.frame_log = frame_log
-        self.mesh.media = self.audio
+        self.audio = self.mesh.media = self.voice.engine
         self.people = PeopleBook(config.state_dir)
         self.hosted = HostedRoom(config.state_dir)
         self.directory = RoomDirectory(
@@ -153,7 +155,7 @@ class Node:
         self.joining = Joining(self)
         self.guests = GuestRelay(self, self.advert.changed)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
+        self.timers = SessionTimers(self.session, clock, self.pump)
         self._stopped = False
         self._last_state: RoomState | None = None
 
@@ -198,9 +200,9 @@ class Node:
         if self.config.mdns:
             await self._discovery.start()
             self.spawn(self.advert.run(self.port))
-        self.spawn(self._run_timers())
+        self.spawn(self.timers.run())
         self.spawn(self.links.watch(self.clock))
-        self.spawn(report_hearing(self.audio, self.session, self.clock, self.pump))
+        self.spawn(self.voice.report_hearing(self.pump))
         self.audio.start()
         self.emit(Ready(self.node_id, self.name, self.port, self.addresses))
         for service in self.services:
@@ -308,26 +310,6 @@ class Node:
         self.session.react(emoji, self.clock())
         self.pump()
 
-    def set_volume(self, member: NodeId, gain: float) -> float:
-        """Play ``member`` at ``gain`` (0 to 2; 1 is as sent) on this node only; returns it."""
-        gain = min(MAX_GAIN, max(0.0, gain))
-        self.audio.gains[member] = gain
-        return gain
-
-    def volume(self, member: NodeId) -> float:
-        """The gain ``member`` is played at here."""
-        return self.audio.gains.get(member, 1.0)
-
-    @property
-    def mic_level_db(self) -> float:
-        """This node's input level now (dBFS), whether or not it is sent."""
-        return self.audio.mic_level_db
-
-    async def mic_check(self, seconds: float = MIC_CHECK_S) -> MicCheck:
-        """Record ``seconds`` of the microphone as the room would get it, play it back here
-        only, and say how it sounds (see :func:`~p2pspaces.node.voice.mic_check`)."""
-        return await mic_check(self.audio, seconds, self.emit)
-
     async def leave(self) -> None:
         """Leave the room (as authority: hand over to a co-host, or end the room)."""
         self.session.leave(self.clock())
@@ -354,7 +336,7 @@ class Node:
         self._follow_state(session.state is not self._last_state)
         self._last_state = session.state
         self.joining.moved()
-        self._wake.set()
+        self.timers.wake()
 
     def _note(self, event: Event) -> None:
         """What the shell's parts do about an event before the front end hears it."""
@@ -392,42 +374,11 @@ class Node:
         self.directory.on_discovery(event)
         self.links.ensure()
 
-    # --- timers --------------------------------------------------------------------------
-
-    async def _run_timers(self) -> None:
-        """Call the session back when its next timer is due."""
-        while True:
-            due = self.session.next_timer()
-            wait = None if due is None else max(0.0, due - self.clock())
-            self._wake.clear()
-            # asyncio.timeout, not wait_for: wait_for can swallow a cancel that arrives as the
-            # event is set (bpo-42130), and stop() would then wait for this task for ever.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
-            now = self.clock()
-            if due is None or now < due:
-                continue
-            if now - due > LATE_S:  # we were starved: our lateness is not others' silence
-                self.session.fell_behind(now - due, now)
-            self.session.handle_timer(now)
-            self.pump()
-
     def emit(self, event: Event) -> None:
         """Send an event to the watchers and the front end."""
         if isinstance(event, WebReady):  # from the web service: the advert says where
             self.guests.web_ready(event)
-        for watch in self.watchers:
-            try:
-                watch(event)
-            except Exception:
-                log.exception("an event watcher failed on %s", event.NAME)
-        if self.events.full():  # a front end that stopped reading: the room goes on
-            self.events.get_nowait()
-            self.events_dropped += 1
-            if self.events_dropped == 1:
-                log.warning("the front end is not reading events; dropping the oldest")
-        self.events.put_nowait(event)
+        self.feed.emit(event)
 
     def _on_directory(self, event: Event) -> None:
         """The lobby changed (a host whose Space died under us may be back)."""

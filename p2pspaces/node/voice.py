@@ -1,6 +1,6 @@
-"""The audio engine, hooked to the room session: whose audio is sent and played (the signed
-state decides), speaking indicators as events, the reports of how loud we play each speaker
-("heard by"), and the microphone check."""
+"""This node's sound (:class:`Voice`): the audio engine hooked to the room session (whose audio
+is sent and played: the signed state decides), speaking indicators as events, the reports of how
+loud we play each speaker ("heard by"), the volumes set here, and the microphone check."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ import asyncio
 from collections.abc import Callable
 
 from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
-from p2pspaces.audio.engine import AudioEngine
+from p2pspaces.audio.engine import AudioEngine, FrameLog
 from p2pspaces.audio.level import FLOOR_DB, VERDICT_WORDS, Verdict, rms_dbfs, verdict
 from p2pspaces.core import lifecycle
 from p2pspaces.core.errors import CommandError
 from p2pspaces.core.events import Event, MicCheck, Quiet, Speaking
+from p2pspaces.core.identity import NodeId
 from p2pspaces.core.session import RoomSession
 from p2pspaces.node.config import Faults
 
 NO_FAULTS = Faults()
+MAX_GAIN = 2.0
+"""The loudest a member can be played here (twice as sent)."""
 
 
 def voice_engine(
@@ -100,3 +103,47 @@ async def report_hearing(
         hearing.report(played)
         hearing.tick(own is not None and own.speaking, clock())
         pump()
+
+
+class Voice:
+    """This node's sound, as the node and its front ends use it: the engine, the volumes set
+    here, the input's level, the microphone check and the hearing reports."""
+
+    def __init__(
+        self,
+        session: RoomSession,
+        source: Source | None,
+        sink: Sink | None,
+        *,
+        clock: Callable[[], float],
+        emit: Callable[[Event], None],
+        faults: Faults = NO_FAULTS,
+        frame_log: FrameLog | None = None,
+    ) -> None:
+        self.engine = voice_engine(session, source, sink, clock=clock, emit=emit, faults=faults)
+        self.engine.frame_log = frame_log
+        self._session, self._clock, self._emit = session, clock, emit
+
+    def set_volume(self, member: NodeId, gain: float) -> float:
+        """Play ``member`` at ``gain`` (0 to 2; 1 is as sent) on this node only; returns it."""
+        gain = min(MAX_GAIN, max(0.0, gain))
+        self.engine.gains[member] = gain
+        return gain
+
+    def volume(self, member: NodeId) -> float:
+        """The gain ``member`` is played at here."""
+        return self.engine.gains.get(member, 1.0)
+
+    @property
+    def mic_level_db(self) -> float:
+        """The input's level now (dBFS), whether or not it is sent."""
+        return self.engine.mic_level_db
+
+    async def mic_check(self, seconds: float = MIC_CHECK_S) -> MicCheck:
+        """Record ``seconds`` of the microphone as the room would get it, play it back here
+        only, and say how it sounds (see :func:`mic_check`)."""
+        return await mic_check(self.engine, seconds, self._emit)
+
+    async def report_hearing(self, pump: Callable[[], None]) -> None:
+        """The hearing reports' loop (see :func:`report_hearing`)."""
+        await report_hearing(self.engine, self._session, self._clock, pump)

@@ -51,6 +51,7 @@ from p2pspaces.core.ledger import Replica
 from p2pspaces.core.limits import TokenBucket
 from p2pspaces.core.room import RoomState
 from p2pspaces.net.receive import take_rtp
+from p2pspaces.node.feed import EventFeed
 from p2pspaces.node.guests import GuestRelay, RtpPacket
 from p2pspaces.web import page
 from p2pspaces.web.cert import Certificate, load_or_create
@@ -119,7 +120,7 @@ class ServedNode(Protocol):
     name: str
     addresses: tuple[str, ...]
     clock: Callable[[], float]
-    watchers: list[Callable[[Event], None]]
+    feed: EventFeed
     audio: AudioEngine
     guests: GuestRelay
 
@@ -226,7 +227,7 @@ class WebGateway:
         self.info = WebInfo(
             f"http://{host}:{ports[0]}/", f"https://{host}:{ports[1]}/", self.cert.sha256
         )
-        self.node.watchers.append(self.on_event)
+        self.node.feed.watchers.append(self.on_event)
         self.node.audio.tap = self._tap
         meters = self.node.audio.meters
         self.speaking = {member for member, meter in meters.items() if meter.speaking}
@@ -237,8 +238,8 @@ class WebGateway:
 
     async def close(self) -> None:
         """Close every page and stop listening."""
-        if self.on_event in self.node.watchers:
-            self.node.watchers.remove(self.on_event)
+        if self.on_event in self.node.feed.watchers:
+            self.node.feed.watchers.remove(self.on_event)
         self.node.audio.tap = None
         for timer in self._grace_timers.values():
             timer.cancel()

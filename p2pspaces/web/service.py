@@ -36,7 +36,7 @@ class WebService:
         if self.settings.mode is Switch.ON:
             await self._serve()
         elif self.settings.mode is Switch.AUTO:
-            self.node.watchers.append(self._watch)
+            self.node.feed.watchers.append(self._watch)
 
     def _watch(self, event: Event) -> None:
         if self.gateway is not None or self._starting is not None:
@@ -68,8 +68,8 @@ class WebService:
 
     async def close(self) -> None:
         """The node is stopping."""
-        if self._watch in self.node.watchers:
-            self.node.watchers.remove(self._watch)
+        if self._watch in self.node.feed.watchers:
+            self.node.feed.watchers.remove(self._watch)
         if self._starting is not None:
             await asyncio.gather(self._starting, return_exceptions=True)
         if self.gateway is not None:

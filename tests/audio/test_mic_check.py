@@ -21,7 +21,7 @@ async def test_a_check_plays_the_voice_back_and_says_how_it_sounds(
 ) -> None:
     voice = chirp(6.0)  # a talker at a usual level, for longer than the check
     me = await nodes("Me", source=ClipSource(voice, loop=True), sink=WavSink(tmp_path / "me.wav"))
-    done = await me.mic_check(1.0)
+    done = await me.voice.mic_check(1.0)
     told = [e.stage for e in await _events(me) if isinstance(e, MicCheck)]
     assert told == ["recording", "playing", "done"]
     assert (done.verdict, done.peak_db > -20) == ("good", True)
@@ -36,12 +36,12 @@ async def test_a_check_plays_the_voice_back_and_says_how_it_sounds(
 
 async def test_a_quiet_or_silent_microphone_is_told_so(nodes: Callable[..., Any]) -> None:
     quiet = await nodes("Quiet", source=ClipSource((chirp(4.0) * 0.005).astype(np.int16)))
-    assert (await quiet.mic_check(0.5)).verdict == "quiet"
+    assert (await quiet.voice.mic_check(0.5)).verdict == "quiet"
     silent = await nodes("Silent", source=ClipSource(np.zeros(SAMPLE_RATE * 4, np.int16)))
-    done = await silent.mic_check(0.5)
+    done = await silent.voice.mic_check(0.5)
     assert done.verdict == "silent" and "microphone" in done.words
     nothing = await nodes("Nothing")  # no input at all (--input none)
-    done = await nothing.mic_check(0.5)
+    done = await nothing.voice.mic_check(0.5)
     assert done.verdict == "silent" and "--input" in done.words
 
 

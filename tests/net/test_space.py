@@ -82,7 +82,7 @@ async def test_a_removed_member_cannot_chat_and_a_blocked_key_cannot_return(
     # The same key on a new node (another port) cannot come back.
     again = Node(bob.identity, NodeConfig("Bob again", LOOPBACK))
     told: list[ErrorEvent] = []
-    again.watchers.append(lambda e: told.append(e) if isinstance(e, ErrorEvent) else None)
+    again.feed.watchers.append(lambda e: told.append(e) if isinstance(e, ErrorEvent) else None)
     await again.start()
     try:
         # Said once, by the session's event: the front ends add nothing for an AlreadyTold.

@@ -169,7 +169,7 @@ class SpacesApp(App[int]):
 
     def action_mic_check(self) -> None:
         """Record a few seconds of the microphone and play them back, as the room hears it."""
-        self.do(self.node.mic_check())
+        self.do(self.node.voice.mic_check())
 
     def action_help(self) -> None:
         """Every key, in one place."""

@@ -250,7 +250,7 @@ class RoomScreen(Screen[None]):
             flags.append("muted ", style="red")
         if member.invited:
             flags.append("invited ", style="cyan")
-        volume = spaces(self.app).node.volume(node)
+        volume = spaces(self.app).node.voice.volume(node)
         if volume != 1.0:
             flags.append(f"vol {volume:.0%} ", style="magenta")
         reaction = self.reactions.get(node)
@@ -274,7 +274,7 @@ class RoomScreen(Screen[None]):
         state = self.state
         me = state.members.get(self.me) if state is not None else None
         line = Text("Mic ")
-        line.append_text(meter(node.mic_level_db))
+        line.append_text(meter(node.voice.mic_level_db))
         line.append(" ")
         if me is None:
             line.append("  joining…")
@@ -490,7 +490,7 @@ class RoomScreen(Screen[None]):
         if target is None:
             return
         node = spaces(self.app).node
-        gain = node.set_volume(target, node.volume(target) * factor)
+        gain = node.voice.set_volume(target, node.voice.volume(target) * factor)
         self.app.notify(f"{self._person(target)} at {gain:.0%} for you.")
         self._draw_people()
 
