@@ -10,12 +10,25 @@ import pytest
 
 from p2pspaces.core.events import Event
 from p2pspaces.core.identity import Identity
-from p2pspaces.core.settings import DEFAULT_TIMING, Timing
+from p2pspaces.core.settings import Timing
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
 
 E = TypeVar("E", bound=Event)
 LOOPBACK = "127.0.0.1"
+QUICK = Timing(
+    heartbeat_s=0.5,
+    lease_s=2.0,
+    rank_step_s=0.5,
+    vote_wait_s=1.0,
+    grace_s=2.0,
+    peer_timeout_s=3.0,
+    reconnect_max_s=4.0,
+    reannounce_s=3.0,
+)
+"""Nodes on loopback answer in milliseconds: the room's clocks run at about half a real
+node's, so that tests of takeovers and timeouts take less time (a test that is about the real
+timings passes its own)."""
 
 
 async def next_event(
@@ -46,7 +59,7 @@ async def drain(node: Node, seconds: float) -> list[Event]:
 async def make_node() -> AsyncIterator[Callable[..., asyncio.Future[Node]]]:
     nodes: list[Node] = []
 
-    async def make(name: str, timing: Timing = DEFAULT_TIMING) -> Node:
+    async def make(name: str, timing: Timing = QUICK) -> Node:
         node = Node(Identity.generate(), NodeConfig(name, interface=LOOPBACK, timing=timing))
         await node.start()
         nodes.append(node)
