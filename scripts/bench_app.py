@@ -94,8 +94,8 @@ def main() -> None:
         for run in range(args.runs):
             for mode in ("app", "plain"):  # interleaved: both see the same machine noise
                 results[mode].append(one_run(mode, args.idle))
-                drawn, share = results[mode][-1]
-                print(f"run {run + 1} {mode:5}: drawn in {drawn:.2f} s, idle CPU {share:.1%}")
+                took, idle = results[mode][-1]
+                print(f"run {run + 1} {mode:5}: drawn in {took:.2f} s, idle CPU {idle:.1%}")
     finally:
         tmux("kill-server")
     print()

@@ -36,6 +36,7 @@ from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.fanout import Broadcaster, PacketTrack
 from p2pspaces.audio.opus import Encoder
 from p2pspaces.net import ice
+from p2pspaces.net.receive import take_rtp
 
 LOOPBACK = "127.0.0.1"
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
@@ -72,7 +73,7 @@ async def farm() -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         await pc.setRemoteDescription(RTCSessionDescription(request["sdp"], "offer"))
         for transceiver in pc.getTransceivers():
-            transceiver.receiver._handle_rtp_packet = drop
+            take_rtp(transceiver.receiver, drop)
         await pc.setLocalDescription(await pc.createAnswer())
         peers.append(pc)
         print(json.dumps({"sdp": pc.localDescription.sdp}), flush=True)
@@ -197,7 +198,8 @@ async def measure(farm_: Farm, peers: int, mode: str, warmup: float, window: flo
             cpu_start, wall_start = time.process_time(), now
         if wall_start is not None and now - wall_start >= window:
             break
-        to = {"direct": broadcaster, "track": tracks}.get(mode, queues)
+        to: Broadcaster | list[PacketTrack] | list[asyncio.Queue[av.AudioFrame]]
+        to = broadcaster if mode == "direct" else tracks if mode == "track" else queues
         await send(to, index, encoder)
         index += 1
         await asyncio.sleep(max(0.0, start + index * FRAME_S - time.monotonic()))

@@ -43,6 +43,7 @@ from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.analysis import align, frame_delays
 from p2pspaces.audio.devices import load_audio
 from p2pspaces.net import ice
+from p2pspaces.net.receive import take_rtp
 
 LOOPBACK = "127.0.0.1"
 HERE = Path(__file__).resolve().parent
@@ -192,11 +193,12 @@ async def plain_aiortc(clip: np.ndarray, seconds: float, drop_one: bool) -> None
             if count["n"] != 100:  # lose exactly one packet, 2 s in
                 await original(packet, arrival_time_ms)
 
-        rtp_receiver._handle_rtp_packet = lossy
+        take_rtp(rtp_receiver, lossy)
     chunks, ticks = [], []
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         frame = await remote.recv()
+        assert isinstance(frame, av.AudioFrame)
         data = frame.to_ndarray().reshape(-1, len(frame.layout.channels)).mean(axis=1)
         for start in range(0, len(data), FRAME_SAMPLES):
             ticks.append(time.monotonic())

@@ -45,6 +45,7 @@ from p2pspaces.audio.opus import Decoder
 from p2pspaces.core.events import Event, StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.node import Node
+from p2pspaces.node.config import NodeConfig
 
 PACKETS_PER_S = 50
 CHECK_EVERY = 50
@@ -101,7 +102,8 @@ class Listener(Node):
         # An address of its own (all of 127/8 is this host): signaling counts attempts per
         # address, and at a real event every listener has its own.
         address = f"127.1.{index // 250}.{index % 250 + 1}"
-        super().__init__(Identity.generate(), f"L{index:03d}", interface=address, mdns=False)
+        config = NodeConfig(f"L{index:03d}", interface=address, mdns=False)
+        super().__init__(Identity.generate(), config)
         self.ear = Ear(self.node_id)
         self.ear.allowed = self.session.may_speak
         self.audio = self.mesh.media = self.ear

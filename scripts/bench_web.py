@@ -187,7 +187,7 @@ def node_onsets(recording: Path, frame_log: Path) -> list[float]:
             frame = index // FRAME_SAMPLES
             if frame < len(ticks):
                 onsets.append(ticks[frame] + (index % FRAME_SAMPLES) / SAMPLE_RATE)
-        last = index
+        last = int(index)
     return onsets
 
 

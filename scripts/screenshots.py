@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 from textual.pilot import Pilot
 
@@ -26,7 +27,7 @@ from p2pspaces.node.config import NodeConfig
 SIZES = ((80, 24), (120, 40))
 
 
-async def until(pilot: Pilot[object], done: Callable[[], bool], within: float = 20) -> None:
+async def until(pilot: Pilot[Any], done: Callable[[], bool], within: float = 20) -> None:
     async with asyncio.timeout(within):
         while not done():
             await pilot.pause(0.05)

@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from playwright.async_api import async_playwright
+from playwright.async_api import ViewportSize, async_playwright
 
 from p2pspaces.audio.devices import open_input
 from p2pspaces.core.identity import Identity
@@ -22,7 +22,7 @@ from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
 from p2pspaces.web.gateway import WebGateway
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",
