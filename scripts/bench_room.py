@@ -12,8 +12,11 @@ sequence numbers, and decodes one packet a second to check it carries the tone.
 Listeners join one at a time up to each size in --sizes; at each size the script waits for the
 room to settle, then reports over a window: the speaker's and the host's CPU (% of one core),
 their memory per listener, every farm's CPU, how many listeners received the whole stream, the
-join times of the last listeners, and the time from a host action (a new title) to the last
-listener applying it.  --profile DIR runs the speaker under cProfile (slower) and writes its
+join times of the last listeners, the time from a host action (a new title) to the last
+listener applying it, and the links the speaker and the host dropped (for silence, or at all).
+--speaker-cpu PCT holds the speaker to that share of one core (a cgroup; root): an overloaded
+speaker, to see that the room degrades (late or lost audio) without a storm of dropped and
+redialed links.  --profile DIR runs the speaker under cProfile (slower) and writes its
 profile there.
 """
 
@@ -46,6 +49,7 @@ from p2pspaces.core.events import Event, StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
+from p2pspaces.testing.cpu import CpuShare, cpu_share_unavailable
 
 PACKETS_PER_S = 50
 CHECK_EVERY = 50
@@ -358,7 +362,17 @@ class Bench:
             "action_missing": missing,
             "agree": hashes == {host_state["hash"]},
             "first_audio": first_audio,
+            "drops": self.drops(),
         }
+
+    def drops(self) -> dict[str, tuple[int, int]]:
+        """Links each of the speaker and the host dropped so far: (for silence, in all)."""
+        counts = {}
+        for who in ("speaker", "host"):
+            lines = (self.work / f"{who}.log").read_text(errors="replace").splitlines()
+            down = [line for line in lines if "mesh: link down with" in line]
+            counts[who] = (sum("silent for" in line for line in down), len(down))
+        return counts
 
     def stop(self) -> None:
         for farm in self.farms:
@@ -380,6 +394,12 @@ def main() -> None:
         "the last one, if smaller) and print where their time goes",
     )
     parser.add_argument("--logs", type=Path, help="keep the nodes' logs (-v) in this folder")
+    parser.add_argument(
+        "--speaker-cpu",
+        type=float,
+        metavar="PCT",
+        help="hold the speaker to this share of one core once it is on stage (cgroup; root)",
+    )
     parser.add_argument("--farm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.farm:
@@ -399,8 +419,16 @@ def main() -> None:
         work.mkdir(parents=True, exist_ok=True)
         bench = Bench(work, args.per_farm)
         rows = []
-        try:
+        with contextlib.ExitStack() as stack:
+            if args.speaker_cpu is not None:
+                if (why := cpu_share_unavailable()) is not None:
+                    parser.error(f"--speaker-cpu: {why}")
+                share = stack.enter_context(CpuShare(args.speaker_cpu))
+            stack.callback(bench.stop)
             bench.start()
+            if args.speaker_cpu is not None:
+                share.add(bench.speaker.proc.pid)
+                print(f"the speaker is held to {args.speaker_cpu:g}% of one core")
             for size in sizes:
                 previous = bench.listeners
                 bench.grow(size)
@@ -411,8 +439,6 @@ def main() -> None:
                 if args.profile and size == profile_at:
                     for who in (bench.speaker, bench.host):
                         where_time_goes(who.proc.pid, args.window, work)
-        finally:
-            bench.stop()
 
 
 def where_time_goes(pid: int, seconds: float, work: Path, top: int = 14) -> None:
@@ -474,6 +500,10 @@ def report(size: int, f: dict[str, Any], joins: list[float], total: int) -> None
         f"({f['action_missing']} missing); every listener's state hash equals the host's: "
         f"{'yes' if f['agree'] else 'NO'}"
     )
+    drops = "; ".join(
+        f"{who} {silent} for silence, {all_} in all" for who, (silent, all_) in f["drops"].items()
+    )
+    print(f"  links dropped so far: {drops}")
     first = [t for t in f["first_audio"] if math.isfinite(t)]
     if first:
         print(

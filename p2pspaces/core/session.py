@@ -88,6 +88,7 @@ class RoomSession:
         self._heartbeat_at: float | None = None
         self._leaving: RoomId | None = None
         self._announced: tuple[NodeId, int] | None = None
+        self._voices: tuple[RoomState | None, frozenset[NodeId]] = (None, frozenset())
         signed, plain = Route.signed, Route.plain
         routes: dict[type[wire.Message], Route] = {
             # Signed: opened and checked first (the signer's entitlement is each handler's).
@@ -408,14 +409,31 @@ class RoomSession:
         return frozenset(wanted - {self.me})
 
     def should_dial(self, peer: NodeId) -> bool:
-        """Whether this node dials ``peer`` itself: members dial their authority; between two
-        other peers the smaller key dials, so two nodes never both do."""
+        """Whether this node dials ``peer`` itself: members dial their authority; a listener
+        dials the voices it hears (so that a voice short of CPU can refuse it and it is told,
+        see :mod:`p2pspaces.node.load`); between two voices the smaller key dials, so two
+        nodes never both do."""
         if peer in (self.member.authority(), self._ctx.redirect):
             return True
         state = self.state
         if state is None or self.me == state.authority:
             return False  # members dial the authority, never the other way round
-        return peer != state.authority and self.me < peer
+        if peer == state.authority:
+            return False
+        voices = self.voices()
+        if (self.me in voices) != (peer in voices):
+            return peer in voices
+        return self.me < peer
+
+    def voices(self) -> frozenset[NodeId]:
+        """The room's voice links now (see :meth:`RoomState.voice_links`), worked out once per
+        state."""
+        state = self.state
+        if state is None:
+            return frozenset()
+        if self._voices[0] is not state:
+            self._voices = (state, frozenset(state.voice_links()))
+        return self._voices[1]
 
     def wants_rival(self, room_id: bytes, peer: NodeId) -> bool:
         """Another node advertises our room while we hold it (a partition healed): link to

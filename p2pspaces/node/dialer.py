@@ -7,7 +7,8 @@ the session says whom it wants (:meth:`RoomSession.links_wanted`); the dialer fi
 fell silent is redialed after such a backoff too, not at once: a node that is short of CPU
 makes its peers late, and redialing them all at once (each handshake and DTLS set-up more
 load) would turn lateness into a storm.  Every wait is jittered (0.5x to 1.5x), so that the
-peers of one busy node do not all come back in the same instant.  A refusal with a reason
+peers of one busy node do not all come back in the same instant.  A voice at capacity (see
+:mod:`p2pspaces.node.load`) is asked again only after about 20 s.  A refusal with a reason
 (blocked, dropped for flooding) is reported once, in words.
 """
 
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from p2pspaces.core.errors import PeerError
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.net.mesh import Link, Mesh
+from p2pspaces.node.load import AT_CAPACITY, BUSY_BACKOFF_S
 
 log = logging.getLogger(__name__)
 
@@ -170,10 +172,10 @@ class Dialer:
         self._silences[peer] = (now, self._next_try[peer][1])
         return wait
 
-    def _back_off(self, peer: NodeId, last: float | None = None) -> float:
+    def _back_off(self, peer: NodeId, last: float | None = None, floor: float = 0.0) -> float:
         if last is None:
             _, last = self._next_try.get(peer, (0.0, 0.0))
-        backoff = min(self._backoff_max_s, last * 2 if last else FIRST_BACKOFF_S)
+        backoff = max(floor, min(self._backoff_max_s, last * 2 if last else FIRST_BACKOFF_S))
         wait = backoff * random.uniform(0.5, 1.5)  # noqa: S311 - spreading, not secrecy
         if len(self._next_try) >= BACKOFFS_MAX:
             self._next_try.pop(next(iter(self._next_try)))
@@ -185,7 +187,8 @@ class Dialer:
             await connect(self._mesh, peer, advert)
             self._next_try.pop(peer, None)
         except (PeerError, OSError, TimeoutError) as exc:
-            backoff = self._back_off(peer)
+            busy = isinstance(exc, PeerError) and AT_CAPACITY in exc.reason
+            backoff = self._back_off(peer, floor=BUSY_BACKOFF_S if busy else 0.0)
             log.info(
                 "link to %s failed (retry in %.2f s): %s",
                 short_fingerprint(peer),

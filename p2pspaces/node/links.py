@@ -12,7 +12,7 @@ from typing import Any
 from p2pspaces.core import lifecycle
 from p2pspaces.core.context import Hangup
 from p2pspaces.core.errors import ErrorCode
-from p2pspaces.core.events import ErrorEvent, Event
+from p2pspaces.core.events import ErrorEvent, Event, Notice
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.member import MISBEHAVED
 from p2pspaces.core.session import RoomSession
@@ -20,6 +20,7 @@ from p2pspaces.core.settings import Timing
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.node.dialer import Dialer, Reachable
 from p2pspaces.node.directory import RoomDirectory
+from p2pspaces.node.load import AT_CAPACITY, BUSY_BACKOFF_S, Capacity
 
 REFUSALS_MAX = 64
 """Distinct refusal reasons reported (each once)."""
@@ -66,6 +67,7 @@ class MeshNews:
         *,
         misbehaved: Callable[[NodeId, float], bool],
         voice: Callable[[Link, bytes], None],
+        capacity: Capacity,
     ) -> None:
         self._session = session
         self._timing = timing
@@ -73,15 +75,17 @@ class MeshNews:
         self._pump = pump
         self._misbehaved = misbehaved
         self._voice = voice
+        self._capacity = capacity
         self.stopped = False
         """The node is stopping: links that go now change nothing in the room."""
 
     def admit(self, peer_id: NodeId) -> str | None:
-        """Who may connect: see :meth:`RoomSession.admit`; flooders are kept out a while."""
+        """Who may connect: see :meth:`RoomSession.admit`; flooders are kept out a while, and
+        a voice at capacity takes no more listeners (see :class:`Capacity`)."""
         penalty = self._timing.penalty_s
         if self._misbehaved(peer_id, penalty):
             return f"dropped for misbehaving; try again in {penalty:.0f} s"
-        return self._session.admit(peer_id)
+        return self._session.admit(peer_id) or self._capacity.refusal(peer_id, self._clock())
 
     def on_link_up(self, link: Link) -> None:
         """A peer's control channel is open."""
@@ -126,9 +130,13 @@ class LinkKeeper:
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         emit: Callable[[Event], None],
         on_refused: Callable[[NodeId, str], None],
+        capacity: Capacity,
     ) -> None:
         self._session = session
         self._mesh = mesh
+        self._capacity = capacity
+        self._clock = clock
+        self._busy_told: set[NodeId] = set()
         self._directory = directory
         self._timing = timing
         self._spawn = spawn
@@ -155,6 +163,9 @@ class LinkKeeper:
         dial: dict[NodeId, Reachable | None] = {
             peer: self.reach(peer) for peer in wanted if session.should_dial(peer)
         }
+        capacity = self._capacity
+        if not capacity.takes_more(self._clock()):
+            dial = {peer: at for peer, at in dial.items() if not capacity.is_listener(peer)}
         listing = self._directory.rooms.get(state.room_id) if state is not None else None
         if in_room and state is not None and listing is not None:
             advertiser = listing.advert.node_id
@@ -190,6 +201,10 @@ class LinkKeeper:
             self._mesh.check_liveness(
                 now, timing.peer_timeout_s + allowance, self.dialer.fell_silent
             )
+            shed = self._capacity.shed(now)
+            if shed is not None:
+                log.warning("short of CPU: letting go of the newest listener's link")
+                self._mesh.drop(shed, AT_CAPACITY)
             self.ensure(drop_unneeded=True)
 
     def authority_address(self) -> str | None:
@@ -230,6 +245,17 @@ class LinkKeeper:
 
     def _refused(self, peer: NodeId, reason: str) -> None:
         self._on_refused(peer, reason)
+        if AT_CAPACITY in reason:
+            if peer not in self._busy_told and len(self._busy_told) < REFUSALS_MAX:
+                self._busy_told.add(peer)
+                name = self._session.name_of(peer)
+                self._emit(
+                    Notice(
+                        f"{name}'s laptop is at capacity: you may not hear {name} for now "
+                        f"(asking again about every {BUSY_BACKOFF_S:.0f} s)."
+                    )
+                )
+            return
         if reason not in self._refusals and len(self._refusals) < REFUSALS_MAX:
             self._refusals.add(reason)
             self._emit(ErrorEvent(ErrorCode.LINK_REFUSED, reason))

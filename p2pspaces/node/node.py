@@ -6,8 +6,8 @@ offers front ends one command API (:meth:`Node.host`, :meth:`Node.join`, :meth:`
 :meth:`Node.chat`, :meth:`Node.react`, :meth:`Node.leave`) and one event stream
 (:attr:`Node.events`).  Its parts, each in a module of its own: discovery and the directory
 (the lobby), the advert, the link keeper and its dialer, joining, the guest relay (for the web
-gateway), the people book and the home folder, the recorder, the voice, the event feed, and the
-session's timers.
+gateway), the people book and the home folder, the recorder, the voice, the event feed, the
+session's timers, and the load gauge (what a node short of CPU gives up first).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from p2pspaces.node.guests import GuestRelay
 from p2pspaces.node.home import HostedRoom
 from p2pspaces.node.joining import Joining
 from p2pspaces.node.links import LinkKeeper, MeshNews
+from p2pspaces.node.load import Capacity, LoadGauge
 from p2pspaces.node.people import PeopleBook
 from p2pspaces.node.recorder import RoomRecorder
 from p2pspaces.node.timers import SessionTimers
@@ -107,6 +108,7 @@ class Node:
             identity, self.name, self.timing, jitter_s=jitter, counter_base=_now_ms()
         )
         # The mesh and the guest relay are made after the mesh's handler: looked up late.
+        self.load = Capacity(self.session, LoadGauge(), lambda: self.mesh.links)
         self.news = MeshNews(
             self.session,
             self.timing,
@@ -114,6 +116,7 @@ class Node:
             self.pump,
             misbehaved=lambda peer, within: self.mesh.misbehaved(peer, within),  # noqa: PLW0108
             voice=lambda link, data: self.guests.on_voice(link, data),  # noqa: PLW0108
+            capacity=self.load,
         )
         self.mesh = Mesh(identity, self.name, clock, self.news, penalty_s=self.timing.penalty_s)
         self.mesh.source = config.interface
@@ -151,6 +154,7 @@ class Node:
             spawn=self.spawn,
             emit=self.emit,
             on_refused=self.news.refused,
+            capacity=self.load,
         )
         self.joining = Joining(self)
         self.guests = GuestRelay(self, self.advert.changed)
@@ -201,6 +205,7 @@ class Node:
             await self._discovery.start()
             self.spawn(self.advert.run(self.port))
         self.spawn(self.timers.run())
+        self.spawn(self.load.gauge.run(self.clock))
         self.spawn(self.links.watch(self.clock))
         self.spawn(self.voice.report_hearing(self.pump))
         self.audio.start()

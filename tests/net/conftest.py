@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -59,8 +59,9 @@ async def drain(node: Node, seconds: float) -> list[Event]:
 async def make_node() -> AsyncIterator[Callable[..., asyncio.Future[Node]]]:
     nodes: list[Node] = []
 
-    async def make(name: str, timing: Timing = QUICK) -> Node:
-        node = Node(Identity.generate(), NodeConfig(name, interface=LOOPBACK, timing=timing))
+    async def make(name: str, timing: Timing = QUICK, **options: Any) -> Node:
+        config = NodeConfig(name, timing=timing, **{"interface": LOOPBACK, **options})
+        node = Node(Identity.generate(), config)
         await node.start()
         nodes.append(node)
         return node

@@ -1,0 +1,142 @@
+"""A node short of CPU sheds work in a chosen order, so that overload degrades and never storms.
+
+:class:`LoadGauge` measures how late the node's event loop runs: a task sleeps 50 ms at a
+time and notes how much later it woke.  Over a 2 s window, a mean lateness above 20 ms is
+*busy* (the node cannot keep its 20 ms audio frames on time); it is calm again only once the
+mean falls under 5 ms (hysteresis: no flapping at the edge).
+
+:class:`Capacity` is the order in which a busy voice (a speaker or co-host sending audio; not
+the room's authority, whose links are also the room's control plane) gives work up:
+
+1. It takes no new listeners: their links are refused with :data:`AT_CAPACITY`, and it dials
+   none itself.  A refused listener waits :data:`BUSY_BACKOFF_S` (jittered) before it asks
+   again, and is told once, in words, that it may not hear that voice for now.
+2. If it stays busy for :data:`SHED_AFTER_S`, it lets go of its newest listener link, one per
+   window, so that those who were listening first keep hearing it; then it takes no more
+   listeners than it kept for :data:`CEILING_S`.
+
+The room's state, the authority, co-hosts and other voices are never shed: a listener that
+does not hear one speaker is still in the room, sees it, and hears everyone else.  (Relays,
+issue 22's next layer, are how such listeners will still hear that speaker.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from p2pspaces.core.identity import NodeId
+from p2pspaces.core.session import RoomSession
+
+TICK_S = 0.05
+"""How often the gauge wakes to see how late it is."""
+WINDOW_S = 2.0
+"""The lateness is averaged over this long."""
+BUSY_MS = 20.0
+"""A mean lateness above this (a frame's worth) is busy."""
+CALM_MS = 5.0
+"""Busy ends once the mean lateness is below this."""
+SHED_AFTER_S = 3.0
+"""A voice busy this long lets go of its newest listener link (then one per window, so that
+the gauge sees what each one gave back)."""
+CEILING_S = 60.0
+"""After shedding, a voice takes no more listeners than it kept for this long, then tries one
+more (without it, calm would take back those it shed, and be busy again: a slow flap)."""
+BUSY_BACKOFF_S = 20.0
+"""A listener refused by a voice at capacity asks again after about this long (0.5x-1.5x)."""
+AT_CAPACITY = "at capacity: this speaker's laptop cannot send to more listeners now"
+"""The refusal (and drop) reason a voice at capacity gives its listeners."""
+
+
+class LoadGauge:
+    """How late this node runs: busy or not, and since when."""
+
+    def __init__(self) -> None:
+        self._lags: deque[float] = deque(maxlen=round(WINDOW_S / TICK_S))
+        self.busy = False
+        self.busy_since: float | None = None
+
+    def note(self, lag_ms: float, now: float) -> bool:
+        """The gauge woke ``lag_ms`` late at ``now``; returns whether the node is busy."""
+        self._lags.append(max(0.0, lag_ms))
+        full = len(self._lags) == self._lags.maxlen
+        mean = sum(self._lags) / len(self._lags)
+        if not self.busy and full and mean > BUSY_MS:
+            self.busy, self.busy_since = True, now
+        elif self.busy and mean < CALM_MS:
+            self.busy, self.busy_since = False, None
+        return self.busy
+
+    def busy_for(self, now: float) -> float:
+        """How long the node has been busy (0 when it is not)."""
+        return 0.0 if self.busy_since is None else now - self.busy_since
+
+    async def run(self, clock: Callable[[], float]) -> None:
+        """For ever: sleep a tick and note how late it woke."""
+        while True:
+            asked = clock() + TICK_S
+            await asyncio.sleep(TICK_S)
+            now = clock()
+            self.note((now - asked) * 1000, now)
+
+
+class Capacity:
+    """What a busy voice gives up, in order (see the module's docstring)."""
+
+    def __init__(
+        self, session: RoomSession, gauge: LoadGauge, linked: Callable[[], Iterable[NodeId]]
+    ) -> None:
+        self._session = session
+        self.gauge = gauge
+        self._linked = linked
+        self._ceiling: tuple[int, float] | None = None
+        """After shedding: (listener links kept, until when no more are taken)."""
+        self._shed_at = -WINDOW_S
+
+    @property
+    def full(self) -> bool:
+        """We send audio, we are not the authority, and we cannot keep up."""
+        session = self._session
+        return self.gauge.busy and not session.is_authority and session.may_speak(session.me)
+
+    def is_listener(self, peer: NodeId) -> bool:
+        """``peer`` only listens: not the authority, a co-host or a voice of the room (a
+        muted speaker is still one, and so is the gateway of a guest on stage)."""
+        state = self._session.state
+        if state is None or peer == state.authority or peer in state.cohosts:
+            return False
+        return peer in state.members and peer not in self._session.voices()
+
+    def listeners(self) -> list[NodeId]:
+        """Our listener links, oldest first."""
+        return [peer for peer in self._linked() if self.is_listener(peer)]
+
+    def takes_more(self, now: float) -> bool:
+        """Whether we take another listener now."""
+        if self.full:
+            return False
+        ceiling = self._ceiling
+        if ceiling is None or now >= ceiling[1]:
+            self._ceiling = None
+            return True
+        return len(self.listeners()) < ceiling[0]
+
+    def refusal(self, peer: NodeId, now: float) -> str | None:
+        """Why a link from ``peer`` is refused now, or None."""
+        if self.is_listener(peer) and peer not in self._linked() and not self.takes_more(now):
+            return AT_CAPACITY
+        return None
+
+    def shed(self, now: float) -> NodeId | None:
+        """The listener link to let go of now (the newest), if we have been full long enough."""
+        if not self.full or self.gauge.busy_for(now) < SHED_AFTER_S:
+            return None
+        if now - self._shed_at < WINDOW_S:
+            return None
+        listeners = self.listeners()
+        if not listeners:
+            return None
+        self._shed_at = now
+        self._ceiling = (len(listeners) - 1, now + CEILING_S)
+        return listeners[-1]
