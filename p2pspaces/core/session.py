@@ -7,7 +7,7 @@ changes (:meth:`~RoomSession.link_up`, :meth:`~RoomSession.link_down`) and timer
 reads a clock, sleeps or touches a socket; the shell drains what it decided:
 :meth:`~RoomSession.pop_outputs` (messages to send, links to close),
 :meth:`~RoomSession.pop_events` (for front ends), :meth:`~RoomSession.next_timer` (when to call
-back), and :meth:`~RoomSession.links_wanted` (which peers to dial).
+back), and :attr:`~RoomSession.linking` (which peers to link with and dial).
 
 The parts: :class:`~p2pspaces.core.authority.AuthorityRole` and
 :class:`~p2pspaces.core.member.MemberRole` are the two halves, :mod:`~p2pspaces.core.takeover`
@@ -45,6 +45,7 @@ from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.inbox import Inbox, Route
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.lifecycle import Fate, Phase
+from p2pspaces.core.linking import BLOCKED, NOT_A_MEMBER, Linking
 from p2pspaces.core.member import FLOODING, MemberRole
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
@@ -54,12 +55,10 @@ from p2pspaces.core.wire import Action, ActionKind, RoomId
 
 log = logging.getLogger("p2pspaces.session")
 
-BLOCKED = "blocked from this room"
-"""The reason a blocked key's link is refused with (and how a member learns it was blocked)."""
 
 _OUT = {Fate.LEFT: Out.LEFT, Fate.REMOVED: Out.REMOVED, Fate.BLOCKED: Out.BLOCKED}
 
-__all__ = ["BLOCKED", "FLOODING", "Phase", "RoomSession"]
+__all__ = ["BLOCKED", "FLOODING", "NOT_A_MEMBER", "Phase", "RoomSession"]
 
 
 class RoomSession:
@@ -84,11 +83,12 @@ class RoomSession:
         self.reunion = Reunion(ctx, self, self.authority)
         self.succession = Succession(ctx, self, self.reunion, jitter_s)
         self.member = MemberRole(ctx, self, self.reunion)
+        self.linking = Linking(ctx, self.member)
+        """Whom this node links with (read by the shell's link keeper)."""
         self.hearing = Hearing(ctx)
         self._heartbeat_at: float | None = None
         self._leaving: RoomId | None = None
         self._announced: tuple[NodeId, int] | None = None
-        self._voices: tuple[RoomState | None, frozenset[NodeId]] = (None, frozenset())
         signed, plain = Route.signed, Route.plain
         routes: dict[type[wire.Message], Route] = {
             # Signed: opened and checked first (the signer's entitlement is each handler's).
@@ -327,18 +327,6 @@ class RoomSession:
 
     # --- the network ---------------------------------------------------------------------
 
-    def admit(self, peer: NodeId) -> str | None:
-        """A reason to refuse a peer's incoming link, or None: anyone not blocked may reach
-        the authority (to join); a member accepts only fellow members."""
-        state = self.state
-        if state is None or not lifecycle.in_room(self.phase):
-            return "not in a room"
-        if peer in state.blocked:
-            return BLOCKED
-        if not self.is_authority and peer not in state.members and peer != state.host:
-            return "not a member of this room"
-        return None
-
     def link_refused(self, peer: NodeId, reason: str) -> None:
         """Dialing ``peer`` was refused with ``reason``: if the room's authority says we are
         blocked, we are out (we missed the update that blocked us while we were away).  That
@@ -383,65 +371,6 @@ class RoomSession:
     def equivocations(self) -> OrderedDict[tuple[bytes, bytes], None]:
         """Proofs that the room's authority signed two different changes for one seq."""
         return self.inbox.equivocations
-
-    def links_wanted(self) -> frozenset[NodeId]:
-        """The peers this node should hold links with now.
-
-        The control plane is a star around the authority; the audio plane links every voice
-        (and the authority) with every member; listeners need no links to each other
-        (docs/DESIGN.md section 4).
-        """
-        authority = self.member.authority()
-        if self.phase is Phase.JOINING or (self.phase is Phase.REJOINING and self.replica is None):
-            return frozenset({authority} if authority is not None else ())
-        state = self.state
-        if state is None or not lifecycle.in_room(self.phase):
-            return frozenset()
-        voices = state.voice_links()  # a guest's voice comes from its gateway
-        voices.add(state.authority)
-        if self.me in voices:
-            wanted = {n for n, m in state.members.items() if m.gateway is None}
-        else:
-            wanted = voices
-        wanted.add(state.authority)
-        if self._ctx.redirect is not None:
-            wanted.add(self._ctx.redirect)
-        return frozenset(wanted - {self.me})
-
-    def should_dial(self, peer: NodeId) -> bool:
-        """Whether this node dials ``peer`` itself: members dial their authority; a listener
-        dials the voices it hears (so that a voice short of CPU can refuse it and it is told,
-        see :mod:`p2pspaces.node.load`); between two voices the smaller key dials, so two
-        nodes never both do."""
-        if peer in (self.member.authority(), self._ctx.redirect):
-            return True
-        state = self.state
-        if state is None or self.me == state.authority:
-            return False  # members dial the authority, never the other way round
-        if peer == state.authority:
-            return False
-        voices = self.voices()
-        if (self.me in voices) != (peer in voices):
-            return peer in voices
-        return self.me < peer
-
-    def voices(self) -> frozenset[NodeId]:
-        """The room's voice links now (see :meth:`RoomState.voice_links`), worked out once per
-        state."""
-        state = self.state
-        if state is None:
-            return frozenset()
-        if self._voices[0] is not state:
-            self._voices = (state, frozenset(state.voice_links()))
-        return self._voices[1]
-
-    def wants_rival(self, room_id: bytes, peer: NodeId) -> bool:
-        """Another node advertises our room while we hold it (a partition healed): link to
-        it, so that heartbeats show which branch has the higher epoch."""
-        state = self.state
-        return (
-            self.is_authority and state is not None and state.room_id == room_id and peer != self.me
-        )
 
     # --- timers --------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The dialer: links to the peers the session wants, each retried with a doubling backoff.
 
 A member's link to its authority, a speaker's audio links, a rival authority after a partition:
-the session says whom it wants (:meth:`RoomSession.links_wanted`); the dialer finds an address
+the session says whom it wants (:meth:`Linking.wanted`); the dialer finds an address
 (an advert), dials, and after a failure waits 0.25 s, 0.5 s, ... up to
 :attr:`Timing.reconnect_max_s` before trying that peer again.  A link dropped because the peer
 fell silent is redialed after such a backoff too, not at once: a node that is short of CPU

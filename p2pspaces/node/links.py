@@ -15,7 +15,7 @@ from p2pspaces.core.errors import ErrorCode
 from p2pspaces.core.events import ErrorEvent, Event, Notice
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.member import MISBEHAVED
-from p2pspaces.core.session import RoomSession
+from p2pspaces.core.session import NOT_A_MEMBER, RoomSession
 from p2pspaces.core.settings import Timing
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.node.dialer import Dialer, Reachable
@@ -85,7 +85,9 @@ class MeshNews:
         penalty = self._timing.penalty_s
         if self._misbehaved(peer_id, penalty):
             return f"dropped for misbehaving; try again in {penalty:.0f} s"
-        return self._session.admit(peer_id) or self._capacity.refusal(peer_id, self._clock())
+        return self._session.linking.admit(peer_id) or self._capacity.refusal(
+            peer_id, self._clock()
+        )
 
     def on_link_up(self, link: Link) -> None:
         """A peer's control channel is open."""
@@ -153,7 +155,7 @@ class LinkKeeper:
         if self.stopped:
             return
         session = self._session
-        wanted = session.links_wanted()
+        wanted = session.linking.wanted()
         state = session.state
         in_room = state is not None and lifecycle.in_room(session.phase)
         if drop_unneeded and in_room and state is not None and not session.is_authority:
@@ -161,7 +163,7 @@ class LinkKeeper:
                 if peer not in wanted and peer != state.authority:
                     self._mesh.drop(peer, "no longer needed for audio")
         dial: dict[NodeId, Reachable | None] = {
-            peer: self.reach(peer) for peer in wanted if session.should_dial(peer)
+            peer: self.reach(peer) for peer in wanted if session.linking.should_dial(peer)
         }
         capacity = self._capacity
         if not capacity.takes_more(self._clock()):
@@ -172,7 +174,7 @@ class LinkKeeper:
             # An authority meeting its room advertised by another (a healed partition), or a
             # member whose authority is gone while the room is advertised by someone else:
             # link to the advertiser; heartbeats then show who holds the newer epoch.
-            rival = session.wants_rival(state.room_id, advertiser)
+            rival = session.linking.wants_rival(state.room_id, advertiser)
             moved = not session.is_authority and advertiser not in (state.authority, session.me)
             if rival or moved:
                 dial[advertiser] = listing.advert
@@ -255,6 +257,8 @@ class LinkKeeper:
                         f"(asking again about every {BUSY_BACKOFF_S:.0f} s)."
                     )
                 )
+            return
+        if reason.endswith(NOT_A_MEMBER):  # we joined a moment ago: it has not heard yet
             return
         if reason not in self._refusals and len(self._refusals) < REFUSALS_MAX:
             self._refusals.add(reason)

@@ -102,11 +102,14 @@ class Capacity:
 
     def is_listener(self, peer: NodeId) -> bool:
         """``peer`` only listens: not the authority, a co-host or a voice of the room (a
-        muted speaker is still one, and so is the gateway of a guest on stage)."""
+        muted speaker is still one, and so is the gateway of a guest on stage), nor the
+        gateway of browser guests (it plays the room to each of them)."""
         state = self._session.state
         if state is None or peer == state.authority or peer in state.cohosts:
             return False
-        return peer in state.members and peer not in self._session.voices()
+        if peer not in state.members or peer in self._session.linking.voices():
+            return False
+        return not any(member.gateway == peer for member in state.members.values())
 
     def listeners(self) -> list[NodeId]:
         """Our listener links, oldest first."""

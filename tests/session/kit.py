@@ -115,7 +115,7 @@ class FakeNet:
     def connect(self, a: NodeId, b: NodeId) -> bool:
         if a == b or frozenset((a, b)) in self.linked or not self.reachable(a, b):
             return False
-        refusal = self.sessions[b].admit(a)
+        refusal = self.sessions[b].linking.admit(a)
         when = self.penalized.get((b, a))
         if when is not None and self.now - when < self.timing.penalty_s:
             refusal = "dropped for misbehaving"
@@ -211,8 +211,12 @@ class FakeNet:
         for me, session in self.sessions.items():
             if me in self.dead:
                 continue
-            for peer in sorted(session.links_wanted()):
-                if session.should_dial(peer) and peer in self.sessions and self.knows(me, peer):
+            for peer in sorted(session.linking.wanted()):
+                if (
+                    session.linking.should_dial(peer)
+                    and peer in self.sessions
+                    and self.knows(me, peer)
+                ):
                     self.connect(me, peer)
             state = session.state
             if not self.mdns:

@@ -90,8 +90,8 @@ def test_a_guest_joins_chats_raises_a_hand_and_speaks_through_its_gateway(
     net.settle(0.3)
     assert sam.may_speak(gus.me)
     # Sam hears Gus through the gateway: the gateway is a voice link, Gus is not dialed.
-    assert gateway.me in sam.links_wanted() or sam.me in gateway.links_wanted()
-    assert gus.me not in sam.links_wanted() | hana.links_wanted()
+    assert gateway.me in sam.linking.wanted() or sam.me in gateway.linking.wanted()
+    assert gus.me not in sam.linking.wanted() | hana.linking.wanted()
     assert len(hashes(hana, lee, sam)) == 1
 
 
