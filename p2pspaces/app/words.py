@@ -387,6 +387,7 @@ class Narrator:
         lines = []
         if after.title != before.title:
             lines.append(Line(f"The Space is now called {printable(after.title)!r}."))
+        lines.extend(self._own_changes(before, after))
         gone = [n for n in before.members if n not in after.members and n != self.me]
         if after.authority != before.authority:  # the host's leaving is told by AuthorityChanged
             gone = [n for n in gone if n != before.authority]
@@ -398,6 +399,22 @@ class Narrator:
             out = "was blocked" if node in after.blocked else "is no longer in the Space"
             lines.append(Line(f"{name} {out}.", Tone.WARN if node in after.blocked else Tone.INFO))
         lines.extend(Line(f"{self.name(node, state=after)} joined.") for node in came)
+        return lines
+
+    def _own_changes(self, before: RoomState, after: RoomState) -> list[Line]:
+        """What changed for this node itself, from one whole state to the next."""
+        was, now = before.members.get(NodeId(self.me)), after.members.get(NodeId(self.me))
+        if was is None or now is None:
+            return []
+        lines = []
+        if now.role != was.role:
+            article = "the" if now.role is Role.HOST else "a"
+            lines.append(Line(f"You are {article} {role_word(now.role)} now.", Tone.WARN))
+        if now.muted != was.muted:
+            lines.append(Line("You are muted." if now.muted else "You are unmuted.", Tone.WARN))
+        if now.invited and not was.invited:
+            answer = "Y accepts, N declines" if self.keys else "/yes to accept, /no to decline"
+            lines.append(Line(f"You are invited to speak: {answer}.", Tone.ASK))
         return lines
 
     def _change(

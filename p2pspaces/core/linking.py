@@ -30,6 +30,7 @@ class Linking:
         self._ctx = ctx
         self._member = member
         self._voices: tuple[RoomState | None, frozenset[NodeId]] = (None, frozenset())
+        self._gateways: tuple[RoomState | None, frozenset[NodeId]] = (None, frozenset())
 
     def admit(self, peer: NodeId) -> str | None:
         """A reason to refuse a peer's incoming link, or None: anyone not blocked may reach
@@ -88,6 +89,16 @@ class Linking:
         if self._voices[0] is not state:
             self._voices = (state, frozenset(state.voice_links()))
         return self._voices[1]
+
+    def gateways(self) -> frozenset[NodeId]:
+        """The member nodes that serve browser guests, worked out once per state."""
+        state = self._ctx.state
+        if state is None:
+            return frozenset()
+        if self._gateways[0] is not state:
+            served = {m.gateway for m in state.members.values() if m.gateway is not None}
+            self._gateways = (state, frozenset(served))
+        return self._gateways[1]
 
     def wants_rival(self, room_id: bytes, peer: NodeId) -> bool:
         """Another node advertises our room while we hold it (a partition healed): link to

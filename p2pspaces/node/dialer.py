@@ -172,6 +172,10 @@ class Dialer:
         self._silences[peer] = (now, self._next_try[peer][1])
         return wait
 
+    def forgive(self, peer: NodeId) -> None:
+        """Dial ``peer`` at the next chance, whatever the backoff (it just became a voice)."""
+        self._next_try.pop(peer, None)
+
     def _back_off(self, peer: NodeId, last: float | None = None, floor: float = 0.0) -> float:
         if last is None:
             _, last = self._next_try.get(peer, (0.0, 0.0))

@@ -139,6 +139,7 @@ class LinkKeeper:
         self._capacity = capacity
         self._clock = clock
         self._busy_told: set[NodeId] = set()
+        self._voices_seen: frozenset[NodeId] = frozenset()
         self._directory = directory
         self._timing = timing
         self._spawn = spawn
@@ -165,9 +166,11 @@ class LinkKeeper:
         dial: dict[NodeId, Reachable | None] = {
             peer: self.reach(peer) for peer in wanted if session.linking.should_dial(peer)
         }
-        capacity = self._capacity
-        if not capacity.takes_more(self._clock()):
-            dial = {peer: at for peer, at in dial.items() if not capacity.is_listener(peer)}
+        voices = session.linking.voices()
+        if voices != self._voices_seen:  # the stage changed: a refusal from before may be moot
+            for peer in voices:
+                self.dialer.forgive(peer)
+            self._voices_seen = voices
         listing = self._directory.rooms.get(state.room_id) if state is not None else None
         if in_room and state is not None and listing is not None:
             advertiser = listing.advert.node_id
@@ -258,7 +261,7 @@ class LinkKeeper:
                     )
                 )
             return
-        if reason.endswith(NOT_A_MEMBER):  # we joined a moment ago: it has not heard yet
+        if NOT_A_MEMBER in reason:  # we joined a moment ago: it has not heard yet
             return
         if reason not in self._refusals and len(self._refusals) < REFUSALS_MAX:
             self._refusals.add(reason)

@@ -12,8 +12,9 @@ the room's authority, whose links are also the room's control plane) gives work 
    none itself.  A refused listener waits :data:`BUSY_BACKOFF_S` (jittered) before it asks
    again, and is told once, in words, that it may not hear that voice for now.
 2. If it stays busy for :data:`SHED_AFTER_S`, it lets go of its newest listener link, one per
-   window, so that those who were listening first keep hearing it; then it takes no more
-   listeners than it kept for :data:`CEILING_S`.
+   window while it is still over :data:`BUSY_MS`, so that those who were listening first keep
+   hearing it; then it takes no more listeners than it kept for :data:`CEILING_S`, and then a
+   few more at a time while it stays calm.
 
 The room's state, the authority, co-hosts and other voices are never shed: a listener that
 does not hear one speaker is still in the room, sees it, and hears everyone else.  (Relays,
@@ -41,12 +42,17 @@ SHED_AFTER_S = 3.0
 """A voice busy this long lets go of its newest listener link (then one per window, so that
 the gauge sees what each one gave back)."""
 CEILING_S = 60.0
-"""After shedding, a voice takes no more listeners than it kept for this long, then tries one
-more (without it, calm would take back those it shed, and be busy again: a slow flap)."""
+"""After shedding, a voice takes no more listeners than it kept for this long (without it,
+calm would take back those it shed, and be busy again: a slow flap)."""
+GROW_S = 10.0
+"""Then, while it stays calm, it takes a quarter more (at least one more) every this long."""
+KEEP_AT_LEAST = 1
+"""Listener links a voice never sheds (if even these are too many, shedding does not help)."""
 BUSY_BACKOFF_S = 20.0
 """A listener refused by a voice at capacity asks again after about this long (0.5x-1.5x)."""
 AT_CAPACITY = "at capacity: this speaker's laptop cannot send to more listeners now"
-"""The refusal (and drop) reason a voice at capacity gives its listeners."""
+"""The reason a voice at capacity refuses listeners' links with (a shed listener, whose link
+is simply closed, is told it when it dials again)."""
 
 
 class LoadGauge:
@@ -56,12 +62,15 @@ class LoadGauge:
         self._lags: deque[float] = deque(maxlen=round(WINDOW_S / TICK_S))
         self.busy = False
         self.busy_since: float | None = None
+        self.over = False
+        """The mean lateness is above :data:`BUSY_MS` now (busy, and not getting better)."""
 
     def note(self, lag_ms: float, now: float) -> bool:
         """The gauge woke ``lag_ms`` late at ``now``; returns whether the node is busy."""
         self._lags.append(max(0.0, lag_ms))
         full = len(self._lags) == self._lags.maxlen
         mean = sum(self._lags) / len(self._lags)
+        self.over = full and mean > BUSY_MS
         if not self.busy and full and mean > BUSY_MS:
             self.busy, self.busy_since = True, now
         elif self.busy and mean < CALM_MS:
@@ -95,10 +104,15 @@ class Capacity:
         self._shed_at = -WINDOW_S
 
     @property
-    def full(self) -> bool:
-        """We send audio, we are not the authority, and we cannot keep up."""
+    def voice(self) -> bool:
+        """We send audio and are not the authority (whose links are the control plane)."""
         session = self._session
-        return self.gauge.busy and not session.is_authority and session.may_speak(session.me)
+        return not session.is_authority and session.may_speak(session.me)
+
+    @property
+    def full(self) -> bool:
+        """We are such a voice and cannot keep up."""
+        return self.gauge.busy and self.voice
 
     def is_listener(self, peer: NodeId) -> bool:
         """``peer`` only listens: not the authority, a co-host or a voice of the room (a
@@ -107,9 +121,8 @@ class Capacity:
         state = self._session.state
         if state is None or peer == state.authority or peer in state.cohosts:
             return False
-        if peer not in state.members or peer in self._session.linking.voices():
-            return False
-        return not any(member.gateway == peer for member in state.members.values())
+        linking = self._session.linking
+        return peer in state.members and peer not in linking.voices() | linking.gateways()
 
     def listeners(self) -> list[NodeId]:
         """Our listener links, oldest first."""
@@ -117,13 +130,19 @@ class Capacity:
 
     def takes_more(self, now: float) -> bool:
         """Whether we take another listener now."""
-        if self.full:
-            return False
-        ceiling = self._ceiling
-        if ceiling is None or now >= ceiling[1]:
+        if not self.voice:  # not (or no longer) a voice: nothing to give up
             self._ceiling = None
             return True
-        return len(self.listeners()) < ceiling[0]
+        if self.gauge.busy:
+            return False
+        ceiling = self._ceiling
+        if ceiling is None:
+            return True
+        kept, until = ceiling
+        if now >= until:  # calm since: a few more
+            kept += max(1, kept // 4)
+            self._ceiling = ceiling = (kept, now + GROW_S)
+        return len(self.listeners()) < kept
 
     def refusal(self, peer: NodeId, now: float) -> str | None:
         """Why a link from ``peer`` is refused now, or None."""
@@ -132,13 +151,14 @@ class Capacity:
         return None
 
     def shed(self, now: float) -> NodeId | None:
-        """The listener link to let go of now (the newest), if we have been full long enough."""
-        if not self.full or self.gauge.busy_for(now) < SHED_AFTER_S:
+        """The listener link to let go of now (the newest), if we have been full long enough
+        and are still over :data:`BUSY_MS`."""
+        if not self.full or not self.gauge.over or self.gauge.busy_for(now) < SHED_AFTER_S:
             return None
         if now - self._shed_at < WINDOW_S:
             return None
         listeners = self.listeners()
-        if not listeners:
+        if len(listeners) <= KEEP_AT_LEAST:
             return None
         self._shed_at = now
         self._ceiling = (len(listeners) - 1, now + CEILING_S)

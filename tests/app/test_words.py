@@ -135,12 +135,13 @@ def test_a_member_that_missed_changes_is_told_what_they_did_once_it_catches_up()
     net.loss = 1.0  # Ann hears nothing while Hana blocks Bob and renames the Space
     net.act(hana, ActionKind.BLOCK, bob)
     net.act(hana, ActionKind.SET_TITLE, text="After the break")
+    net.act(hana, ActionKind.INVITE_SPEAKER, ann)
     net.run(0.2)
     net.loss = 0.0
     net.join(cy, hana)
     net.run_until(lambda: ann.state is not None and ann.state.title == "After the break")
     said = lines()
     assert said[0] == "The Space is now called 'After the break'.", said
+    assert "You are invited to speak: /yes to accept, /no to decline." in said, said
     assert "Bob was blocked." in said, said
-    assert "The Space is now called 'After the break'." in said, said
     assert not any("Hana blocked" in line for line in said)  # who did it is not in a snapshot

@@ -91,8 +91,7 @@ async def test_an_overloaded_speaker_keeps_its_first_listeners_and_refuses_the_r
 
             # Those who were listening first still hear the whole stream.
             assert min(kept) >= 45, f"the first listeners, in the crowd: {kept}"
-            # The speaker sends to as many as it can: some of the crowd hear it too.
-            heard = sum(rate >= 45 for rate in crowd)
+            heard = sum(rate >= 45 for rate in crowd)  # as many as it can still send to
             refused = [node for node, rate in zip(late, crowd, strict=True) if rate == 0]
             assert refused, f"every late listener hears the speaker: {crowd}"
             # Each refused listener was told, in words, once.
@@ -104,15 +103,17 @@ async def test_an_overloaded_speaker_keeps_its_first_listeners_and_refuses_the_r
                 ]
                 assert len(notices) == 1, [e.text for e in notices]
             # No link dropped for silence, no redial loop (each refused listener asks again
-            # about every 20 s: at most once or twice in this window), the state agrees.
+            # 10 to 30 s later, and a shed one once at once: a few times in this window, not
+            # every quarter second as a plain backoff would), the state agrees.
             log = caplog.text + (tmp_path / "sam.log").read_text(errors="replace")
             assert "silent for" not in log
             asks = caplog.text[mark:].count(f"refused by the peer: {AT_CAPACITY}")
-            assert asks <= 2 * len(refused) + 2, f"{asks} refusals for {len(refused)} refused"
+            assert asks <= 3 * len(refused) + 3, f"{asks} refusals for {len(refused)} refused"
             assert hana.replica is not None
             assert hana.replica.state.may_speak(sam_id)  # the speaker was never lost
-            hashes = {n.replica.hash() for n in [*first, *late] if n.replica is not None}
-            assert hashes == {hana.replica.hash()}
+            replicas = [n.replica for n in [*first, *late]]
+            assert all(r is not None for r in replicas)  # nobody lost the room
+            assert {r.hash() for r in replicas if r is not None} == {hana.replica.hash()}
             print(f"first {kept}; crowd: {heard} hear, {len(refused)} refused; {asks} refusals")
         finally:
             sam.stop()

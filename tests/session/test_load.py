@@ -9,6 +9,8 @@ from p2pspaces.core.wire import ActionKind
 from p2pspaces.node.load import (
     AT_CAPACITY,
     CEILING_S,
+    GROW_S,
+    KEEP_AT_LEAST,
     SHED_AFTER_S,
     TICK_S,
     WINDOW_S,
@@ -43,7 +45,7 @@ def test_the_gauge_turns_busy_on_a_frame_of_lateness_and_calm_only_well_under_it
 def test_a_busy_speaker_refuses_new_listeners_then_lets_go_of_the_newest_first() -> None:
     net = FakeNet()
     hana, sam, cody, ann = net.add("Hana"), net.add("Sam"), net.add("Cody"), net.add("Ann")
-    listeners = [net.add(f"L{i}") for i in range(4)]
+    listeners = [net.add(f"L{i}") for i in range(5)]
     net.room(hana, sam, cody, ann, *listeners)
     net.act(hana, ActionKind.ADD_COHOST, cody)
     net.act(hana, ActionKind.INVITE_SPEAKER, sam)
@@ -57,7 +59,7 @@ def test_a_busy_speaker_refuses_new_listeners_then_lets_go_of_the_newest_first()
     state = sam.state
     assert state is not None and state.may_speak(sam.me) and ann.me in state.voice_links()
 
-    linked: list[NodeId] = [hana.me, cody.me, ann.me, *(s.me for s in listeners)]
+    linked: list[NodeId] = [s.me for s in listeners]
     gauge = LoadGauge()
     capacity = Capacity(sam, gauge, lambda: linked)
     newcomer = net.add("Late")
@@ -73,6 +75,7 @@ def test_a_busy_speaker_refuses_new_listeners_then_lets_go_of_the_newest_first()
         assert capacity.refusal(voice.me, now) is None
     assert capacity.shed(now) is None  # first it only stops growing
 
+    linked[:0] = [hana.me, cody.me, ann.me]
     now = starve(gauge, now, 40.0, SHED_AFTER_S)
     order = []
     for _ in range(len(listeners) + 2):
@@ -82,16 +85,43 @@ def test_a_busy_speaker_refuses_new_listeners_then_lets_go_of_the_newest_first()
             order.append(peer)
             linked.remove(peer)
         now = starve(gauge, now, 40.0, WINDOW_S)
-    assert order == [s.me for s in reversed(listeners)]  # newest first, listeners only
-    assert linked == [hana.me, cody.me, ann.me]
+    kept = listeners[:KEEP_AT_LEAST]
+    assert order == [s.me for s in reversed(listeners[KEEP_AT_LEAST:])]  # newest first
+    assert linked == [hana.me, cody.me, ann.me, *(s.me for s in kept)]
 
-    # Calm again, it takes back no more than it kept until the ceiling expires.
-    linked.append(listeners[0].me)
-    gauge.busy = False
-    gauge.busy_since = None
-    now += 1.0
-    assert capacity.refusal(listeners[1].me, now) == AT_CAPACITY
-    assert capacity.refusal(listeners[1].me, now + CEILING_S) is None
+    # Calm again, it takes back no more than it kept until the ceiling expires, then a few.
+    now = starve(gauge, now, 1.0, WINDOW_S)
+    assert not gauge.busy
+    back = listeners[KEEP_AT_LEAST]
+    assert capacity.refusal(back.me, now) == AT_CAPACITY
+    now += CEILING_S
+    assert capacity.refusal(back.me, now) is None
+    linked.append(back.me)
+    assert capacity.refusal(listeners[-1].me, now) == AT_CAPACITY  # one at a time
+    assert capacity.refusal(listeners[-1].me, now + GROW_S) is None
+
+    # Off the stage, it has nothing to give up: everyone is welcome again at once.
+    now = starve(gauge, now, 40.0, WINDOW_S)
+    assert capacity.refusal(listeners[-1].me, now) == AT_CAPACITY
+    net.act(hana, ActionKind.MAKE_LISTENER, sam)
+    net.settle(1.0)
+    assert capacity.refusal(listeners[-1].me, now) is None
+
+
+def test_a_voice_that_is_catching_up_sheds_no_more() -> None:
+    net = FakeNet()
+    hana, sam, *listeners = (net.add(name) for name in ("Hana", "Sam", "L0", "L1", "L2"))
+    net.room(hana, sam, *listeners)
+    net.act(hana, ActionKind.INVITE_SPEAKER, sam)
+    net.settle(0.5)
+    net.act(sam, ActionKind.ACCEPT_INVITE)
+    net.settle(1.0)
+    gauge = LoadGauge()
+    capacity = Capacity(sam, gauge, lambda: [s.me for s in listeners])
+    now = starve(gauge, 0.0, 40.0, WINDOW_S + SHED_AFTER_S)
+    assert capacity.shed(now) == listeners[-1].me
+    now = starve(gauge, now, 10.0, 2 * WINDOW_S)  # better: still busy, no longer over a frame
+    assert gauge.busy and capacity.shed(now) is None
 
 
 def test_the_authority_and_a_listener_never_shed() -> None:
@@ -100,7 +130,7 @@ def test_the_authority_and_a_listener_never_shed() -> None:
     net.room(hana, ann)
     for session, peer in ((hana, ann), (ann, hana)):
         gauge = LoadGauge()
-        capacity = Capacity(session, gauge, lambda p=peer: [p.me])
+        capacity = Capacity(session, gauge, lambda: [])
         now = starve(gauge, 0.0, 60.0, SHED_AFTER_S + WINDOW_S)
         assert gauge.busy and not capacity.full
         assert capacity.refusal(peer.me, now) is None and capacity.shed(now) is None
