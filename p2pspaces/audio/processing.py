@@ -30,6 +30,7 @@ import numpy as np
 
 from p2pspaces.audio import SAMPLE_RATE
 from p2pspaces.audio.devices import Sink, Source
+from p2pspaces.audio.nearby import NearbySpeakers
 from p2pspaces.audio.opus import Pcm
 
 HALF = SAMPLE_RATE // 100
@@ -70,6 +71,9 @@ class VoiceProcessor:
         """The speaker's latency (set by :func:`with_voice_processing`): part of the delay."""
         self.frames = 0
         self._lock = threading.Lock()
+        self.nearby = NearbySpeakers()
+        """Whether another laptop's speakers are near this microphone (see
+        :mod:`p2pspaces.audio.nearby`); fed only while echo is being cancelled."""
 
     def _build(self, settings: ProcessingSettings) -> Any:
         return self._rtc.AudioProcessingModule(
@@ -102,6 +106,8 @@ class VoiceProcessor:
                 self._module.process_stream(half)
             out[start : start + HALF] = np.frombuffer(half.data, dtype=np.int16)
         self.frames += 1
+        if not self.settings.headphones:
+            self.nearby.near(out)
         return out
 
     def far(self, frame: Pcm) -> None:
@@ -110,6 +116,7 @@ class VoiceProcessor:
             half = self._frame(frame[start : start + HALF])
             with self._lock:
                 self._module.process_reverse_stream(half)
+        self.nearby.far(frame)
 
     def _frame(self, samples: Pcm) -> Any:
         data = np.ascontiguousarray(samples, dtype=np.int16).tobytes()

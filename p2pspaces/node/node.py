@@ -207,7 +207,7 @@ class Node:
         self.spawn(self.timers.run())
         self.spawn(self.load.gauge.run(self.clock))
         self.spawn(self.links.watch(self.clock))
-        self.spawn(self.voice.report_hearing(self.pump))
+        self.spawn(self.voice.every_second(self.pump))
         self.audio.start()
         self.emit(Ready(self.node_id, self.name, self.port, self.addresses))
         for service in self.services:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
 from p2pspaces.audio.engine import AudioEngine, FrameLog
 from p2pspaces.audio.level import FLOOR_DB, VERDICT_WORDS, Verdict, rms_dbfs, verdict
+from p2pspaces.audio.processing import processor_of
 from p2pspaces.core import lifecycle
 from p2pspaces.core.errors import CommandError
-from p2pspaces.core.events import Event, MicCheck, Quiet, Speaking
+from p2pspaces.core.events import Event, MicCheck, Notice, Quiet, Speaking
 from p2pspaces.core.identity import NodeId
 from p2pspaces.core.session import RoomSession
 from p2pspaces.node.config import Faults
@@ -89,20 +90,22 @@ async def mic_check(engine: AudioEngine, seconds: float, emit: Callable[[Event],
     return done
 
 
-async def report_hearing(
-    engine: AudioEngine, session: RoomSession, clock: Callable[[], float], pump: Callable[[], None]
-) -> None:
-    """Once a second, for ever: tell each speaker how loud we play it, and, while we speak,
-    learn who hears us (see :mod:`p2pspaces.core.hearing`)."""
-    hearing = session.hearing
-    while True:
-        await asyncio.sleep(HEARING_S)
-        meters = engine.meters
-        own = meters.get(session.me)
-        played = {m: meter.take_peak() for m, meter in meters.items() if m != session.me}
-        hearing.report(played)
-        hearing.tick(own is not None and own.speaking, clock())
-        pump()
+def report_hearing(engine: AudioEngine, session: RoomSession, now: float) -> None:
+    """Once a second: tell each speaker how loud we play it, and, while we speak, learn who
+    hears us (see :mod:`p2pspaces.core.hearing`)."""
+    meters = engine.meters
+    own = meters.get(session.me)
+    played = {m: meter.take_peak() for m, meter in meters.items() if m != session.me}
+    session.hearing.report(played)
+    session.hearing.tick(own is not None and own.speaking, now)
+
+
+NEARBY_WORDS = (
+    "Your microphone hears the room from another laptop's speakers nearby, so the room hears "
+    "itself again: use headphones, or turn the speakers down."
+)
+NEARBY_AGAIN_S = 120.0
+"""While it goes on, the warning is repeated this seldom."""
 
 
 class Voice:
@@ -144,6 +147,17 @@ class Voice:
         only, and say how it sounds (see :func:`mic_check`)."""
         return await mic_check(self.engine, seconds, self._emit)
 
-    async def report_hearing(self, pump: Callable[[], None]) -> None:
-        """The hearing reports' loop (see :func:`report_hearing`)."""
-        await report_hearing(self.engine, self._session, self._clock, pump)
+    async def every_second(self, pump: Callable[[], None]) -> None:
+        """For ever, once a second: the hearing reports (see :func:`report_hearing`), and a
+        warning when another laptop's speakers are near our microphone (see
+        :mod:`p2pspaces.audio.nearby`)."""
+        warned = -NEARBY_AGAIN_S
+        while True:
+            await asyncio.sleep(HEARING_S)
+            now = self._clock()
+            report_hearing(self.engine, self._session, now)
+            processor = processor_of(self.engine.source)
+            if processor is not None and processor.nearby.heard and now - warned > NEARBY_AGAIN_S:
+                warned = now
+                self._emit(Notice(NEARBY_WORDS))
+            pump()

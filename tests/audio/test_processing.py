@@ -150,3 +150,36 @@ def test_fan_noise_under_a_talker_is_turned_down(voice: np.ndarray) -> None:
     out = run(VoiceProcessor(ProcessingSettings(headphones=True)), noisy, np.zeros_like(noisy))
     gained = snr_db(out) - snr_db(noisy[: len(out)])
     assert gained >= 4, f"SNR {gained:+.1f} dB"
+
+
+def later(x: np.ndarray, seconds: float) -> np.ndarray:
+    shift = int(seconds * SAMPLE_RATE)
+    return np.concatenate([np.zeros(shift), x[: len(x) - shift]])
+
+
+@pytest.mark.parametrize(
+    ("room", "noticed"),
+    [
+        ("one laptop", False),
+        ("a second laptop 60 ms behind", True),
+        ("a second laptop 120 ms behind", True),
+        ("someone talking over one laptop", False),
+    ],
+)
+def test_another_laptops_speakers_near_the_microphone_are_noticed(
+    voice: np.ndarray, tmp_path: Path, room: str, noticed: bool
+) -> None:
+    """The room's voice, played by this laptop and by a second one beside it that plays it a
+    little later (beyond the canceller's reach): what the microphone sends still resembles
+    what was played, and the person is to be told.  One laptop alone, or one with its owner
+    talking over it, must never be taken for two."""
+    mic = room_echo(voice)
+    if room.startswith("a second laptop"):
+        mic += 0.3 * room_echo(later(voice, int(room.split()[3]) / 1000), level=1.0)
+    elif room.startswith("someone"):
+        near = load_audio(speech(tmp_path / "near.wav", other=True)).astype(np.float64)
+        mic += 0.5 * np.tile(near, 1 + len(mic) // len(near))[: len(mic)]
+    processor = VoiceProcessor()
+    run(processor, mic, voice)
+    scores = [round(s, 2) for s in processor.nearby.scores]
+    assert processor.nearby.heard is noticed, f"{room}: {scores}"
