@@ -23,41 +23,6 @@ MAX_GAIN = 2.0
 """The loudest a member can be played here (twice as sent)."""
 
 
-def voice_engine(
-    session: RoomSession,
-    source: Source | None,
-    sink: Sink | None,
-    *,
-    clock: Callable[[], float],
-    emit: Callable[[Event], None],
-    faults: Faults = NO_FAULTS,
-) -> AudioEngine:
-    """An engine that sends only while we are an unmuted speaker and plays only those who are."""
-
-    def on_level(member: bytes, speaking: bool, level_db: float) -> None:
-        state = session.state
-        if state is None or not lifecycle.in_room(session.phase):
-            return
-        name = session.name_of(member)
-        if speaking:
-            emit(Speaking(state.room_id, member, name, level_db))
-        else:
-            emit(Quiet(state.room_id, member, name))
-
-    engine = AudioEngine(
-        session.me,
-        source or SilentSource(),
-        sink or NullSink(),
-        clock,
-        on_level,
-        fault_drop=faults.drop,
-    )
-    engine.fault_jitter_ms = faults.jitter_ms
-    engine.may_send = lambda: session.may_speak(session.me)
-    engine.allowed = session.may_speak
-    return engine
-
-
 MIC_CHECK_S = 3.0
 """How long a microphone check records (and then plays back)."""
 MIC_CHECK_SLACK_S = 2.0
@@ -123,9 +88,33 @@ class Voice:
         faults: Faults = NO_FAULTS,
         frame_log: FrameLog | None = None,
     ) -> None:
-        self.engine = voice_engine(session, source, sink, clock=clock, emit=emit, faults=faults)
-        self.engine.frame_log = frame_log
         self._session, self._clock, self._emit = session, clock, emit
+        engine = AudioEngine(
+            session.me,
+            source or SilentSource(),
+            sink or NullSink(),
+            clock,
+            self._on_level,
+            fault_drop=faults.drop,
+        )
+        engine.fault_jitter_ms = faults.jitter_ms
+        engine.frame_log = frame_log
+        # It sends only while we are an unmuted speaker, and plays only those who are.
+        engine.may_send = lambda: session.may_speak(session.me)
+        engine.allowed = session.may_speak
+        self.engine = engine
+
+    def _on_level(self, member: bytes, speaking: bool, level_db: float) -> None:
+        """A member started or stopped speaking (as this node plays it): an event."""
+        session = self._session
+        state = session.state
+        if state is None or not lifecycle.in_room(session.phase):
+            return
+        name = session.name_of(member)
+        if speaking:
+            self._emit(Speaking(state.room_id, member, name, level_db))
+        else:
+            self._emit(Quiet(state.room_id, member, name))
 
     def set_volume(self, member: NodeId, gain: float) -> float:
         """Play ``member`` at ``gain`` (0 to 2; 1 is as sent) on this node only; returns it."""
