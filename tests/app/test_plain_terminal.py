@@ -34,7 +34,12 @@ def test_plain_mode_keeps_the_typed_line_below_the_output(tmp_path: Path) -> Non
     terminal = _hana_hosting(tmp_path)
     ann = None
     try:
+        # Typed once start-up has finished printing (the phones' QR code comes last) and the
+        # prompt waits, as a person would: keys sent before the prompt are echoed by the
+        # terminal itself, and shifted when the prompt is drawn over them.
         screen = terminal.wait(lambda s: "join with: p2pspaces start --join" in s)
+        web_said = ("SHA-256 fingerprint", "Phones cannot join")
+        terminal.wait(lambda s: any(w in s for w in web_said) and s.rstrip().endswith(">"))
         terminal.keys("half a thou")
         terminal.wait(lambda s: "> half a thou" in s)
         ann = _ann_joins(tmp_path, screen)

@@ -1,0 +1,75 @@
+"""A relay forwards a speaker's packets and can change none of them: what a listener refuses."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from p2pspaces.audio.proof import (
+    REPLAY_WINDOW,
+    TIMESTAMP_WRAP,
+    VoiceChecker,
+    extension_block,
+    sign_packet,
+    signature_in,
+)
+from p2pspaces.core.identity import Identity
+
+ROOM = b"r" * 32
+OTHER_ROOM = b"o" * 32
+
+
+@pytest.fixture(scope="module")
+def sam() -> Identity:
+    return Identity.generate()
+
+
+def test_the_speakers_own_packets_pass_in_order_and_a_little_late(sam: Identity) -> None:
+    checker = VoiceChecker(sam.node_id, ROOM)
+    payloads = [os.urandom(80) for _ in range(5)]
+    signed = [(960 * i, p, sign_packet(sam, ROOM, 960 * i, p)) for i, p in enumerate(payloads)]
+    assert checker.check(*signed[0]) and checker.check(*signed[1])
+    assert checker.check(*signed[3])
+    assert checker.check(*signed[2])  # reordered by the network: still within the window
+    assert checker.check(*signed[4])
+    assert checker.refused == 0
+
+
+def test_a_relay_cannot_alter_invent_replay_or_move_a_packet(sam: Identity) -> None:
+    checker = VoiceChecker(sam.node_id, ROOM)
+    relay = Identity.generate()
+    payload = os.urandom(80)
+    signature = sign_packet(sam, ROOM, 48_000, payload)
+    assert not checker.check(48_000, payload[:-1] + b"\x00", signature)  # altered
+    assert not checker.check(48_000, payload, sign_packet(relay, ROOM, 48_000, payload))  # own
+    assert not checker.check(48_960, payload, signature)  # moved to another time
+    other_room = VoiceChecker(sam.node_id, OTHER_ROOM)
+    assert not other_room.check(48_000, payload, signature)  # taken from another room
+    assert not checker.check(48_000, payload, signature[:32])  # cut short
+    assert checker.check(48_000, payload, signature)
+    assert not checker.check(48_000, payload, signature)  # a second copy
+    later = 48_000 + 2 * REPLAY_WINDOW
+    assert checker.check(later, payload, sign_packet(sam, ROOM, later, payload))
+    assert not checker.check(48_000, payload, signature)  # an old one, replayed
+    assert checker.refused == 6 and other_room.refused == 1
+
+
+def test_timestamps_go_on_across_the_32_bit_wrap(sam: Identity) -> None:
+    checker = VoiceChecker(sam.node_id, ROOM)
+    for timestamp in (TIMESTAMP_WRAP - 960, TIMESTAMP_WRAP, TIMESTAMP_WRAP + 960):
+        payload = os.urandom(40)
+        assert checker.check(timestamp, payload, sign_packet(sam, ROOM, timestamp, payload))
+
+
+def test_the_signature_travels_in_a_two_byte_header_extension(sam: Identity) -> None:
+    signature = sign_packet(sam, ROOM, 0, b"opus")
+    block = extension_block(7, signature)
+    assert len(block) % 4 == 0
+    assert signature_in(block, 7) == signature
+    assert signature_in(block, 8) is None
+    assert signature_in(block[:-8], 7) is None  # cut short
+    assert signature_in(b"\xbe\xde" + block[2:], 7) is None  # the one-byte profile
+    assert signature_in(b"", 7) is None
+    with pytest.raises(ValueError, match="two-byte"):
+        extension_block(0, signature)
