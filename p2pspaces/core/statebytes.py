@@ -198,12 +198,7 @@ def decode_header(data: bytes) -> StateHeader:
         raise Invalid("not a state header")
     cohosts = tuple(NodeId(_KEY.parse(c)) for c in _list(obj[7]))
     header = StateHeader(
-        room_id=RoomId(_KEY.parse(obj[1])),
-        host=NodeId(_KEY.parse(obj[2])),
-        title=Text(wire.TITLE_MAX, min_chars=1).parse(obj[3]),
-        epoch=_EPOCH.parse(obj[4]),
-        seq=_EPOCH.parse(obj[5]),
-        authority=NodeId(_KEY.parse(obj[6])),
+        *_opening(obj),
         cohosts=cohosts,
         ended=Bool().parse(obj[10]),
         max_cohosts=Int(0, 2).parse(obj[12]),
@@ -226,6 +221,19 @@ _EPOCH = Int(0, wire.COUNTER_MAX)
 _MEMBER_FIELDS = (_KEY, _NAME, Int(0, 3), Bool(), _COUNT, Bool(), codec.Optional(_KEY))
 
 
+
+def _opening(obj: list[Any]) -> tuple[RoomId, NodeId, str, int, int, NodeId]:
+    """The fields a state and its header both open with (items 1 to 6): room id, host,
+    title, epoch, seq, authority."""
+    return (
+        RoomId(_KEY.parse(obj[1])),
+        NodeId(_KEY.parse(obj[2])),
+        Text(wire.TITLE_MAX, min_chars=1).parse(obj[3]),
+        _EPOCH.parse(obj[4]),
+        _EPOCH.parse(obj[5]),
+        NodeId(_KEY.parse(obj[6])),
+    )
+
 @codec.guarded
 def decode_state(data: bytes) -> RoomState:
     """Parse canonical state bytes, refusing anything malformed, inconsistent or non-canonical."""
@@ -242,12 +250,7 @@ def decode_state(data: bytes) -> RoomState:
         via = NodeId(gateway) if gateway is not None else None
         members[NodeId(node)] = Member(name, Role(role), muted, hand, invited, via)
     state = RoomState(
-        room_id=RoomId(_KEY.parse(obj[1])),
-        host=NodeId(_KEY.parse(obj[2])),
-        title=Text(wire.TITLE_MAX, min_chars=1).parse(obj[3]),
-        epoch=_EPOCH.parse(obj[4]),
-        seq=_EPOCH.parse(obj[5]),
-        authority=NodeId(_KEY.parse(obj[6])),
+        *_opening(obj),
         members=MappingProxyType(members),
         cohosts=tuple(NodeId(_KEY.parse(c)) for c in _list(obj[8])),
         blocked=frozenset(NodeId(_KEY.parse(b)) for b in _list(obj[9])),

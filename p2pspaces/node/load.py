@@ -1,7 +1,7 @@
 """A node short of CPU sheds work in a chosen order, so that overload degrades and never storms.
 
-:class:`LoadGauge` measures how late the node's event loop runs: a task sleeps 50 ms at a
-time and notes how much later it woke.  Over a 2 s window, a mean lateness above 20 ms is
+:class:`LoadGauge` measures how late the node's event loop runs: on a voice, a task sleeps
+50 ms at a time and notes how much later it woke.  Over a 2 s window, a mean lateness above 20 ms is
 *busy* (the node cannot keep its 20 ms audio frames on time); it is calm again only once the
 mean falls under 5 ms (hysteresis: no flapping at the edge).
 
@@ -32,6 +32,8 @@ from p2pspaces.core.session import RoomSession
 
 TICK_S = 0.05
 """How often the gauge wakes to see how late it is."""
+IDLE_S = 1.0
+"""How often a node that is not a voice looks again whether it has become one."""
 WINDOW_S = 2.0
 """The lateness is averaged over this long."""
 BUSY_MS = 20.0
@@ -81,9 +83,15 @@ class LoadGauge:
         """How long the node has been busy (0 when it is not)."""
         return 0.0 if self.busy_since is None else now - self.busy_since
 
-    async def run(self, clock: Callable[[], float]) -> None:
-        """For ever: sleep a tick and note how late it woke."""
+    async def run(self, clock: Callable[[], float], wanted: Callable[[], bool]) -> None:
+        """For ever: sleep a tick and note how late it woke, while ``wanted()`` (only a voice
+        has anything to give up; others look again once a second and keep no window)."""
         while True:
+            if not wanted():
+                self._lags.clear()
+                self.busy, self.busy_since, self.over = False, None, False
+                await asyncio.sleep(IDLE_S)
+                continue
             asked = clock() + TICK_S
             await asyncio.sleep(TICK_S)
             now = clock()

@@ -205,7 +205,7 @@ class Node:
             await self._discovery.start()
             self.spawn(self.advert.run(self.port))
         self.spawn(self.timers.run())
-        self.spawn(self.load.gauge.run(self.clock))
+        self.spawn(self.load.gauge.run(self.clock, lambda: self.load.voice))
         self.spawn(self.links.watch(self.clock))
         self.spawn(self.voice.every_second(self.pump))
         self.audio.start()
