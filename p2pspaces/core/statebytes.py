@@ -221,7 +221,6 @@ _EPOCH = Int(0, wire.COUNTER_MAX)
 _MEMBER_FIELDS = (_KEY, _NAME, Int(0, 3), Bool(), _COUNT, Bool(), codec.Optional(_KEY))
 
 
-
 def _opening(obj: list[Any]) -> tuple[RoomId, NodeId, str, int, int, NodeId]:
     """The fields a state and its header both open with (items 1 to 6): room id, host,
     title, epoch, seq, authority."""
@@ -233,6 +232,7 @@ def _opening(obj: list[Any]) -> tuple[RoomId, NodeId, str, int, int, NodeId]:
         _EPOCH.parse(obj[5]),
         NodeId(_KEY.parse(obj[6])),
     )
+
 
 @codec.guarded
 def decode_state(data: bytes) -> RoomState:
