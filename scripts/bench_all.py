@@ -78,6 +78,49 @@ BENCHES = (
         ("bench_room.py", "--sizes", "20,40", "--window", "5"),
     ),
     Bench(
+        "relays",
+        "Listeners relaying to listeners",
+        "One relay hop with real nodes (the delay it adds against the direct hop, the relay's "
+        "CPU per listener behind it), then the authority's plan of rooms of 1,000 and 10,000 "
+        "listeners in memory (review times, tiers, re-parenting after a relay dies).",
+        ("bench_relay.py",),
+        ("bench_relay.py", "--children", "1,8", "--runs", "1", "--seconds", "4", "--sizes", "1000"),
+    ),
+    Bench(
+        "room-relays",
+        "A starved speaker, with and without relays",
+        "The speaker held to 15% of one core (a cgroup, root): listeners who got its whole "
+        "stream at 60, 100 and 150 listeners when every listener hears it straight, then when "
+        "20 do and the rest hear it through relays.",
+        ("bench_room.py", "--speaker-cpu", "15", "--sizes", "60,100,150"),
+        ("bench_room.py", "--speaker-cpu", "15", "--sizes", "40", "--window", "5"),
+    ),
+    Bench(
+        "room-relays-on",
+        "A starved speaker, relays on",
+        "The same run with --direct-listeners 20.",
+        (
+            "bench_room.py",
+            "--speaker-cpu",
+            "15",
+            "--sizes",
+            "60,100,150",
+            "--direct-listeners",
+            "20",
+        ),
+        (
+            "bench_room.py",
+            "--speaker-cpu",
+            "15",
+            "--sizes",
+            "40",
+            "--window",
+            "5",
+            "--direct-listeners",
+            "10",
+        ),
+    ),
+    Bench(
         "impaired",
         "Through a bad link",
         "A listener behind an impairing cable (p2pspaces/testing/impair.py, both ways; network "

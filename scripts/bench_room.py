@@ -16,7 +16,9 @@ join times of the last listeners, the time from a host action (a new title) to t
 listener applying it, and the links the speaker and the host dropped (for silence, or at all).
 --speaker-cpu PCT holds the speaker to that share of one core (a cgroup; root): an overloaded
 speaker, to see that the room degrades (late or lost audio) without a storm of dropped and
-redialed links.  --profile DIR runs the speaker under cProfile (slower) and writes its
+redialed links.  --direct-listeners N lets N listeners hear the speaker straight and the
+rest through relays (listeners passing it on, checked by a signature on each packet).
+--profile DIR runs the speaker under cProfile (slower) and writes its
 profile there.
 """
 
@@ -45,10 +47,12 @@ from benchkit import LOOPBACK, Headless, cpu_seconds
 from p2pspaces.audio.devices import NullSink, SilentSource
 from p2pspaces.audio.engine import AudioEngine
 from p2pspaces.audio.opus import Decoder
+from p2pspaces.audio.relay import RelayPath
 from p2pspaces.core.events import Event, StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
+from p2pspaces.node.relaying import RoomRelays
 from p2pspaces.testing.cpu import CpuShare, cpu_share_unavailable
 
 PACKETS_PER_S = 50
@@ -79,9 +83,10 @@ class Ear(AudioEngine):
         """Nothing runs."""
 
     async def on_rtp(self, peer: bytes, packet: Any, arrival_time_ms: int = 0) -> None:
-        if not self.allowed(peer):
-            self.refused_packets += 1
+        routed = await self.route(peer, packet)  # a relay passes packets on from here
+        if routed is None:
             return
+        peer, packet = routed
         self.packets += 1
         if self.first_at is None:
             self.first_at = time.monotonic()
@@ -110,6 +115,7 @@ class Listener(Node):
         super().__init__(Identity.generate(), config)
         self.ear = Ear(self.node_id)
         self.ear.allowed = self.session.may_speak
+        self.relays = self.ear.relay = RelayPath(RoomRelays(self.session, self.identity))
         self.audio = self.mesh.media = self.ear
         self.applied: dict[int, float] = {}
         self.joined_at = math.inf
@@ -166,6 +172,9 @@ async def farm() -> None:
                 members=[
                     len(item.replica.state.members) if item.replica else 0 for item in listeners
                 ],
+                relayed=sum(item.relays.plan.parent() is not None for item in listeners),
+                forwarded=sum(item.relays.forwarded for item in listeners),
+                refused=sum(item.ear.refused_packets for item in listeners),
             )
             window["packets"] = sum(packets)
         elif op == "applied":
@@ -237,9 +246,10 @@ def pct(values: list[float], q: float) -> float:
 class Bench:
     """The host, the speaker and the farms, grown one listener at a time."""
 
-    def __init__(self, work: Path, per_farm: int) -> None:
+    def __init__(self, work: Path, per_farm: int, direct: int | None = None) -> None:
         self.work = work
         self.per_farm = per_farm
+        self.direct = direct
         self.farms: list[Farm] = []
         self.joins: list[float] = []
         self.listeners = 0
@@ -252,6 +262,7 @@ class Bench:
         self.host = Headless(
             *("--name", "Host", "--home", str(work / "host"), "--host", "Big room"),
             *quiet,
+            *(("--direct-listeners", str(self.direct)) if self.direct else ()),
             log=work / "host.log",
         )
         self.nodes.append(self.host)
@@ -363,6 +374,9 @@ class Bench:
             "agree": hashes == {host_state["hash"]},
             "first_audio": first_audio,
             "drops": self.drops(),
+            "relayed": sum(s["relayed"] for s in stats),
+            "forwarded": sum(s["forwarded"] for s in stats),
+            "refused": sum(s["refused"] for s in stats),
         }
 
     def drops(self) -> dict[str, tuple[int, int]]:
@@ -400,6 +414,13 @@ def main() -> None:
         metavar="PCT",
         help="hold the speaker to this share of one core once it is on stage (cgroup; root)",
     )
+    parser.add_argument(
+        "--direct-listeners",
+        type=int,
+        metavar="N",
+        help="the host lets N listeners hear the speaker straight; the rest hear through "
+        "relays (listeners passing it on); default: the node's own limit",
+    )
     parser.add_argument("--farm", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.farm:
@@ -417,7 +438,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-room-") as tmp:
         work = args.logs or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        bench = Bench(work, args.per_farm)
+        bench = Bench(work, args.per_farm, args.direct_listeners)
         rows = []
         with contextlib.ExitStack() as stack:
             if args.speaker_cpu is not None:
@@ -485,6 +506,11 @@ def report(size: int, f: dict[str, Any], joins: list[float], total: int) -> None
             f"(+{1000 * grown / size:.0f} KB per listener)"
         )
     print(f"  farms   CPU {farms} %")
+    if f["relayed"]:
+        print(
+            f"  relays: {f['relayed']} listeners heard through a relay; "
+            f"{f['forwarded']} packets passed on so far, {f['refused']} refused"
+        )
     print(
         f"  stream: {f['full']}/{size} listeners got >= 95% of packets, {f['silent']} silent, "
         f"median {f['median_rate']:.1f} packets/s, {f['lost']} lost seq, "

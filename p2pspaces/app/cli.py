@@ -36,6 +36,7 @@ from p2pspaces.audio.processing import (
 )
 from p2pspaces.core.errors import IdentityError
 from p2pspaces.core.identity import short_fingerprint
+from p2pspaces.core.relays import DIRECT_LISTENERS
 from p2pspaces.core.settings import Switch
 from p2pspaces.net import ice
 from p2pspaces.net.ice import NoUsableAddress, choose_addresses
@@ -197,6 +198,21 @@ def _default_name() -> str:
     hidden=True,
     help="Seconds a browser guest whose page went away keeps its place.",
 )
+@click.option(
+    "--relay/--no-relay",
+    default=True,
+    show_default=True,
+    help="In a large room, pass the speakers on to a few other listeners when asked "
+    "(--no-relay: a laptop on battery or a weak link).",
+)
+@click.option(
+    "--direct-listeners",
+    type=click.IntRange(1, 10_000),
+    default=DIRECT_LISTENERS,
+    show_default=True,
+    help="While you host: listeners who hear each speaker straight; the rest hear through "
+    "relays (listeners who pass the speakers on).",
+)
 @click.option("-v", "--verbose", count=True, help="Log more to stderr (-vv for debug).")
 def start_command(
     name: str | None,
@@ -219,6 +235,8 @@ def start_command(
     web_https_port: int,
     max_guests: int,
     guest_grace: float,
+    relay: bool,
+    direct_listeners: int,
     verbose: int,
 ) -> None:
     """Run a node: find Spaces on this network, host one or join one.
@@ -252,6 +270,8 @@ def start_command(
             faults=Faults(drop=drop_audio, jitter_ms=jitter_audio),
             recordings=folder / "recordings",
             state_dir=folder,
+            relay=relay,
+            direct_listeners=direct_listeners,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

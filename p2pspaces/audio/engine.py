@@ -6,6 +6,9 @@
   speaker in the signed state; self-mute stops sending at the next frame.
 * Receive: RTP packets from each peer go to that peer's jitter buffer, but only while
   ``allowed(peer)`` holds: every node enforces the signed state itself, whatever a peer sends.
+  In a large room, packets that come through a relay are checked, filed under their voice and
+  passed on to the listeners we relay to (:mod:`p2pspaces.audio.relay`); while we hear
+  through a relay, nothing straight from a voice is played.
 * Play: a 20 ms tick pulls one frame per stream, feeds the level meters, mixes with per-member
   gain and hands the mix to the sink (silence included, so a recording keeps real time).
 """
@@ -29,6 +32,7 @@ from p2pspaces.audio.jitter import JitterBuffer
 from p2pspaces.audio.level import LevelMeter, rms_dbfs
 from p2pspaces.audio.mixer import mix, silence
 from p2pspaces.audio.opus import Pcm
+from p2pspaces.audio.relay import RelayPath
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,8 @@ class AudioEngine:
         self.may_send: Callable[[], bool] = lambda: False
         self.allowed: Callable[[bytes], bool] = lambda peer: False
         self.refused_packets = 0
+        self.relay: RelayPath | None = None
+        """Relayed voices (set by the node: it knows the room's plan)."""
         self.frame_log: FrameLog | None = None
         self._fault_drop = fault_drop
         self._rng = np.random.default_rng()
@@ -180,9 +186,10 @@ class AudioEngine:
 
     async def on_rtp(self, peer: bytes, packet: object, arrival_time_ms: int = 0) -> None:
         """aiortc's receive hook: file one RTP packet from ``peer`` (see mesh)."""
-        if not self.allowed(peer):
-            self.refused_packets += 1
+        routed = await self.route(peer, packet)
+        if routed is None:
             return
+        peer, packet = routed
         if self._fault_drop and self._rng.random() < self._fault_drop:
             return  # fault injection for loss tests (--drop-audio)
         if self.fault_jitter_ms:
@@ -190,6 +197,24 @@ class AudioEngine:
             asyncio.get_running_loop().call_later(delay, self._file, peer, packet)
             return
         self._file(peer, packet)
+
+    async def route(self, peer: bytes, packet: object) -> tuple[bytes, object] | None:
+        """Whose voice a packet from ``peer`` is, or None (refused, and counted); a packet
+        that came through a relay is passed on to those we relay to (see the module's docs)."""
+        relay = self.relay
+        csrc = getattr(packet, "csrc", None)
+        if csrc:
+            payload: bytes = getattr(packet, "payload", b"")
+            relayed = None if relay is None else relay.take(peer, csrc[0], payload)
+            if relay is None or relayed is None or not self.allowed(relayed.voice):
+                self.refused_packets += 1
+                return None
+            await relay.forward(relayed, self.broadcaster.outlets)
+            return relayed.voice, relayed
+        if not self.allowed(peer) or (relay is not None and relay.plan.parent() is not None):
+            self.refused_packets += 1
+            return None
+        return peer, packet
 
     def _file(self, peer: bytes, packet: object) -> None:
         """Put one packet in its speaker's jitter buffer."""

@@ -12,7 +12,9 @@ clock twice for header extensions and serializes, before SRTP and the socket (me
 ``scripts/bench_room.py --profile``: about half of a speaker's CPU with 200 listeners).
 :class:`Broadcaster` therefore encodes each 20 ms frame once and writes the RTP header itself
 for each connection (:class:`Outlet`: 12 bytes and the MID extension, prepared once), then hands
-it to the connection's DTLS transport for SRTP and the wire, all in one pass per frame.  It uses
+it to the connection's DTLS transport for SRTP and the wire, all in one pass per frame.  In a
+large room it skips the listeners that hear it through a relay, and sends the relays its
+packets with its signature (see :mod:`p2pspaces.audio.relay`).  It uses
 what aiortc negotiated (payload type, SSRC, the MID extension's id), captured as the sender
 starts; aiortc's own sender stays parked on an idle track, so its RTCP keeps running (its
 sender reports then carry no packet counts, which none of our receivers use).
@@ -25,7 +27,7 @@ import fractions
 import logging
 import random
 import struct
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from aiortc import RTCRtpSender
@@ -41,6 +43,7 @@ QUEUE_FRAMES = 5
 """A peer that cannot take 100 ms of packets loses the oldest rather than delaying the rest."""
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 _HEADER = struct.Struct("!BBHII")
+_CSRC = struct.Struct("!I")
 
 
 class PacketTrack(MediaStreamTrack):
@@ -113,13 +116,16 @@ class Outlet:
         """Negotiated and the DTLS handshake done."""
         return self._payload_type is not None and self.sender.transport.state == "connected"
 
-    def packet(self, payload: bytes, pts: int) -> bytes:
-        """The RTP packet for ``payload``; the marker starts each talkspurt (RFC 3551)."""
+    def packet(self, payload: bytes, pts: int, csrc: int | None = None) -> bytes:
+        """The RTP packet for ``payload``; the marker starts each talkspurt (RFC 3551).
+        ``csrc`` names the voice of a relayed packet (see :mod:`p2pspaces.audio.relay`)."""
         if self._payload_type is None:
             raise RuntimeError("the connection has not negotiated its audio yet")
         marker = 0x80 if pts != self._next_pts else 0
         self._next_pts = pts + FRAME_SAMPLES
         first = 0x90 if self._extension else 0x80
+        if csrc is not None:
+            first |= 1
         header = _HEADER.pack(
             first,
             marker | self._payload_type,
@@ -127,15 +133,17 @@ class Outlet:
             (self._origin + pts) & 0xFFFFFFFF,
             self._ssrc,
         )
+        if csrc is not None:
+            header += _CSRC.pack(csrc)
         self._seq = (self._seq + 1) & 0xFFFF
         return header + self._extension + payload
 
-    async def send(self, payload: bytes, pts: int) -> None:
+    async def send(self, payload: bytes, pts: int, csrc: int | None = None) -> None:
         """Protect and send one packet; a connection closing meanwhile loses only it."""
         if not self.ready:
             return
         try:
-            await self.sender.transport._send_rtp(self.packet(payload, pts))
+            await self.sender.transport._send_rtp(self.packet(payload, pts, csrc))
         except ConnectionError:
             self.failed += 1
             return
@@ -151,12 +159,39 @@ class Outlet:
         self.idle.stop()
 
 
+class Routes(Protocol):
+    """Where a voice's packets go in a large room (see :mod:`p2pspaces.audio.relay`)."""
+
+    def relayed(self, peer: bytes) -> bool:
+        """``peer`` hears the room through a relay: send it nothing."""
+
+    def relays(self, peer: bytes) -> bool:
+        """``peer`` forwards the room's voices to others: send it signed packets."""
+
+    def prove(self, pts: int, payload: bytes) -> tuple[int, bytes] | None:
+        """Our CSRC tag, and the payload with our proof ahead of it (None: not in a room)."""
+
+
+class Straight:
+    """Routes of a room without relays: every packet to every link, unsigned."""
+
+    def relayed(self, peer: bytes) -> bool:
+        return False
+
+    def relays(self, peer: bytes) -> bool:
+        return False
+
+    def prove(self, pts: int, payload: bytes) -> tuple[int, bytes] | None:
+        return None
+
+
 class Broadcaster:
     """One encoder, many connections."""
 
     def __init__(self, bitrate: int = 40_000) -> None:
         self._encoder = Encoder(bitrate)
         self.outlets: dict[bytes, Outlet] = {}
+        self.routes: Routes = Straight()
 
     @property
     def frames_encoded(self) -> int:
@@ -178,6 +213,17 @@ class Broadcaster:
     async def send(self, frame: Pcm, pts: int) -> bytes:
         """Encode ``frame`` once and send it on every connection; returns the packet."""
         payload = self._encoder.encode(frame)
-        for outlet in list(self.outlets.values()):
+        routes = self.routes
+        proven: tuple[int, bytes] | None = None
+        signed = False
+        for peer, outlet in list(self.outlets.items()):
+            if routes.relayed(peer):
+                continue
+            if routes.relays(peer):
+                if not signed:  # once per frame, for every relay
+                    proven, signed = routes.prove(pts, payload), True
+                if proven is not None:
+                    await outlet.send(proven[1], pts, proven[0])
+                    continue
             await outlet.send(payload, pts)
         return payload

@@ -25,8 +25,6 @@ REPLAY_WINDOW = 48_000
 """RTP timestamp units (one second at 48 kHz) within which a late packet is still taken."""
 SEEN_KEPT = 128
 """Timestamps remembered to refuse second copies (over two seconds of 20 ms packets)."""
-TWO_BYTE_PROFILE = 0x1000
-"""RFC 8285: the two-byte header extension profile."""
 
 
 def _signed(room_id: bytes, timestamp: int, payload: bytes) -> bytes:
@@ -74,35 +72,24 @@ class VoiceChecker:
         return True
 
 
-def extension_block(element_id: int, signature: bytes) -> bytes:
-    """The RTP header extension block (RFC 8285, two-byte form) carrying ``signature``:
-    profile, length in 32-bit words, then the element (id, length, data), zero-padded."""
-    if not 1 <= element_id <= 255 or len(signature) > 255:
-        raise ValueError("a two-byte header extension element has an id 1-255, data <= 255")
-    element = bytes([element_id, len(signature)]) + signature
-    element += b"\x00" * (-len(element) % 4)
-    return struct.pack("!HH", TWO_BYTE_PROFILE, len(element) // 4) + element
+PROOF = struct.Struct(f"!I{SIGNATURE_SIZE}s")
+"""What a relayed packet's payload starts with: the frame's pts and the voice's signature."""
 
 
-def signature_in(block: bytes, element_id: int) -> bytes | None:
-    """The signature element ``element_id`` in a two-byte header extension block, or None
-    (another profile, a malformed block, or no such element)."""
-    if len(block) < 4:
+def with_proof(pts: int, signature: bytes, payload: bytes) -> bytes:
+    """A relayed packet's payload: the proof, then the Opus payload."""
+    return PROOF.pack(pts % TIMESTAMP_WRAP, signature) + payload
+
+
+def without_proof(data: bytes) -> tuple[int, bytes, bytes] | None:
+    """(pts, signature, Opus payload) of a relayed packet's payload, or None if too short."""
+    if len(data) <= PROOF.size:
         return None
-    profile, words = struct.unpack_from("!HH", block)
-    body = block[4 : 4 + 4 * words]
-    if profile != TWO_BYTE_PROFILE or len(body) != 4 * words:
-        return None
-    at = 0
-    while at + 2 <= len(body):
-        element, size = body[at], body[at + 1]
-        if element == 0:  # padding
-            at += 1
-            continue
-        data = body[at + 2 : at + 2 + size]
-        if len(data) != size:
-            return None
-        if element == element_id:
-            return data
-        at += 2 + size
-    return None
+    pts, signature = PROOF.unpack_from(data)
+    return pts, signature, data[PROOF.size :]
+
+
+def voice_tag(voice: bytes) -> int:
+    """The 32-bit CSRC that names ``voice`` on relay links (its key's first four bytes; a
+    listener tries every voice of the room with that tag, so a clash costs one more check)."""
+    return int.from_bytes(voice[:4], "big")

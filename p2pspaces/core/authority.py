@@ -19,6 +19,7 @@ from p2pspaces.core.context import Hooks, SessionContext
 from p2pspaces.core.errors import ErrorCode, PeerError, Refused
 from p2pspaces.core.identity import NodeId, short_fingerprint
 from p2pspaces.core.limits import BucketsByKey, Freshness
+from p2pspaces.core.relays import CHANGES_PER_REVIEW, RelayPlanner
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.wire import Action, ActionKind
 
@@ -60,6 +61,8 @@ class AuthorityRole:
         """Members whose link broke, and when they are dropped unless back."""
         self.pending: dict[NodeId, float] = {}
         """Linked peers that are not members yet, and when they are hung up."""
+        self.relays = RelayPlanner()
+        """Which listeners hear the room through which relay (see :mod:`.relays`)."""
 
     # --- requests ----------------------------------------------------------------------
 
@@ -157,6 +160,8 @@ class AuthorityRole:
             if gone not in after.members and gone != after.authority:
                 ctx.hangup(gone, "no longer a member")
                 self.grace.pop(gone, None)
+        if action.kind is not ActionKind.RELAY:
+            self.relays.changed(now)
         self._hooks.applied(action, now, actor)
 
     def try_issue(self, action: Action, now: float) -> None:
@@ -208,6 +213,7 @@ class AuthorityRole:
         self.pending.pop(peer, None)
         if peer not in self._ctx.room().state.members:
             return
+        self.relays.changed(now, at_once=True)  # if it relayed, its listeners need another
         if misbehaved:
             self.try_issue(Action(ActionKind.DROP, peer), now)
         else:
@@ -216,10 +222,20 @@ class AuthorityRole:
     def next_timer(self) -> float | None:
         """When a grace period or a joining wait runs out next."""
         deadlines = [*self.grace.values(), *self.pending.values()]
+        if self.relays.due is not None:
+            deadlines.append(self.relays.due)
         return min(deadlines) if deadlines else None
 
     def on_timer(self, now: float) -> None:
-        """Drop members that did not come back; hang up peers that never joined."""
+        """Drop members that did not come back; hang up peers that never joined; look over
+        the relays."""
+        if self.relays.due is not None and self.relays.due <= now:
+            links = self._ctx.links
+            changes = self.relays.review(self._ctx.room().state, links.__contains__)
+            for action in changes:
+                self.try_issue(action, now)
+            if len(changes) >= CHANGES_PER_REVIEW:
+                self.relays.changed(now)
         for peer, when in list(self.grace.items()):
             if when <= now:
                 del self.grace[peer]
@@ -236,3 +252,4 @@ class AuthorityRole:
         """Forget the timers of the last room or term."""
         self.grace.clear()
         self.pending.clear()
+        self.relays.due = None

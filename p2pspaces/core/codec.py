@@ -20,10 +20,11 @@ import msgpack
 
 from p2pspaces.core.errors import WireError
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 """2: browser guests (a member's gateway in the state, an error's addressee).  3: proofs of
 authority (an update's resulting hash, a snapshot's custody, a claim's basis).  5: ``heard``
-(members tell speakers how loud they play them)."""
+(members tell speakers how loud they play them).  6: relays (a member's ``via``, the
+action that sets it, an opt-out in the join)."""
 MAX_FRAME = 4 * 1024 * 1024
 """Hard cap on one encoded message, checked before any decoding (a snapshot of a very large
 room is the biggest thing we send; 4 MiB holds about 60,000 listeners)."""

@@ -20,6 +20,7 @@ from p2pspaces.core.ledger import Replica
 from p2pspaces.core.lifecycle import Phase
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.settings import Timing
+from p2pspaces.core.wire import Action, ActionKind
 
 log = logging.getLogger("p2pspaces.session")
 
@@ -91,6 +92,12 @@ class SessionContext:
         self.outputs: deque[Output] = deque()
         self.events: deque[Event] = deque()
         self._counter = counter
+        self.relays = True
+        """Whether this node may be asked to relay the room's voices (said in its join)."""
+
+    def join_action(self) -> Action:
+        """Our join: our name, and whether we opted out of relaying."""
+        return Action(ActionKind.JOIN, text=self.name, flag=not self.relays)
 
     def next_counter(self) -> int:
         """The next of this node's rising counter, shared by its requests, chat lines and

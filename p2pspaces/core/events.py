@@ -170,6 +170,7 @@ class StateChanged(Event):
                 "hand": m.hand,
                 "invited": m.invited,
                 "gateway": m.gateway.hex() if m.gateway is not None else None,
+                "via": m.via.hex() if m.via is not None else None,
             }
             for node, m in sorted(state.members.items(), key=lambda item: (-item[1].role, item[0]))
         ]
@@ -202,6 +203,7 @@ class StateChanged(Event):
             "target_name": _name_in(self.state, target) if target is not None else None,
             "text": action.text,
             "flag": action.flag,
+            "via": action.via.hex() if action.via is not None else None,
         }
 
 

@@ -7,6 +7,10 @@ As a speaker, :meth:`Hearing.on_heard` files those reports and :meth:`Hearing.ti
 has spoken a moment, says how many of the room hear it and who does not, or only very quietly
 (a :class:`~p2pspaces.core.events.HeardBy` event, when that changes).  Sans I/O: levels and
 ``now`` come in, messages and events go out through the session's context.
+
+In a large room, listeners that hear through a relay have no link to most speakers, so they
+report nothing and are not counted (the count is of those who hear the speaker straight); a
+report that travels back through the relays, signed, is left for later.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from p2pspaces.core.context import SessionContext
 from p2pspaces.core.errors import PeerError
 from p2pspaces.core.events import HeardBy
 from p2pspaces.core.identity import NODE_ID_SIZE, NodeId
+from p2pspaces.core.room import RoomState
 
 HEARD_DB = -60.0
 """A listener reports a voice whose loudest 20 ms in a second reached this (dBFS)."""
@@ -105,10 +110,22 @@ class Hearing:
                 del table[gone]
         if now - self._speaking_since < SETTLE_S:
             return
+        heard, quiet, deaf = self._count(state, now)
+        of = heard + len(quiet) + len(deaf)
+        told = (heard, of, tuple(sorted(quiet)), tuple(sorted(deaf)))
+        if told != self._told:
+            self._told = told
+            ctx.emit(HeardBy(state.room_id, *told))
+
+    def _count(self, state: RoomState, now: float) -> tuple[int, list[str], list[str]]:
+        """How many hear us, and the names of those who hear us quietly or not at all."""
+        me = self._ctx.me
         heard, quiet, deaf = 0, [], []
-        for node, member in members.items():
-            if node == ctx.me or (member.gateway is not None and node not in self._reports):
+        for node, member in state.members.items():
+            if node == me or (member.gateway is not None and node not in self._reports):
                 continue  # a guest counts once its gateway reports for it
+            if member.via is not None and node not in self._reports:
+                continue  # hears us through a relay: no link to report on (see above)
             since = self._expected_since[node]
             fresh = [level for at, level in self._reports.get(node, []) if now - at <= FRESH_S]
             if fresh and max(fresh) >= QUIET_DB:
@@ -118,8 +135,4 @@ class Hearing:
             elif now - since >= FRESH_S:
                 deaf.append(member.name)
             # else: just arrived, its first report on its way: not counted yet
-        of = heard + len(quiet) + len(deaf)
-        told = (heard, of, tuple(sorted(quiet)), tuple(sorted(deaf)))
-        if told != self._told:
-            self._told = told
-            ctx.emit(HeardBy(state.room_id, *told))
+        return heard, quiet, deaf

@@ -19,7 +19,7 @@ from p2pspaces.core.identity import NodeId
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.lifecycle import Phase
 from p2pspaces.core.takeover import Reunion
-from p2pspaces.core.wire import Action, ActionKind, RoomId
+from p2pspaces.core.wire import RoomId
 
 log = logging.getLogger("p2pspaces.session")
 
@@ -73,7 +73,7 @@ class MemberRole:
         room_id = self.target[0] if ctx.replica is None and self.target else None
         room_id = room_id or (ctx.replica.room_id if ctx.replica is not None else None)
         if room_id is not None:
-            join = wire.Request(room_id, 0, Action(ActionKind.JOIN, text=ctx.name))
+            join = wire.Request(room_id, 0, ctx.join_action())
             ctx.send(peer, wire.seal_bytes(ctx.identity, join))
 
     def link_down(self, peer: NodeId, reason: str) -> None:

@@ -21,8 +21,13 @@ from p2pspaces.core.errors import WireError
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.wire import ActionKind, Genesis, RoomId
 
-STATE_FORMAT = 2
-"""2: a member entry carries its gateway (browser guests)."""
+STATE_FORMAT = 3
+"""2: a member entry carries its gateway (browser guests).  3: and the relay it hears the room
+through, and whether it may be asked to relay (issue 22)."""
+RELAY_FANOUT = 8
+"""The most listeners one relay forwards the room's voices to (a relay's upload and CPU)."""
+RELAY_HOPS = 2
+"""The most relays between a voice and a listener (each hop adds a little delay)."""
 DEFAULT_MAX_SPEAKERS = 10
 DEFAULT_MAX_COHOSTS = 2
 
@@ -47,6 +52,11 @@ class Member:
     orders the hand queue.  ``gateway`` is set for a browser guest: the member node that
     serves it and relays its signed requests and its voice (named in the guest's own signed
     join; docs/DESIGN.md section 5b).  A guest leaves with its gateway.
+
+    ``via`` is set, by the authority alone, for a listener of a large room: the listener node
+    that forwards the room's voices to it (its relay; docs/design-notes.md, "Relays"); None:
+    it hears each voice straight from that voice's node.  ``relays`` is False for a node that
+    opted out of relaying when it joined (and for every guest).
     """
 
     name: str
@@ -55,6 +65,8 @@ class Member:
     hand: int = 0
     invited: bool = False
     gateway: NodeId | None = None
+    via: NodeId | None = None
+    relays: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +134,15 @@ class RoomState:
     def guests_of(self, gateway: bytes) -> list[NodeId]:
         """The guests ``gateway`` serves (a scan of the roster: for removals only)."""
         return [node for node, m in self.members.items() if m.gateway == gateway]
+
+    def hops(self, node: bytes) -> int:
+        """How many relays ``node``'s voices pass through (0: straight from each voice)."""
+        hops = 0
+        member = self.members.get(NodeId(node))
+        while member is not None and member.via is not None and hops <= RELAY_HOPS:
+            hops += 1
+            member = self.members.get(member.via)
+        return hops
 
     def voice_links(self) -> set[NodeId]:
         """The nodes whose audio reaches the room: every node member in a speaking role, and
@@ -255,7 +276,9 @@ def _copy(members: Mapping[NodeId, Member]) -> _Members:
 def _join(d: Doing) -> RoomChanges:
     role = Role.HOST if d.actor == d.state.host else Role.LISTENER
     via = d.target  # a guest's join names its gateway
-    d.members[d.actor] = Member(d.action.text, role, gateway=via if via != d.actor else None)
+    guest = via != d.actor
+    relays = not guest and not d.action.flag  # a join's flag: do not ask me to relay
+    d.members[d.actor] = Member(d.action.text, role, gateway=via if guest else None, relays=relays)
     return {}
 
 
@@ -285,8 +308,11 @@ def _block(d: Doing) -> RoomChanges:
 
 def _without(state: RoomState, members: _Members, node: NodeId) -> RoomChanges:
     if members.pop(node, None) is not None:
-        for guest in state.guests_of(node):  # a gateway's guests cannot stay without it
-            members.pop(guest, None)
+        for other, member in state.members.items():
+            if member.gateway == node:  # a gateway's guests cannot stay without it
+                members.pop(other, None)
+            elif member.via == node and other in members:  # a relay's listeners go direct
+                members[other] = _replaced(member, via=None)
     if node in state.cohosts:
         return {"cohosts": tuple(c for c in state.cohosts if c != node)}
     return {}
@@ -302,13 +328,32 @@ def _edit(**fields: Any) -> Change:
     return change
 
 
+def _on_stage(**fields: Any) -> Change:
+    """A listener comes on stage: it hears (and is heard) straight from now on, and the
+    listeners it relayed to go straight too (a voice links with everyone anyway)."""
+    edit = _edit(via=None, **fields)
+
+    def change(d: Doing) -> RoomChanges:
+        for other, member in d.state.members.items():
+            if member.via == d.target:
+                d.members[other] = _replaced(member, via=None)
+        return edit(d)
+
+    return change
+
+
+def _relay(d: Doing) -> RoomChanges:
+    d.members[d.target] = _replaced(d.members[d.target], via=d.action.via)
+    return {}
+
+
 def _raise_hand(d: Doing) -> RoomChanges:
     d.members[d.target] = _replaced(d.members[d.target], hand=d.state.seq + 1)
     return {}
 
 
 def _add_cohost(d: Doing) -> RoomChanges:
-    d.members[d.target] = _replaced(d.members[d.target], role=Role.COHOST, hand=0, invited=False)
+    _on_stage(role=Role.COHOST, hand=0, invited=False)(d)
     return {"cohosts": (*d.state.cohosts, d.target)}
 
 
@@ -337,9 +382,9 @@ _CHANGES: dict[ActionKind, Change] = {
     ActionKind.RAISE_HAND: _raise_hand,
     ActionKind.LOWER_HAND: _edit(hand=0),
     ActionKind.INVITE_SPEAKER: _edit(invited=True),
-    ActionKind.ACCEPT_INVITE: _edit(**_SPEAKER),
+    ActionKind.ACCEPT_INVITE: _on_stage(**_SPEAKER),
     ActionKind.DECLINE_INVITE: _edit(invited=False),
-    ActionKind.ACCEPT_HAND: _edit(**_SPEAKER),
+    ActionKind.ACCEPT_HAND: _on_stage(**_SPEAKER),
     ActionKind.MAKE_LISTENER: _edit(role=Role.LISTENER, muted=False, hand=0, invited=False),
     ActionKind.MUTE: _edit(muted=True),
     ActionKind.UNMUTE: _edit(muted=False),
@@ -351,6 +396,7 @@ _CHANGES: dict[ActionKind, Change] = {
     ActionKind.SET_TITLE: _set_title,
     ActionKind.SET_RECORDING: _set_recording,
     ActionKind.END: _end,
+    ActionKind.RELAY: _relay,
 }
 
 

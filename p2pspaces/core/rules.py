@@ -14,6 +14,9 @@ Rules of the table (docs/DESIGN.md section 3):
   one else may unmute them.
 * Nothing is allowed after ``end``; a blocked key can do nothing, joining included.
 * Limits: ``max_cohosts`` co-hosts, ``max_speakers`` speakers beside the host and co-hosts.
+* Only the authority sets a listener's relay (``via``): a listener node in the room that did
+  not opt out, never the listener itself, at most :data:`RELAY_HOPS` relays from the voices.
+  No other action names a relay.
 * A browser guest joins naming its gateway as the join's target: a member node, not a guest.
   A guest may speak when invited but never be a co-host; its gateway may drop it (the guest's
   page went away), and no other guest of it.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from p2pspaces.core import wire
 from p2pspaces.core.errors import Refused
 from p2pspaces.core.identity import NodeId
-from p2pspaces.core.room import SPEAKING_ROLES, Role, RoomState
+from p2pspaces.core.room import RELAY_HOPS, SPEAKING_ROLES, Role, RoomState
 from p2pspaces.core.wire import ActionKind
 
 
@@ -139,6 +142,28 @@ def _not_guest(state: RoomState, actor: NodeId, action: wire.Action) -> str | No
     return "a browser guest cannot be a co-host" if state.gateway_of(action.target or b"") else None
 
 
+def _relay(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
+    target = _target(state, actor, action)
+    via = action.via
+    if via == state.members[target].via:
+        return "that relay is already so"
+    if via is None:
+        return None
+    relay = state.members.get(via)
+    if relay is None or via == target:
+        return "the relay is not another member"
+    if relay.role != Role.LISTENER or relay.gateway is not None or not relay.relays:
+        return "the relay must be a listener node that relays"
+    hops, upper = 0, relay.via
+    while upper is not None:
+        hops += 1
+        above = state.members.get(upper)
+        if upper == target or hops >= RELAY_HOPS or above is None:
+            return "the relay is too far from the voices"
+        upper = above.via
+    return None
+
+
 def _recording_changes(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
     return None if action.flag != state.recording else "recording is already so"
 
@@ -183,6 +208,7 @@ RULES: dict[tuple[ActionKind, Form], Rule] = {
     (ActionKind.SET_TITLE, Form.SELF): Rule(Actor.HOST, checks=(_title,)),
     (ActionKind.SET_RECORDING, Form.SELF): Rule(Actor.HOST, checks=(_recording_changes,)),
     (ActionKind.END, Form.SELF): Rule(Actor.HOST),
+    (ActionKind.RELAY, Form.OTHER): Rule(Actor.AUTHORITY, _LISTENER, checks=(_not_guest, _relay)),
 }
 
 
@@ -204,6 +230,8 @@ def refusal(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
         return "the room has ended"
     if actor in state.blocked:
         return "blocked from this room"
+    if action.via is not None and action.kind is not ActionKind.RELAY:
+        return f"{action.kind.value} names no relay"
     form = form_of(actor, action)
     rule = RULES.get((action.kind, form))
     if rule is None:

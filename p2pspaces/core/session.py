@@ -47,6 +47,7 @@ from p2pspaces.core.ledger import Replica
 from p2pspaces.core.lifecycle import Fate, Phase
 from p2pspaces.core.linking import BLOCKED, NOT_A_MEMBER, Linking
 from p2pspaces.core.member import FLOODING, MemberRole
+from p2pspaces.core.relays import DIRECT_LISTENERS
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 from p2pspaces.core.takeover import Reunion, Succession
@@ -72,13 +73,20 @@ class RoomSession:
         *,
         jitter_s: float = 0,
         counter_base: int = 0,
+        relays: bool = True,
+        direct_listeners: int = DIRECT_LISTENERS,
     ) -> None:
         """``jitter_s`` (drawn once by the shell) spreads co-hosts' takeover turns;
         ``counter_base`` (the shell's clock in milliseconds) starts the counter our signed
-        requests, chat lines and reactions carry above any we sent before a restart."""
+        requests, chat lines and reactions carry above any we sent before a restart;
+        ``relays`` False opts out of relaying for others; ``direct_listeners`` is how many
+        listener nodes hear the voices straight, while we hold a room, before relays take
+        the rest (see :mod:`p2pspaces.core.relays`)."""
         self._ctx = ctx = SessionContext(identity, name, timing, counter_base)
+        ctx.relays = relays
         self.contacts = ContactBook(ctx)
         self.authority = AuthorityRole(ctx, self, self.contacts)
+        self.authority.relays.direct_limit = direct_listeners
         self.talk = ChatRelay(ctx, self.authority)
         self.reunion = Reunion(ctx, self, self.authority)
         self.succession = Succession(ctx, self, self.reunion, jitter_s)

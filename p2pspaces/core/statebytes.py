@@ -16,12 +16,12 @@ from typing import Any
 from p2pspaces.core import codec, wire
 from p2pspaces.core.codec import Bool, Bytes, Int, Invalid, Text
 from p2pspaces.core.identity import NodeId
-from p2pspaces.core.room import STATE_FORMAT, Member, Role, RoomState
+from p2pspaces.core.room import RELAY_HOPS, STATE_FORMAT, Member, Role, RoomState
 from p2pspaces.core.wire import RoomId
 
 
 def _entry(node: NodeId, m: Member) -> list[Any]:
-    return [node, m.name, int(m.role), m.muted, m.hand, m.invited, m.gateway]
+    return [node, m.name, int(m.role), m.muted, m.hand, m.invited, m.gateway, m.via, m.relays]
 
 
 _MEMBERS_AT = 7
@@ -218,7 +218,17 @@ _KEY = Bytes(32, 32)
 _NAME = Text(wire.NAME_MAX, min_chars=1)
 _COUNT = Int(0, wire.U63)
 _EPOCH = Int(0, wire.COUNTER_MAX)
-_MEMBER_FIELDS = (_KEY, _NAME, Int(0, 3), Bool(), _COUNT, Bool(), codec.Optional(_KEY))
+_MEMBER_FIELDS = (
+    _KEY,
+    _NAME,
+    Int(0, 3),
+    Bool(),
+    _COUNT,
+    Bool(),
+    codec.Optional(_KEY),
+    codec.Optional(_KEY),
+    Bool(),
+)
 
 
 def _opening(obj: list[Any]) -> tuple[RoomId, NodeId, str, int, int, NodeId]:
@@ -239,16 +249,24 @@ def decode_state(data: bytes) -> RoomState:
     """Parse canonical state bytes, refusing anything malformed, inconsistent or non-canonical."""
     obj = codec.unpack(data)
     if type(obj) is not list or len(obj) != 14 or obj[0] != STATE_FORMAT:
-        raise Invalid("state: not a format-2 state array")
+        raise Invalid(f"state: not a format-{STATE_FORMAT} state array")
     members: dict[NodeId, Member] = {}
     for entry in _list(obj[7]):
         if type(entry) is not list or len(entry) != len(_MEMBER_FIELDS):
             raise Invalid("state: malformed member")
-        node, name, role, muted, hand, invited, gateway = (
+        node, name, role, muted, hand, invited, gateway, via, relays = (
             kind.parse(value) for kind, value in zip(_MEMBER_FIELDS, entry, strict=True)
         )
-        via = NodeId(gateway) if gateway is not None else None
-        members[NodeId(node)] = Member(name, Role(role), muted, hand, invited, via)
+        members[NodeId(node)] = Member(
+            name,
+            Role(role),
+            muted,
+            hand,
+            invited,
+            NodeId(gateway) if gateway is not None else None,
+            NodeId(via) if via is not None else None,
+            relays,
+        )
     state = RoomState(
         *_opening(obj),
         members=MappingProxyType(members),
@@ -289,3 +307,9 @@ def _check_consistent(state: RoomState) -> None:
             served_by = state.members.get(member.gateway)
             if served_by is None or served_by.gateway is not None or member.role >= Role.COHOST:
                 raise Invalid("state: a guest needs a member node as its gateway, below co-host")
+        if member.via is not None:
+            relay = state.members.get(member.via)
+            if member.role != Role.LISTENER or relay is None or relay.role != Role.LISTENER:
+                raise Invalid("state: a relay and its listener must both be listeners")
+    if any(state.hops(node) > RELAY_HOPS for node, m in state.members.items() if m.via):
+        raise Invalid("state: a listener too many relays from the voices")

@@ -247,7 +247,7 @@ class Succession:
         meanwhile, it takes us back."""
         ctx = self._ctx
         ctx.redirect = NodeId(claimant)
-        join = wire.Request(ctx.room().room_id, 0, wire.Action(wire.ActionKind.JOIN, text=ctx.name))
+        join = wire.Request(ctx.room().room_id, 0, ctx.join_action())
         ctx.send(claimant, wire.seal_bytes(ctx.identity, join))
 
 
@@ -299,14 +299,14 @@ class Reunion:
         self._authority.reset()
         ctx.enter(Phase.REJOINING)
         if ctx.me not in fresh.members:
-            join = wire.Request(fresh.room_id, 0, wire.Action(wire.ActionKind.JOIN, text=ctx.name))
+            join = wire.Request(fresh.room_id, 0, ctx.join_action())
             ctx.send(fresh.authority, wire.seal_bytes(ctx.identity, join))
 
     def come_back(self, state: RoomState) -> None:
         """We were dropped from the room while alive: rejoin (and, as its host, reclaim it)."""
         ctx = self._ctx
         ctx.enter(Phase.REJOINING)
-        join = wire.Request(state.room_id, 0, wire.Action(wire.ActionKind.JOIN, text=ctx.name))
+        join = wire.Request(state.room_id, 0, ctx.join_action())
         ctx.send(state.authority, wire.seal_bytes(ctx.identity, join))
 
     def after_change(self, state: RoomState, now: float) -> None:

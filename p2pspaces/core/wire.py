@@ -144,6 +144,9 @@ class ActionKind(enum.StrEnum):
     SET_TITLE = "set_title"
     SET_RECORDING = "set_recording"
     END = "end"
+    RELAY = "relay"
+    """The authority names the listener node that forwards the voices to a listener (its
+    ``via``; None: straight again)."""
 
 
 class Emoji(enum.StrEnum):
@@ -162,12 +165,14 @@ class Emoji(enum.StrEnum):
 @record
 @dataclass(frozen=True, slots=True)
 class Action(Record):
-    """One change: what, to whom, with which text (a name or title) or flag."""
+    """One change: what, to whom, with which text (a name or title) or flag, and for
+    :attr:`ActionKind.RELAY` through which relay."""
 
     kind: ActionKind = spec(Choice(ActionKind))
     target: NodeId | None = spec(Optional(_KEY), default=None)
     text: str = spec(Text(TITLE_MAX), default="")
     flag: bool = spec(Bool(), default=False)
+    via: NodeId | None = spec(Optional(_KEY), default=None)
 
 
 class Message(Record):

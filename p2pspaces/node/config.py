@@ -14,6 +14,7 @@ from pathlib import Path
 
 from p2pspaces.core import wire
 from p2pspaces.core.codec import Invalid, Text
+from p2pspaces.core.relays import DIRECT_LISTENERS
 from p2pspaces.core.settings import DEFAULT_TIMING, Timing
 
 EVENTS_MAX = 10_000
@@ -59,6 +60,12 @@ class NodeConfig:
     system's temporary folder for a node without one (never the working directory)."""
     faults: Faults = field(default_factory=Faults)
     """Damage done on purpose to received audio (tests and benchmarks only)."""
+    relay: bool = True
+    """Whether this node may be asked to pass the room's voices on to other listeners in a
+    large room (``--no-relay`` opts out: a laptop on battery or a slow link)."""
+    direct_listeners: int = DIRECT_LISTENERS
+    """While this node holds a room: how many listener nodes hear each voice straight before
+    relays carry the rest (see :mod:`p2pspaces.core.relays`)."""
     events_max: int = EVENTS_MAX
     """Events kept for a front end that does not read them; past this the oldest are dropped
     (counted in :attr:`EventFeed.dropped`) and the room goes on."""
@@ -74,6 +81,8 @@ class NodeConfig:
             raise ValueError("a name needs at least one visible character")
         if self.events_max < 1:
             raise ValueError("events_max must be at least 1")
+        if self.direct_listeners < 1:
+            raise ValueError("at least one listener must hear the voices straight")
 
     @property
     def recordings_dir(self) -> Path:

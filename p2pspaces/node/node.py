@@ -105,7 +105,13 @@ class Node:
         """Everything that happens, for the front end (see :class:`EventFeed`)."""
         jitter = random.uniform(0, TAKEOVER_JITTER_S)  # noqa: S311 - spreading, not secrecy
         self.session = RoomSession(
-            identity, self.name, self.timing, jitter_s=jitter, counter_base=_now_ms()
+            identity,
+            self.name,
+            self.timing,
+            jitter_s=jitter,
+            counter_base=_now_ms(),
+            relays=config.relay,
+            direct_listeners=config.direct_listeners,
         )
         # The mesh and the guest relay are made after the mesh's handler: looked up late.
         self.load = Capacity(self.session, LoadGauge(), lambda: self.mesh.links)
@@ -122,6 +128,7 @@ class Node:
         self.mesh.source = config.interface
         self.voice = Voice(
             self.session,
+            identity,
             source,
             sink,
             clock=clock,

@@ -11,12 +11,14 @@ from p2pspaces.audio.devices import NullSink, SilentSource, Sink, Source
 from p2pspaces.audio.engine import AudioEngine, FrameLog
 from p2pspaces.audio.level import FLOOR_DB, VERDICT_WORDS, Verdict, rms_dbfs, verdict
 from p2pspaces.audio.processing import processor_of
+from p2pspaces.audio.relay import RelayPath
 from p2pspaces.core import lifecycle
 from p2pspaces.core.errors import CommandError
 from p2pspaces.core.events import Event, MicCheck, Notice, Quiet, Speaking
-from p2pspaces.core.identity import NodeId
+from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.session import RoomSession
 from p2pspaces.node.config import Faults
+from p2pspaces.node.relaying import RoomRelays
 
 NO_FAULTS = Faults()
 MAX_GAIN = 2.0
@@ -80,6 +82,7 @@ class Voice:
     def __init__(
         self,
         session: RoomSession,
+        identity: Identity,
         source: Source | None,
         sink: Sink | None,
         *,
@@ -102,6 +105,10 @@ class Voice:
         # It sends only while we are an unmuted speaker, and plays only those who are.
         engine.may_send = lambda: session.may_speak(session.me)
         engine.allowed = session.may_speak
+        # In a large room, voices reach some listeners through relays (see RoomRelays).
+        relays = RoomRelays(session, identity)
+        engine.relay = RelayPath(relays)
+        engine.broadcaster.routes = relays
         self.engine = engine
 
     def _on_level(self, member: bytes, speaking: bool, level_db: float) -> None:

@@ -10,9 +10,10 @@ from p2pspaces.audio.proof import (
     REPLAY_WINDOW,
     TIMESTAMP_WRAP,
     VoiceChecker,
-    extension_block,
     sign_packet,
-    signature_in,
+    voice_tag,
+    with_proof,
+    without_proof,
 )
 from p2pspaces.core.identity import Identity
 
@@ -62,14 +63,11 @@ def test_timestamps_go_on_across_the_32_bit_wrap(sam: Identity) -> None:
         assert checker.check(timestamp, payload, sign_packet(sam, ROOM, timestamp, payload))
 
 
-def test_the_signature_travels_in_a_two_byte_header_extension(sam: Identity) -> None:
-    signature = sign_packet(sam, ROOM, 0, b"opus")
-    block = extension_block(7, signature)
-    assert len(block) % 4 == 0
-    assert signature_in(block, 7) == signature
-    assert signature_in(block, 8) is None
-    assert signature_in(block[:-8], 7) is None  # cut short
-    assert signature_in(b"\xbe\xde" + block[2:], 7) is None  # the one-byte profile
-    assert signature_in(b"", 7) is None
-    with pytest.raises(ValueError, match="two-byte"):
-        extension_block(0, signature)
+def test_the_proof_travels_ahead_of_the_payload(sam: Identity) -> None:
+    signature = sign_packet(sam, ROOM, 960, b"opus")
+    data = with_proof(960, signature, b"opus")
+    assert len(data) == 68 + 4
+    assert without_proof(data) == (960, signature, b"opus")
+    assert without_proof(data[:68]) is None  # a proof and no payload
+    assert without_proof(b"") is None
+    assert voice_tag(sam.node_id) == int.from_bytes(sam.node_id[:4], "big")

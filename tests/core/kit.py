@@ -13,8 +13,8 @@ NONCE = b"n" * 16
 
 
 def person(seed: int) -> Identity:
-    """A deterministic identity."""
-    return Identity.from_seed(bytes([seed]) * 32)
+    """A deterministic identity (seeds from 0 up to 2**32)."""
+    return Identity.from_seed(seed.to_bytes(4, "big") * 8 if seed > 255 else bytes([seed]) * 32)
 
 
 @dataclass
@@ -53,11 +53,15 @@ class Space:
         target: str | None = None,
         text: str = "",
         flag: bool = False,
+        via: str | None = None,
     ) -> bytes:
         """Have the authority issue ``actor``'s action; returns the signed update."""
         target_key = self.key(target) if target is not None else None
+        via_key = self.key(via) if via is not None else None
         data = self.replica.issue(
-            self.authority_identity(), self.key(actor), Action(kind, target_key, text, flag)
+            self.authority_identity(),
+            self.key(actor),
+            Action(kind, target_key, text, flag, via_key),
         )
         self.updates.append(data)
         return data
@@ -65,10 +69,10 @@ class Space:
     def authority_identity(self) -> Identity:
         return next(p for p in self.people.values() if p.node_id == self.state.authority)
 
-    def join(self, name: str, seed: int, role: str = "listener") -> None:
+    def join(self, name: str, seed: int, role: str = "listener", *, relays: bool = True) -> None:
         """Add a member and bring them to ``role`` (listener, speaker or cohost)."""
         self.people[name] = person(seed)
-        self.do(name, ActionKind.JOIN, text=name.capitalize())
+        self.do(name, ActionKind.JOIN, text=name.capitalize(), flag=not relays)
         if role in ("speaker", "cohost"):
             self.do("host", ActionKind.INVITE_SPEAKER, name)
             self.do(name, ActionKind.ACCEPT_INVITE)

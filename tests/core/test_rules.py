@@ -168,6 +168,14 @@ CASES: list[tuple[tuple[ActionKind, Form], list[Step], str, str | None, str, boo
     ((K.END, Form.SELF), [], "host", None, "", False, None),
     ((K.END, Form.SELF), [], "cora", None, "", False, "only the host"),
     ((K.END, Form.SELF), [], "lee", None, "", False, "only the host"),
+    # For a relay, the text column names the relay (see _action).
+    ((K.RELAY, Form.OTHER), [], "host", "lee", "liv", False, None),
+    ((K.RELAY, Form.OTHER), [], "cora", "lee", "liv", False, "only the room's authority"),
+    ((K.RELAY, Form.OTHER), [], "host", "sam", "liv", False, "cannot be done to a speaker"),
+    ((K.RELAY, Form.OTHER), [], "host", "lee", "sam", False, "must be a listener node"),
+    ((K.RELAY, Form.OTHER), [], "host", "lee", "lee", False, "not another member"),
+    ((K.RELAY, Form.OTHER), [], "host", "lee", "new", False, "not another member"),
+    ((K.RELAY, Form.OTHER), [], "host", "lee", "", False, "already so"),
 ]
 
 
@@ -180,6 +188,10 @@ def _prepare(steps: list[Step]) -> Space:
 
 
 def _action(space: Space, kind: ActionKind, target: str | None, text: str, flag: bool) -> Action:
+    if kind is K.RELAY:  # the text column names the relay
+        return Action(
+            kind, space.key(target) if target else None, via=space.key(text) if text else None
+        )
     return Action(kind, space.key(target) if target else None, text, flag)
 
 

@@ -15,7 +15,7 @@ ed.hashes.sha512 = sha512;
 
 // The room's own rules and the node's protocol constants: tests/web/test_page_wire.py checks
 // that each equals its Python twin.
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 export const NAME_MAX = 32;
 export const CHAT_MAX = 500;
 export const EMOJI = ["👏", "❤️", "😂", "💯", "🙌", "🤔", "🔥", "👋"];
@@ -195,7 +195,7 @@ export async function seal(key, message) {
 
 export function request(roomId, epoch, reqId, kind, target = null, text = "", flag = false) {
   return {
-    t: "request", room_id: roomId, epoch, req_id: reqId, action: { kind, target, text, flag },
+    t: "request", room_id: roomId, epoch, req_id: reqId, action: { kind, target, text, flag, via: null },
   };
 }
 

@@ -1,0 +1,121 @@
+"""Relayed voices at one node: what comes through a relay is checked, played and passed on
+(issue 22; docs/design-notes.md, "Relays").
+
+A packet on a relay link names its voice in the CSRC field and carries the voice's proof
+ahead of the Opus payload (:mod:`p2pspaces.audio.proof`).  A node takes such a packet
+
+* straight from the voice itself, when it relays for others and hears the voices straight
+  (DTLS-SRTP already binds that link to the voice: no check needed), or
+* from its own relay, the one the signed state names (``via``), and then only with a valid
+  signature of a voice that may speak now, each timestamp once and only forward.
+
+Anything else is refused and counted: a relay the state does not name, a packet from a voice
+while we hear through a relay, a forged, altered or replayed one.  A relayed stream is filed
+under its voice with the signed pts for its timing (``pts / 960`` orders it: a relay cannot
+reorder what it forwards without the timestamps showing it), so the jitter buffer, the meters
+and the volumes treat it as if it came straight.
+
+A relay passes each packet it took on to its own listeners unchanged (proof and payload),
+written by the direct path of :class:`~p2pspaces.audio.fanout.Outlet`: no decode, no
+re-encode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+from p2pspaces.audio import FRAME_SAMPLES
+from p2pspaces.audio.fanout import Outlet
+from p2pspaces.audio.proof import VoiceChecker, voice_tag, without_proof
+
+CHECKERS_MAX = 64
+"""Voices whose replay windows are kept (a room has a few dozen at most)."""
+
+
+class Plan(Protocol):
+    """What the signed state says about relays, as this node sees it now."""
+
+    def parent(self) -> bytes | None:
+        """The relay we hear the room through (None: straight from each voice)."""
+
+    def children(self) -> Collection[bytes]:
+        """The listeners we relay the room to."""
+
+    def voices(self, tag: int) -> list[bytes]:
+        """The voices that may speak now whose CSRC tag is ``tag``."""
+
+    def room(self) -> bytes | None:
+        """The room we are in (what voices sign)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """One relayed packet, as the jitter buffer takes it."""
+
+    voice: bytes
+    sequence_number: int
+    timestamp: int
+    payload: bytes
+    """The Opus payload, proof removed."""
+    data: bytes
+    """Proof and payload: what a relay passes on."""
+
+
+class RelayPath:
+    """Takes relayed packets (see the module's docs) and passes them on."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self._checkers: dict[bytes, VoiceChecker] = {}
+        self.refused = 0
+        """Relayed packets refused: not from our relay, forged, altered or replayed."""
+        self.forwarded = 0
+
+    def take(self, peer: bytes, tag: int, data: bytes) -> Relayed | None:
+        """The packet ``peer`` sent with CSRC ``tag`` if it is to be played, else None."""
+        plan = self.plan
+        parent = plan.parent()
+        opened = without_proof(data)
+        voices = plan.voices(tag)
+        if opened is None or not voices:
+            self.refused += 1
+            return None
+        pts, signature, payload = opened
+        if parent is None and peer in voices:
+            voice: bytes | None = peer  # straight from the voice, to pass on
+        elif parent is not None and peer == parent:
+            voice = self._check(voices, pts, payload, signature)
+        else:
+            voice = None
+        if voice is None:
+            self.refused += 1
+            return None
+        seq = (pts // FRAME_SAMPLES) & 0xFFFF
+        return Relayed(voice, seq, pts, payload, data)
+
+    def _check(
+        self, voices: list[bytes], pts: int, payload: bytes, signature: bytes
+    ) -> bytes | None:
+        room = self.plan.room()
+        if room is None:
+            return None
+        for voice in voices:
+            checker = self._checkers.get(voice)
+            if checker is None or checker.room_id != room:
+                if len(self._checkers) >= CHECKERS_MAX:  # voices came and went
+                    self._checkers.clear()
+                checker = self._checkers[voice] = VoiceChecker(voice, room)
+            if checker.check(pts, payload, signature):
+                return voice
+        return None
+
+    async def forward(self, packet: Relayed, outlets: dict[bytes, Outlet]) -> None:
+        """Pass ``packet`` on to each of our listeners linked now."""
+        tag = voice_tag(packet.voice)
+        for child in self.plan.children():
+            outlet = outlets.get(child)
+            if outlet is not None:
+                await outlet.send(packet.data, packet.timestamp, tag)
+                self.forwarded += 1

@@ -1,0 +1,166 @@
+"""The authority's plan of relays: which listeners hear the room through which listener node
+(issue 22; docs/design-notes.md, "Relays").
+
+A voice sends each packet once per link.  Past :data:`DIRECT_LISTENERS` listener nodes hearing
+the voices straight, the authority gives each further listener a relay (its ``via`` in the
+signed state, set by :attr:`~p2pspaces.core.wire.ActionKind.RELAY`): a listener node that
+hears the voices itself, did not opt out, is linked to the authority now, and forwards to at
+most :data:`~p2pspaces.core.room.RELAY_FANOUT` listeners.  When the first tier is full, relayed
+listeners relay in turn (at most :data:`~p2pspaces.core.room.RELAY_HOPS` relays deep).
+
+The plan is looked over shortly after any change and at once when a relay's link to the
+authority breaks (:meth:`RelayPlanner.review`): the listeners of a relay that is gone get
+another (or hear straight again), and when the room shrinks, relayed listeners go back to
+hearing straight.  Nodes that serve browser guests stay direct (their guests' audio is theirs
+to mix), as do voices, which link with everyone anyway.
+
+Each review is one pass over the members (a few milliseconds at 10,000), and a small room
+(no more listener nodes than the limit, nobody relayed) costs one count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from p2pspaces.core.identity import NodeId
+from p2pspaces.core.room import RELAY_FANOUT, RELAY_HOPS, Role, RoomState
+from p2pspaces.core.wire import Action, ActionKind
+
+DIRECT_LISTENERS = 100
+"""Listener nodes that hear each voice straight before relays take the rest.  Measured with
+``scripts/bench_room.py``: a speaker sending to 200 listeners used about 40% of one core on
+this project's 2-core test machine, so 100 keeps a speaker near a fifth of a core with room
+for the laptop's own work."""
+REVIEW_DELAY_S = 0.2
+"""After a change, the plan is looked over this much later (a burst of joins is one pass)."""
+CHANGES_PER_REVIEW = 64
+"""The most relay changes one review issues (the next review, soon after, does more)."""
+
+
+@dataclass(slots=True)
+class _Tiers:
+    """One pass over the members: who is direct, who relays for whom."""
+
+    direct: list[NodeId] = field(default_factory=list)
+    relayed: list[NodeId] = field(default_factory=list)
+    children: dict[NodeId, int] = field(default_factory=dict)
+    orphans: list[NodeId] = field(default_factory=list)
+    kept: list[NodeId] = field(default_factory=list)
+    """Relayed nodes that must hear straight (they came to serve browser guests)."""
+
+
+def _tiers(
+    state: RoomState, keep_direct: frozenset[NodeId], linked: Callable[[NodeId], bool]
+) -> _Tiers:
+    tiers = _Tiers()
+    members = state.members
+    for node, member in members.items():
+        if member.role != Role.LISTENER or member.gateway is not None:
+            continue
+        via = member.via
+        if node in keep_direct:
+            if via is not None:
+                tiers.kept.append(node)
+            continue
+        if via is None:
+            tiers.direct.append(node)
+        elif not linked(via):
+            tiers.orphans.append(node)
+        else:
+            tiers.relayed.append(node)
+            tiers.children[via] = tiers.children.get(via, 0) + 1
+    return tiers
+
+
+class RelayPlanner:
+    """The authority's side of relays: when to look, and which changes to make."""
+
+    def __init__(self, direct_limit: int = DIRECT_LISTENERS) -> None:
+        self.direct_limit = direct_limit
+        """Listener nodes that hear the voices straight (at least 1)."""
+        self.due: float | None = None
+
+    def changed(self, now: float, *, at_once: bool = False) -> None:
+        """The room changed (``at_once``: a relay's link broke): look over the plan soon."""
+        when = now if at_once else now + REVIEW_DELAY_S
+        self.due = when if self.due is None else min(self.due, when)
+
+    def review(
+        self,
+        state: RoomState,
+        linked: Callable[[NodeId], bool],
+    ) -> list[Action]:
+        """The relay changes that bring the plan in line with the room now (at most
+        :data:`CHANGES_PER_REVIEW`; the caller issues them and calls again if it was full)."""
+        self.due = None
+        self.direct_limit = max(1, self.direct_limit)
+        listeners = sum(1 for m in state.members.values() if m.role == Role.LISTENER)
+        if listeners <= self.direct_limit and not any(m.via for m in state.members.values()):
+            return []
+        gateways = frozenset(m.gateway for m in state.members.values() if m.gateway is not None)
+        tiers = _tiers(state, gateways, linked)
+        children = tiers.children
+        straight: list[NodeId] = list(tiers.kept)
+        needy: list[NodeId] = []
+        room = self.direct_limit - len(tiers.direct)
+        for node in tiers.orphans:  # their relay is gone: a relay goes straight, or if room
+            if children.get(node) or room > 0:
+                straight.append(node)
+                room -= 1
+            else:
+                needy.append(node)
+        for node in tiers.relayed:  # the room shrank: the longest relayed go straight again
+            if room <= 0:
+                break
+            straight.append(node)
+            room -= 1
+        staying = tiers.direct
+        if room < 0:  # too many straight: the newest that relay for nobody get a relay
+            movable = [n for n in reversed(tiers.direct) if not children.get(n)][:-room]
+            needy.extend(movable)
+            staying = [n for n in tiers.direct if n not in set(movable)]
+        slots = _Slots(
+            state, staying, [n for n in tiers.relayed if n not in set(straight)], children, linked
+        )
+        changes = [Action(ActionKind.RELAY, node, via=None) for node in straight]
+        for node in needy:
+            changes.append(Action(ActionKind.RELAY, node, via=slots.take(exclude=node)))
+        members = state.members
+        changes = [c for c in changes if members[NodeId(c.target or b"")].via != c.via]
+        return changes[:CHANGES_PER_REVIEW]
+
+
+class _Slots:
+    """Relays with room for another listener, best first: direct listener nodes (one hop),
+    then listeners one hop out (two hops); each at most :data:`RELAY_FANOUT` listeners."""
+
+    def __init__(
+        self,
+        state: RoomState,
+        direct: list[NodeId],
+        relayed: list[NodeId],
+        children: dict[NodeId, int],
+        linked: Callable[[NodeId], bool],
+    ) -> None:
+        members = state.members
+        first = [n for n in direct if members[n].relays and linked(n)]
+        second = [
+            n
+            for n in relayed
+            if members[n].relays and linked(n) and state.hops(n) == 1 and RELAY_HOPS > 1
+        ]
+        self._order = [*first, *second]
+        self._at = 0
+        self._children = dict(children)
+
+    def take(self, exclude: NodeId) -> NodeId | None:
+        """A relay with a free place (and count it taken), or None: hear straight."""
+        order, children = self._order, self._children
+        while self._at < len(order) and children.get(order[self._at], 0) >= RELAY_FANOUT:
+            self._at += 1
+        for node in order[self._at :]:
+            if node != exclude and children.get(node, 0) < RELAY_FANOUT:
+                children[node] = children.get(node, 0) + 1
+                return node
+        return None

@@ -1,0 +1,79 @@
+"""What a node takes from a relay link, and from whom (audio/relay.py): each way in that a
+member running modified code could try, refused."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from p2pspaces.audio.proof import sign_packet, voice_tag, with_proof
+from p2pspaces.audio.relay import RelayPath
+from p2pspaces.core.identity import Identity
+
+ROOM = b"r" * 32
+SAM, EVE = Identity.generate(), Identity.generate()
+RELAY, OTHER = b"R" * 32, b"O" * 32
+
+
+@dataclass
+class Seen:
+    """The plan as a listener sees it: its relay, and who may speak."""
+
+    via: bytes | None = RELAY
+    speaking: list[bytes] = field(default_factory=lambda: [SAM.node_id])
+
+    def parent(self) -> bytes | None:
+        return self.via
+
+    def children(self) -> Collection[bytes]:
+        return ()
+
+    def voices(self, tag: int) -> list[bytes]:
+        return [v for v in self.speaking if voice_tag(v) == tag]
+
+    def room(self) -> bytes | None:
+        return ROOM
+
+
+def _packet(who: Identity, pts: int, payload: bytes = b"opus frame") -> bytes:
+    return with_proof(pts, sign_packet(who, ROOM, pts, payload), payload)
+
+
+SAM_TAG = voice_tag(SAM.node_id)
+
+
+def test_the_voice_through_our_relay_is_played_with_its_own_timing() -> None:
+    path = RelayPath(Seen())
+    taken = [path.take(RELAY, SAM_TAG, _packet(SAM, pts)) for pts in (960, 1920, 2880)]
+    assert [t.voice if t else None for t in taken] == [SAM.node_id] * 3
+    assert [(t.sequence_number, t.timestamp) for t in taken if t] == [
+        (1, 960),
+        (2, 1920),
+        (3, 2880),
+    ]
+    assert taken[0] is not None and taken[0].payload == b"opus frame"
+    assert path.refused == 0
+
+
+def test_what_a_relay_or_a_stranger_makes_up_is_refused() -> None:
+    path = RelayPath(Seen())
+    refusals = [
+        path.take(OTHER, SAM_TAG, _packet(SAM, 960)),  # a link that is not our relay
+        path.take(RELAY, SAM_TAG, _packet(EVE, 960)),  # signed by someone else
+        path.take(RELAY, voice_tag(EVE.node_id), _packet(EVE, 960)),  # not a voice now
+        path.take(RELAY, SAM_TAG, _packet(SAM, 960)[:-1] + b"X"),  # altered
+        path.take(RELAY, SAM_TAG, b"short"),  # no proof at all
+    ]
+    assert refusals == [None] * 5
+    assert path.take(RELAY, SAM_TAG, _packet(SAM, 1920)) is not None
+    assert path.take(RELAY, SAM_TAG, _packet(SAM, 1920)) is None  # the same packet again
+    assert path.refused == 6
+
+
+def test_a_relay_takes_the_voice_straight_only_while_it_hears_straight() -> None:
+    straight = RelayPath(Seen(via=None))
+    # Straight from Sam's own link (DTLS binds it to Sam): taken to be passed on.
+    assert straight.take(SAM.node_id, SAM_TAG, _packet(SAM, 960)) is not None
+    assert straight.take(OTHER, SAM_TAG, _packet(SAM, 960)) is None  # relayed: not ours
+    relayed = RelayPath(Seen())
+    assert relayed.take(SAM.node_id, SAM_TAG, _packet(SAM, 960)) is None
