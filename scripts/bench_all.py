@@ -90,10 +90,18 @@ BENCHES = (
         "room-relays",
         "A starved speaker, with and without relays",
         "The speaker held to 15% of one core (a cgroup, root): listeners who got its whole "
-        "stream at 60, 100 and 150 listeners when every listener hears it straight, then when "
-        "20 do and the rest hear it through relays.",
-        ("bench_room.py", "--speaker-cpu", "15", "--sizes", "60,100,150"),
-        ("bench_room.py", "--speaker-cpu", "15", "--sizes", "40", "--window", "5"),
+        "stream at 60, 100 and 150 listeners when every listener hears it straight (relays "
+        "off: --direct-listeners 10000), then (next section) when 20 do and the rest hear it "
+        "through relays.",
+        (
+            "bench_room.py",
+            *("--speaker-cpu", "15", "--sizes", "60,100,150", "--direct-listeners", "10000"),
+        ),
+        (
+            "bench_room.py",
+            *("--speaker-cpu", "15", "--sizes", "40", "--window", "5"),
+            *("--direct-listeners", "10000"),
+        ),
     ),
     Bench(
         "room-relays-on",

@@ -9,13 +9,17 @@ of a room of 1,000 and 10,000 listeners.
    * the relay hop: the relay takes it -> a listener behind it takes it (signature checked),
      over every listener and packet of a ``--seconds`` window, ``--runs`` times;
    * the relay's CPU spent passing packets on (thread time inside its forwarding), per
-     listener behind it, in % of one core.
+     listener behind it, in % of one core;
+   * then the relay's laptop dies (nothing more leaves it): the time until every listener
+     behind it hears the host again (the host gives them another relay, or the host straight,
+     once the relay has been quiet for 2.5 heartbeats; real timings, 1 s heartbeats).
    Everything shares one event loop here, so both hops include waiting for the other nodes'
    work: an upper bound of what separate laptops see.
 2. The authority's plan, in memory (the session kit's replica, no network): listeners join one
    by one and each review is timed; then a relay dies and its listeners are re-parented.  With
    the figures of part 1 and ``scripts/bench_core.py`` (signing and checking a packet), the
-   model in docs/BENCHMARKS.md gives each node's expected CPU and each listener's delay.
+   model (3.) gives each node's expected CPU and each listener's delay, its assumptions
+   printed with it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections import Counter
 from typing import Any
 
 from p2pspaces.audio.devices import ToneSource
+from p2pspaces.audio.proof import VoiceChecker, sign_packet
 from p2pspaces.audio.relay import Relayed
 from p2pspaces.core import room, statebytes
 from p2pspaces.core.events import Joined
@@ -36,13 +41,13 @@ from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.ledger import Replica
 from p2pspaces.core.relays import RelayPlanner
 from p2pspaces.core.room import RELAY_FANOUT
-from p2pspaces.core.settings import Timing
+from p2pspaces.core.settings import DEFAULT_TIMING
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
 
 LOOPBACK = "127.0.0.1"
-TIMING = Timing(heartbeat_s=0.5, lease_s=2.0, grace_s=2.0, peer_timeout_s=3.0)
+TIMING = DEFAULT_TIMING
 
 
 def pct(values: list[float], q: float) -> float:
@@ -93,7 +98,9 @@ async def one_run(children: int, seconds: float) -> dict[str, Any]:
                 raise RuntimeError("the listeners were not all given the relay")
             await asyncio.sleep(0.1)
         await asyncio.sleep(2.0)  # links up, streams flowing
-        return await _measure(host, relay, behind, seconds)
+        figures = await _measure(host, relay, behind, seconds)
+        figures["failover_s"] = await _failover(host, relay, behind)
+        return figures
     finally:
         await asyncio.gather(*(n.stop() for n in nodes), return_exceptions=True)
 
@@ -157,10 +164,33 @@ async def _measure(host: Node, relay: Node, behind: list[Node], seconds: float) 
     }
 
 
-def part_one(children: list[int], seconds: float, runs: int) -> None:
+async def _failover(host: Node, relay: Node, behind: list[Node]) -> float:
+    """The relay's laptop dies (nothing more leaves it): seconds until every listener behind
+    it hears the host again (10 packets more than at the moment it died)."""
+    for link in relay.mesh.links.values():
+        link.channel.send = lambda data: None  # type: ignore[method-assign]
+    relay.mesh.broadcast = lambda data: None  # type: ignore[method-assign]
+    relay.audio.relay = None
+
+    def received(node: Node) -> int:
+        stream = node.audio.streams.get(host.node_id)
+        return stream.stats.received if stream is not None else 0
+
+    start = time.perf_counter()
+    before = {n.node_id: received(n) for n in behind}
+    while not all(received(n) >= before[n.node_id] + 10 for n in behind):
+        if time.perf_counter() - start > 30:
+            return float("inf")
+        await asyncio.sleep(0.02)
+    return time.perf_counter() - start
+
+
+def part_one(children: list[int], seconds: float, runs: int) -> dict[str, float]:
+    """Prints each count's figures; returns the largest count's medians (for the model)."""
+    figures: dict[str, float] = {}
     print(f"1. one relay hop, real nodes on loopback in one process ({seconds:g} s windows)")
     for count in children:
-        medians, p95s, directs, cpus, delivered = [], [], [], [], []
+        medians, p95s, directs, cpus, delivered, failover = [], [], [], [], [], []
         for _ in range(runs):
             result = asyncio.run(one_run(count, seconds))
             medians.append(statistics.median(result["hop_ms"]))
@@ -168,13 +198,23 @@ def part_one(children: list[int], seconds: float, runs: int) -> None:
             directs.append(statistics.median(result["direct_ms"]))
             cpus.append(result["forward_pct_per_child"])
             delivered.append(result["delivered"])
+            failover.append(result["failover_s"])
         print(
             f"  {count} listener(s) behind the relay, {runs} runs: "
             f"relay hop median {_spread(medians)} ms (p95 {_spread(p95s)} ms); "
             f"direct hop median {_spread(directs)} ms; "
             f"passing on {_spread(cpus, 2)}% of a core per listener; "
-            f"delivered {min(delivered):.1%}-{max(delivered):.1%} of packets"
+            f"delivered {min(delivered):.1%}-{max(delivered):.1%} of packets; "
+            f"the relay dies -> all hear again after {_spread(failover)} s"
         )
+        figures = {
+            "hop_ms": statistics.median(medians),
+            "hop_p95_ms": statistics.median(p95s),
+            "direct_ms": statistics.median(directs),
+            "per_child_pct": statistics.median(cpus),
+            "failover_s": statistics.median(failover),
+        }
+    return figures
 
 
 def _spread(values: list[float], digits: int = 1) -> str:
@@ -187,7 +227,9 @@ def _spread(values: list[float], digits: int = 1) -> str:
 # --- 2. the plan of a large room, in memory -------------------------------------------------
 
 
-def part_two(sizes: list[int], direct: int) -> None:
+def part_two(sizes: list[int], direct: int) -> dict[int, dict[str, Any]]:
+    """Prints each size's plan; returns its tiers and review time (for the model)."""
+    plans: dict[int, dict[str, Any]] = {}
     print(f"\n2. the authority's plan in memory, {direct} listeners straight")
     for size in sizes:
         space = Room()
@@ -205,12 +247,19 @@ def part_two(sizes: list[int], direct: int) -> None:
         per_relay = Counter(m.via for m in state.members.values() if m.via is not None)
         size_kb = len(statebytes.encode_state(state)) / 1024
         print(
-            f"  {size:>6} listeners: straight {hops[0]}, one relay away {hops[1]}, two {hops[2]}; "
+            f"  {size:>6} listeners: straight {hops[0]}, "
+            f"1/2/3 relays away {hops[1]}/{hops[2]}/{hops[3]}; "
             f"{len(per_relay)} relays, at most {max(per_relay.values(), default=0)} each "
             f"(limit {RELAY_FANOUT}); {issued} relay changes; review median "
             f"{1000 * statistics.median(reviews):.1f} ms, max {1000 * max(reviews):.1f} ms; "
             f"state {size_kb:.0f} KB; whole build {total:.1f} s"
         )
+        plans[size] = {
+            "hops": hops,
+            "review_ms": 1000 * statistics.median(reviews),
+            "state_kb": size_kb,
+            "direct": direct,
+        }
         dead = per_relay.most_common(1)[0][0]
         orphans = per_relay[dead]
         reviews.clear()
@@ -218,6 +267,70 @@ def part_two(sizes: list[int], direct: int) -> None:
         print(
             f"          a relay dies: its {orphans} listeners re-parented with {changes} "
             f"changes in {len(reviews)} review(s), {1000 * sum(reviews):.1f} ms"
+        )
+    return plans
+
+
+def packet_costs(rounds: int = 300) -> tuple[float, float]:
+    """Microseconds to sign one voice packet, and to check one (``audio/proof.py``)."""
+    voice = Identity.generate()
+    payload = os.urandom(80)
+    start = time.perf_counter()
+    signatures = [sign_packet(voice, b"r" * 32, 960 * i, payload) for i in range(rounds)]
+    signed = time.perf_counter() - start
+    checker = VoiceChecker(voice.node_id, b"r" * 32)
+    start = time.perf_counter()
+    for i, signature in enumerate(signatures):
+        checker.check(960 * i, payload, signature)
+    checked = time.perf_counter() - start
+    return 1e6 * signed / rounds, 1e6 * checked / rounds
+
+
+def part_three(
+    hop: dict[str, float],
+    plans: dict[int, dict[str, Any]],
+    per_listener_pct: float,
+    per_member_pct: float,
+    lan_ms: float,
+) -> None:
+    """The model: each node's CPU and each listener's delay, from the figures above."""
+    sign_us, check_us = packet_costs()
+    print(
+        '\n3. the model (docs/design-notes.md, "Relays"), one speaker, 50 packets/s\n'
+        "   assumptions: each laptop a core like this machine's; a straight listener costs a\n"
+        f"   speaker {per_listener_pct:.2f}% of a core (scripts/bench_room.py: 37.4% for 200);"
+        f" signing {sign_us:.0f} us\n"
+        f"   and checking {check_us:.0f} us a packet (measured now); passing a packet on "
+        f"{hop['per_child_pct']:.2f}% of a core\n"
+        f"   per listener (part 1); a relay hop adds {hop['hop_ms']:.1f} ms median "
+        f"(p95 {hop['hop_p95_ms']:.1f} ms) on loopback,\n"
+        f"   plus the LAN's own {lan_ms:g} ms a hop (a switch; Wi-Fi adds more); the "
+        f"authority reviews the plan once a second\n"
+        f"   and still holds a control link with every member (heartbeats, updates): "
+        f"{per_member_pct:.3f}% of a core per member\n"
+        f"   (scripts/bench_room.py: the host at 18.9% with 200 listeners)"
+    )
+    check_pct = 100 * check_us * 50 / 1e6
+    sign_pct = 100 * sign_us * 50 / 1e6
+    for size, plan in plans.items():
+        hops: Counter[int] = plan["hops"]
+        straight = hops[0]
+        speaker = straight * per_listener_pct + sign_pct
+        relay = 8 * hop["per_child_pct"] + check_pct
+        deepest = max(h for h, n in hops.items() if n)
+        delays = [hop["direct_ms"] + lan_ms + h * (hop["hop_ms"] + lan_ms) for h in range(4)]
+        relayed = sum(n for h, n in hops.items() if h)
+        mean_ms = sum(delays[h] * n for h, n in hops.items()) / max(1, sum(hops.values()))
+        print(
+            f"  {size:>6} listeners: speaker {speaker:.1f}% of a core "
+            f"(without relays {size * per_listener_pct:.0f}%, i.e. "
+            f"{size * per_listener_pct / 100:.1f} cores); a full relay "
+            f"{relay:.1f}%; a relayed listener +{check_pct:.2f}% (checking); "
+            f"the authority's reviews {plan['review_ms'] / 10:.2f}% and control links "
+            f"{size * per_member_pct:.0f}%\n"
+            f"          added delay: straight {delays[0]:.1f} ms, deepest "
+            f"({deepest} relays) {delays[deepest]:.1f} ms, mean {mean_ms:.1f} ms; "
+            f"{relayed} of {size} relayed; a joiner's snapshot {plan['state_kb']:.0f} KB"
         )
 
 
@@ -265,9 +378,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sizes", default="1000,10000", help="room sizes planned in memory")
     parser.add_argument("--direct", type=int, default=100, help="listeners heard straight")
+    parser.add_argument(
+        "--per-listener-pct",
+        type=float,
+        default=37.4 / 200,
+        help="a speaker's CPU per straight listener, %% of a core (bench_room's figure)",
+    )
+    parser.add_argument(
+        "--per-member-pct",
+        type=float,
+        default=18.9 / 200,
+        help="the authority's CPU per member's control link, %% of a core (bench_room's figure)",
+    )
+    parser.add_argument("--lan-ms", type=float, default=0.5, help="a LAN hop's own delay")
     args = parser.parse_args()
-    part_one([int(c) for c in args.children.split(",")], args.seconds, args.runs)
-    part_two([int(s) for s in args.sizes.split(",")], args.direct)
+    hop = part_one([int(c) for c in args.children.split(",")], args.seconds, args.runs)
+    plans = part_two([int(s) for s in args.sizes.split(",")], args.direct)
+    part_three(hop, plans, args.per_listener_pct, args.per_member_pct, args.lan_ms)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ class Ear(AudioEngine):
             self.first_at = time.monotonic()
         seq = packet.sequence_number
         last = self._last.get(peer)
-        if last is not None and 1 < (step := (seq - last) & 0xFFFF) < 0x8000:
+        # A jump of more than 10 s is a new numbering (the stream moved between straight and
+        # relayed, whose numbers differ), not a loss.
+        if last is not None and 1 < (step := (seq - last) & 0xFFFF) < 500:
             self.lost += step - 1
         self._last[peer] = seq
         if self.packets % CHECK_EVERY == 0:

@@ -79,6 +79,8 @@ class AudioEngine:
         self.refused_packets = 0
         self.relay: RelayPath | None = None
         """Relayed voices (set by the node: it knows the room's plan)."""
+        self.heard_at: dict[bytes, float] = {}
+        """When a packet of each stream last came in (our clock)."""
         self.frame_log: FrameLog | None = None
         self._fault_drop = fault_drop
         self._rng = np.random.default_rng()
@@ -132,6 +134,7 @@ class AudioEngine:
         """A peer's connection is gone."""
         self.broadcaster.forget(peer)
         self.streams.pop(peer, None)
+        self.heard_at.pop(peer, None)
         meter = self.meters.pop(peer, None)
         if meter is not None and meter.speaking:
             self._on_level(peer, False, meter.level_db)
@@ -187,9 +190,19 @@ class AudioEngine:
     async def on_rtp(self, peer: bytes, packet: object, arrival_time_ms: int = 0) -> None:
         """aiortc's receive hook: file one RTP packet from ``peer`` (see mesh)."""
         routed = await self.route(peer, packet)
-        if routed is None:
+        if routed is not None:
+            self._take(*routed)
+
+    async def on_guest_voice(self, guest: bytes, frame: object) -> None:
+        """A browser guest's packet, relayed by the gateway the signed state names for it
+        (checked by the caller): played while the guest may speak, whether we hear the
+        room's other voices straight or through a relay."""
+        if not self.allowed(guest):
+            self.refused_packets += 1
             return
-        peer, packet = routed
+        self._take(guest, frame)
+
+    def _take(self, peer: bytes, packet: object) -> None:
         if self._fault_drop and self._rng.random() < self._fault_drop:
             return  # fault injection for loss tests (--drop-audio)
         if self.fault_jitter_ms:
@@ -218,6 +231,7 @@ class AudioEngine:
 
     def _file(self, peer: bytes, packet: object) -> None:
         """Put one packet in its speaker's jitter buffer."""
+        self.heard_at[peer] = self._clock()
         stream = self.streams.get(peer)
         if stream is None:
             stream = self.streams[peer] = JitterBuffer()

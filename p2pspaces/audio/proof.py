@@ -16,13 +16,20 @@ Costs are measured by ``scripts/bench_core.py`` (sign and check, per packet).
 from __future__ import annotations
 
 import struct
+from collections import deque
 
+from p2pspaces.audio import SAMPLE_RATE
 from p2pspaces.core.identity import SIGNATURE_SIZE, Identity, verify
 
 DOMAIN_VOICE = b"p2pspaces/1 voice packet\x00"
 TIMESTAMP_WRAP = 1 << 32
 REPLAY_WINDOW = 48_000
 """RTP timestamp units (one second at 48 kHz) within which a late packet is still taken."""
+HELD_MAX_S = 2.0
+"""How much later than the voice's recent packets a packet may arrive (a stalled speaker's
+clock falls behind by its stall: a few hundred milliseconds, not seconds)."""
+LEAD_SECONDS = 10
+"""Seconds of arrivals (with packets) whose least lateness is kept."""
 SEEN_KEPT = 128
 """Timestamps remembered to refuse second copies (over two seconds of 20 ms packets)."""
 
@@ -37,22 +44,41 @@ def sign_packet(identity: Identity, room_id: bytes, timestamp: int, payload: byt
 
 
 class VoiceChecker:
-    """A listener's check of one speaker's relayed packets: the signature, and each timestamp
-    taken once and only forward (within :data:`REPLAY_WINDOW` of the newest)."""
+    """A listener's check of one speaker's relayed packets: the signature; each timestamp
+    taken once and only forward (within :data:`REPLAY_WINDOW` of the newest); and, when the
+    arrival time is given, no packet held back: its media time must not arrive more than
+    :data:`HELD_MAX_S` later than the voice's packets of the last seconds did (a relay
+    cannot keep a sentence and play it later, after another question)."""
 
     def __init__(self, speaker: bytes, room_id: bytes) -> None:
         self.speaker = speaker
         self.room_id = room_id
         self._newest: int | None = None
+        self._unwrapped = 0
+        """The newest timestamp, counted on past the 32-bit wraps."""
         self._seen: list[int] = []
+        self._leads: deque[tuple[int, float]] = deque(maxlen=LEAD_SECONDS)
+        """Per second of arrivals: the least (arrival - media time) of its packets."""
         self.refused = 0
 
-    def check(self, timestamp: int, payload: bytes, signature: bytes) -> bool:
-        """Whether to play this packet (False: forged, altered, replayed or a second copy)."""
+    def check(
+        self, timestamp: int, payload: bytes, signature: bytes, arrival: float | None = None
+    ) -> bool:
+        """Whether to play this packet (False: forged, altered, replayed, a second copy, or
+        held back); ``arrival`` is the receiver's clock, in seconds."""
         timestamp %= TIMESTAMP_WRAP
+        step = 0
         if self._newest is not None:
-            behind = (self._newest - timestamp) % TIMESTAMP_WRAP
-            if behind < TIMESTAMP_WRAP // 2 and (behind > REPLAY_WINDOW or timestamp in self._seen):
+            step = (timestamp - self._newest) % TIMESTAMP_WRAP
+            if step >= TIMESTAMP_WRAP // 2:
+                step -= TIMESTAMP_WRAP
+            if step <= 0 and (-step > REPLAY_WINDOW or timestamp in self._seen):
+                self.refused += 1
+                return False
+        lateness = None
+        if arrival is not None:
+            lateness = arrival - (self._unwrapped + step) / SAMPLE_RATE
+            if self._leads and lateness - min(lead for _, lead in self._leads) > HELD_MAX_S:
                 self.refused += 1
                 return False
         message = _signed(self.room_id, timestamp, payload)
@@ -61,15 +87,23 @@ class VoiceChecker:
         ):
             self.refused += 1
             return False
-        ahead = self._newest is None or (timestamp - self._newest) % TIMESTAMP_WRAP < (
-            TIMESTAMP_WRAP // 2
-        )
-        if ahead:
+        if self._newest is None or step > 0:
             self._newest = timestamp
+            self._unwrapped += step
         self._seen.append(timestamp)
         if len(self._seen) > SEEN_KEPT:
             del self._seen[0]
+        if arrival is not None and lateness is not None:
+            self._note_lead(int(arrival), lateness)
         return True
+
+    def _note_lead(self, second: int, lateness: float) -> None:
+        leads = self._leads
+        if leads and leads[-1][0] == second:
+            if lateness < leads[-1][1]:
+                leads[-1] = (second, lateness)
+        else:
+            leads.append((second, lateness))
 
 
 PROOF = struct.Struct(f"!I{SIGNATURE_SIZE}s")

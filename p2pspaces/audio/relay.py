@@ -22,7 +22,8 @@ re-encode.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +33,10 @@ from p2pspaces.audio.proof import VoiceChecker, voice_tag, without_proof
 
 CHECKERS_MAX = 64
 """Voices whose replay windows are kept (a room has a few dozen at most)."""
+PACKETS_PER_S_MAX = 100
+"""A voice sends 50 packets a second; more than twice that through one node is refused
+before any signature is checked or any packet passed on (a relay cannot make us, or our
+listeners, spend CPU on a flood)."""
 
 
 class Plan(Protocol):
@@ -66,9 +71,12 @@ class Relayed:
 class RelayPath:
     """Takes relayed packets (see the module's docs) and passes them on."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, clock: Callable[[], float] = time.monotonic) -> None:
         self.plan = plan
+        self._clock = clock
         self._checkers: dict[bytes, VoiceChecker] = {}
+        self._rates: dict[bytes, tuple[int, int]] = {}
+        """Per voice: the second (on our clock) and how many of its packets came in it."""
         self.refused = 0
         """Relayed packets refused: not from our relay, forged, altered or replayed."""
         self.forwarded = 0
@@ -83,6 +91,9 @@ class RelayPath:
             self.refused += 1
             return None
         pts, signature, payload = opened
+        if not self._within_rate(voices[0]):
+            self.refused += 1  # before the signature check and any passing on
+            return None
         if parent is None and peer in voices:
             voice: bytes | None = peer  # straight from the voice, to pass on
         elif parent is not None and peer == parent:
@@ -94,6 +105,15 @@ class RelayPath:
             return None
         seq = (pts // FRAME_SAMPLES) & 0xFFFF
         return Relayed(voice, seq, pts, payload, data)
+
+    def _within_rate(self, voice: bytes) -> bool:
+        second = int(self._clock())
+        last, count = self._rates.get(voice, (second, 0))
+        count = count + 1 if last == second else 1
+        if len(self._rates) >= CHECKERS_MAX and voice not in self._rates:
+            self._rates.clear()
+        self._rates[voice] = (second, count)
+        return count <= PACKETS_PER_S_MAX
 
     def _check(
         self, voices: list[bytes], pts: int, payload: bytes, signature: bytes
@@ -107,7 +127,7 @@ class RelayPath:
                 if len(self._checkers) >= CHECKERS_MAX:  # voices came and went
                     self._checkers.clear()
                 checker = self._checkers[voice] = VoiceChecker(voice, room)
-            if checker.check(pts, payload, signature):
+            if checker.check(pts, payload, signature, self._clock()):
                 return voice
         return None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 
 from p2pspaces.core import lifecycle, wire
 from p2pspaces.core.contacts import ContactBook
@@ -63,6 +64,13 @@ class AuthorityRole:
         """Linked peers that are not members yet, and when they are hung up."""
         self.relays = RelayPlanner()
         """Which listeners hear the room through which relay (see :mod:`.relays`)."""
+        self.voices_heard: Callable[[], bool] = lambda: True
+        """Whether a voice of the room reaches us now (the shell knows): a listener that
+        hears nothing through its relay is moved only if the voices are heard here."""
+        self.lively: Callable[[NodeId], bool] = lambda peer: True
+        """Whether a linked peer was heard from lately (the shell knows; see
+        :data:`~p2pspaces.core.relays.RELAY_QUIET_HEARTBEATS`): a relay that went quiet
+        has its listeners moved before its link times out."""
 
     # --- requests ----------------------------------------------------------------------
 
@@ -146,6 +154,7 @@ class AuthorityRole:
         ctx = self._ctx
         replica = ctx.room()
         before = replica.state
+        relay = self._silent_relay(actor, action, before)
         update = replica.issue(ctx.identity, actor, action)
         after = replica.state
         told = set(before.members) | set(after.members) | set(before.authority_set())
@@ -162,7 +171,22 @@ class AuthorityRole:
                 self.grace.pop(gone, None)
         if action.kind is not ActionKind.RELAY:
             self.relays.changed(now)
+        elif relay is not None:
+            self.relays.bench(relay, now)
+            self.relays.changed(now)
         self._hooks.applied(action, now, actor)
+
+    def _silent_relay(self, actor: NodeId, action: Action, state: RoomState) -> NodeId | None:
+        """A listener asks to hear straight, its relay passing nothing on: the relay, if the
+        voices are heard here (else it is the voices that are silent: refused)."""
+        if action.kind is not ActionKind.RELAY or (action.target or actor) != actor:
+            return None
+        member = state.members.get(actor)
+        if member is None or member.via is None:
+            return None  # the rules refuse it
+        if not self.voices_heard():
+            raise Refused("the speakers are silent here too; it is not your relay")
+        return member.via
 
     def try_issue(self, action: Action, now: float) -> None:
         """Issue our own action if the rules allow it now (used for housekeeping)."""
@@ -230,12 +254,15 @@ class AuthorityRole:
         """Drop members that did not come back; hang up peers that never joined; look over
         the relays."""
         if self.relays.due is not None and self.relays.due <= now:
-            links = self._ctx.links
-            changes = self.relays.review(self._ctx.room().state, links.__contains__)
+            links, lively = self._ctx.links, self.lively
+            state = self._ctx.room().state
+            changes = self.relays.review(state, lambda n: n in links and lively(n), now)
             for action in changes:
                 self.try_issue(action, now)
             if len(changes) >= CHANGES_PER_REVIEW:
                 self.relays.changed(now)
+            elif self.relays.relaying:  # watch the relays for one going quiet
+                self.relays.due = now + self._ctx.timing.heartbeat_s
         for peer, when in list(self.grace.items()):
             if when <= now:
                 del self.grace[peer]

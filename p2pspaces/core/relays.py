@@ -6,11 +6,13 @@ the voices straight, the authority gives each further listener a relay (its ``vi
 signed state, set by :attr:`~p2pspaces.core.wire.ActionKind.RELAY`): a listener node that
 hears the voices itself, did not opt out, is linked to the authority now, and forwards to at
 most :data:`~p2pspaces.core.room.RELAY_FANOUT` listeners.  When the first tier is full, relayed
-listeners relay in turn (at most :data:`~p2pspaces.core.room.RELAY_HOPS` relays deep).
+listeners relay in turn (at most :data:`~p2pspaces.core.room.RELAY_HOPS` relays deep: with the
+defaults, 100 + 800 + 6,400 + 51,200 listeners).
 
-The plan is looked over shortly after any change and at once when a relay's link to the
-authority breaks (:meth:`RelayPlanner.review`): the listeners of a relay that is gone get
-another (or hear straight again), and when the room shrinks, relayed listeners go back to
+The plan is looked over shortly after any change, at once when a link to the authority
+breaks, and every heartbeat while anyone is relayed (:meth:`RelayPlanner.review`).  A relay
+not heard from for :data:`RELAY_QUIET_HEARTBEATS` counts as gone: its listeners get another
+(or hear straight again), and when the room shrinks, relayed listeners go back to
 hearing straight.  Nodes that serve browser guests stay direct (their guests' audio is theirs
 to mix), as do voices, which link with everyone anyway.
 
@@ -36,6 +38,13 @@ REVIEW_DELAY_S = 0.2
 """After a change, the plan is looked over this much later (a burst of joins is one pass)."""
 CHANGES_PER_REVIEW = 64
 """The most relay changes one review issues (the next review, soon after, does more)."""
+BENCH_S = 120.0
+"""A relay that passed nothing on to a listener takes no new listeners for this long."""
+BENCHED_MAX = 1024
+RELAY_QUIET_HEARTBEATS = 2.5
+"""A relay the authority has not heard from for this many heartbeats counts as gone for the
+plan (its listeners get another), well before its link times out; once heard again it may
+take listeners again."""
 
 
 @dataclass(slots=True)
@@ -65,11 +74,15 @@ def _tiers(
             continue
         if via is None:
             tiers.direct.append(node)
-        elif not linked(via):
-            tiers.orphans.append(node)
-        else:
+            continue
+        # Counted whether or not the relay is heard from: a listener that relays for others
+        # is never given a relay itself (it goes straight instead), so nobody ends up more
+        # than RELAY_HOPS from the voices.
+        tiers.children[via] = tiers.children.get(via, 0) + 1
+        if linked(via):
             tiers.relayed.append(node)
-            tiers.children[via] = tiers.children.get(via, 0) + 1
+        else:
+            tiers.orphans.append(node)
     return tiers
 
 
@@ -80,6 +93,20 @@ class RelayPlanner:
         self.direct_limit = direct_limit
         """Listener nodes that hear the voices straight (at least 1)."""
         self.due: float | None = None
+        self.benched: dict[NodeId, float] = {}
+        """Relays a listener heard nothing through, and until when they take no one new."""
+        self.relaying = False
+        """Whether anyone is relayed after the last review's changes (the authority then
+        reviews every heartbeat, to notice a relay gone quiet)."""
+
+    def bench(self, relay: NodeId, now: float) -> None:
+        """A listener heard nothing through ``relay`` (the voices reach the authority): give
+        it no new listeners for :data:`BENCH_S`."""
+        if len(self.benched) >= BENCHED_MAX:
+            self.benched = {n: t for n, t in self.benched.items() if t > now}
+            if len(self.benched) >= BENCHED_MAX:
+                self.benched.clear()
+        self.benched[relay] = now + BENCH_S
 
     def changed(self, now: float, *, at_once: bool = False) -> None:
         """The room changed (``at_once``: a relay's link broke): look over the plan soon."""
@@ -90,13 +117,15 @@ class RelayPlanner:
         self,
         state: RoomState,
         linked: Callable[[NodeId], bool],
+        now: float = 0.0,
     ) -> list[Action]:
         """The relay changes that bring the plan in line with the room now (at most
         :data:`CHANGES_PER_REVIEW`; the caller issues them and calls again if it was full)."""
         self.due = None
         self.direct_limit = max(1, self.direct_limit)
         listeners = sum(1 for m in state.members.values() if m.role == Role.LISTENER)
-        if listeners <= self.direct_limit and not any(m.via for m in state.members.values()):
+        self.relaying = any(m.via for m in state.members.values())
+        if listeners <= self.direct_limit and not self.relaying:
             return []
         gateways = frozenset(m.gateway for m in state.members.values() if m.gateway is not None)
         tiers = _tiers(state, gateways, linked)
@@ -119,21 +148,30 @@ class RelayPlanner:
         if room < 0:  # too many straight: the newest that relay for nobody get a relay
             movable = [n for n in reversed(tiers.direct) if not children.get(n)][:-room]
             needy.extend(movable)
-            staying = [n for n in tiers.direct if n not in set(movable)]
+            moving = set(movable)
+            staying = [n for n in tiers.direct if n not in moving]
+        going = set(straight)
+        benched = self.benched
+
+        def usable(node: NodeId) -> bool:
+            return linked(node) and benched.get(node, 0.0) <= now
+
         slots = _Slots(
-            state, staying, [n for n in tiers.relayed if n not in set(straight)], children, linked
+            state, staying, [n for n in tiers.relayed if n not in going], children, usable
         )
         changes = [Action(ActionKind.RELAY, node, via=None) for node in straight]
         for node in needy:
             changes.append(Action(ActionKind.RELAY, node, via=slots.take(exclude=node)))
         members = state.members
         changes = [c for c in changes if members[NodeId(c.target or b"")].via != c.via]
-        return changes[:CHANGES_PER_REVIEW]
+        changes = changes[:CHANGES_PER_REVIEW]
+        self.relaying = self.relaying or any(c.via is not None for c in changes)
+        return changes
 
 
 class _Slots:
-    """Relays with room for another listener, best first: direct listener nodes (one hop),
-    then listeners one hop out (two hops); each at most :data:`RELAY_FANOUT` listeners."""
+    """Relays with room for another listener, nearest the voices first: direct listener nodes,
+    then listeners one relay out, and so on; each at most :data:`RELAY_FANOUT` listeners."""
 
     def __init__(
         self,
@@ -144,13 +182,13 @@ class _Slots:
         linked: Callable[[NodeId], bool],
     ) -> None:
         members = state.members
-        first = [n for n in direct if members[n].relays and linked(n)]
-        second = [
-            n
-            for n in relayed
-            if members[n].relays and linked(n) and state.hops(n) == 1 and RELAY_HOPS > 1
-        ]
-        self._order = [*first, *second]
+        tiers: list[list[NodeId]] = [[] for _ in range(RELAY_HOPS)]
+        tiers[0] = [n for n in direct if members[n].relays and linked(n)]
+        for node in relayed:
+            hops = state.hops(node)
+            if hops < RELAY_HOPS and members[node].relays and linked(node):
+                tiers[hops].append(node)
+        self._order = [node for tier in tiers for node in tier]
         self._at = 0
         self._children = dict(children)
 

@@ -26,8 +26,9 @@ STATE_FORMAT = 3
 through, and whether it may be asked to relay (issue 22)."""
 RELAY_FANOUT = 8
 """The most listeners one relay forwards the room's voices to (a relay's upload and CPU)."""
-RELAY_HOPS = 2
-"""The most relays between a voice and a listener (each hop adds a little delay)."""
+RELAY_HOPS = 3
+"""The most relays between a voice and a listener (each hop adds about a millisecond on a
+wired LAN, see ``scripts/bench_relay.py``; more on Wi-Fi)."""
 DEFAULT_MAX_SPEAKERS = 10
 DEFAULT_MAX_COHOSTS = 2
 
@@ -334,17 +335,25 @@ def _on_stage(**fields: Any) -> Change:
     edit = _edit(via=None, **fields)
 
     def change(d: Doing) -> RoomChanges:
-        for other, member in d.state.members.items():
-            if member.via == d.target:
-                d.members[other] = _replaced(member, via=None)
+        _straighten_children(d)
         return edit(d)
 
     return change
 
 
 def _relay(d: Doing) -> RoomChanges:
+    """A listener gets a relay (or hears straight): the listeners it relayed to, if it gets
+    one, hear straight from now on (so no listener is ever more than RELAY_HOPS away)."""
+    if d.action.via is not None:
+        _straighten_children(d)
     d.members[d.target] = _replaced(d.members[d.target], via=d.action.via)
     return {}
+
+
+def _straighten_children(d: Doing) -> None:
+    for other, member in d.state.members.items():
+        if member.via == d.target:
+            d.members[other] = _replaced(member, via=None)
 
 
 def _raise_hand(d: Doing) -> RoomChanges:
@@ -402,20 +411,31 @@ _CHANGES: dict[ActionKind, Change] = {
 
 REMOVALS = frozenset({ActionKind.LEAVE, ActionKind.REMOVE, ActionKind.BLOCK, ActionKind.DROP})
 """The changes that take a member out (and with it the guests it serves)."""
+STRAIGHTENS = REMOVALS | {
+    ActionKind.ACCEPT_INVITE,
+    ActionKind.ACCEPT_HAND,
+    ActionKind.ADD_COHOST,
+    ActionKind.RELAY,
+}
+"""The changes that may send a relay's listeners straight (see :func:`changed_members`)."""
 
 
 def changed_members(
     before: RoomState, after: RoomState, actor: NodeId, action: wire.Action
 ) -> set[NodeId]:
     """The members an applied change touched: the one who joins, else its target (the actor
-    itself when it names none; no change edits both), and on a removal the guests that left
-    with their gateway (the only change whose cost grows with the room)."""
+    itself when it names none; no change edits both), on a removal the guests that left with
+    their gateway, and the listeners of a relay that left, went on stage or got a relay itself
+    (the only changes whose cost grows with the room)."""
     if action.kind is wire.ActionKind.JOIN or action.target is None:
         changed = {actor}  # a join's target is the guest's gateway, which it does not change
     else:
         changed = {NodeId(action.target)}
     if action.kind in REMOVALS:
         changed.update(before.members.keys() - after.members.keys())
+    if action.kind in STRAIGHTENS:  # a relay's listeners now hear straight
+        relay = NodeId(action.target) if action.target is not None else actor
+        changed.update(n for n, m in before.members.items() if m.via == relay)
     return changed
 
 

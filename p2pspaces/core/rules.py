@@ -15,7 +15,9 @@ Rules of the table (docs/DESIGN.md section 3):
 * Nothing is allowed after ``end``; a blocked key can do nothing, joining included.
 * Limits: ``max_cohosts`` co-hosts, ``max_speakers`` speakers beside the host and co-hosts.
 * Only the authority sets a listener's relay (``via``): a listener node in the room that did
-  not opt out, never the listener itself, at most :data:`RELAY_HOPS` relays from the voices.
+  not opt out, never the listener itself, at most :data:`RELAY_HOPS` relays from the voices,
+  at most :data:`RELAY_FANOUT` listeners each.  A relayed listener may ask to hear straight
+  (its relay passes nothing on: see :mod:`p2pspaces.core.relays`).
   No other action names a relay.
 * A browser guest joins naming its gateway as the join's target: a member node, not a guest.
   A guest may speak when invited but never be a co-host; its gateway may drop it (the guest's
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from p2pspaces.core import wire
 from p2pspaces.core.errors import Refused
 from p2pspaces.core.identity import NodeId
-from p2pspaces.core.room import RELAY_HOPS, SPEAKING_ROLES, Role, RoomState
+from p2pspaces.core.room import RELAY_FANOUT, RELAY_HOPS, SPEAKING_ROLES, Role, RoomState
 from p2pspaces.core.wire import ActionKind
 
 
@@ -142,25 +144,41 @@ def _not_guest(state: RoomState, actor: NodeId, action: wire.Action) -> str | No
     return "a browser guest cannot be a co-host" if state.gateway_of(action.target or b"") else None
 
 
-def _relay(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
+def _relay_changes(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
     target = _target(state, actor, action)
+    return "that relay is already so" if action.via == state.members[target].via else None
+
+
+def _straight(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
+    return None if action.via is None else "a listener may only ask to hear straight"
+
+
+def _relay_node(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
     via = action.via
-    if via == state.members[target].via:
-        return "that relay is already so"
     if via is None:
         return None
     relay = state.members.get(via)
-    if relay is None or via == target:
+    if relay is None or via == _target(state, actor, action):
         return "the relay is not another member"
     if relay.role != Role.LISTENER or relay.gateway is not None or not relay.relays:
         return "the relay must be a listener node that relays"
-    hops, upper = 0, relay.via
+    return None
+
+
+def _relay_room(state: RoomState, actor: NodeId, action: wire.Action) -> str | None:
+    via = action.via
+    if via is None:
+        return None
+    target = _target(state, actor, action)
+    hops, upper = 0, state.members[via].via
     while upper is not None:
         hops += 1
         above = state.members.get(upper)
         if upper == target or hops >= RELAY_HOPS or above is None:
             return "the relay is too far from the voices"
         upper = above.via
+    if sum(1 for m in state.members.values() if m.via == via) >= RELAY_FANOUT:
+        return f"the relay already serves {RELAY_FANOUT} listeners"
     return None
 
 
@@ -208,7 +226,12 @@ RULES: dict[tuple[ActionKind, Form], Rule] = {
     (ActionKind.SET_TITLE, Form.SELF): Rule(Actor.HOST, checks=(_title,)),
     (ActionKind.SET_RECORDING, Form.SELF): Rule(Actor.HOST, checks=(_recording_changes,)),
     (ActionKind.END, Form.SELF): Rule(Actor.HOST),
-    (ActionKind.RELAY, Form.OTHER): Rule(Actor.AUTHORITY, _LISTENER, checks=(_not_guest, _relay)),
+    (ActionKind.RELAY, Form.SELF): Rule(
+        Actor.MEMBER, _LISTENER, checks=(_straight, _relay_changes)
+    ),
+    (ActionKind.RELAY, Form.OTHER): Rule(
+        Actor.AUTHORITY, _LISTENER, checks=(_not_guest, _relay_changes, _relay_node, _relay_room)
+    ),
 }
 
 

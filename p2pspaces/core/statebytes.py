@@ -16,7 +16,14 @@ from typing import Any
 from p2pspaces.core import codec, wire
 from p2pspaces.core.codec import Bool, Bytes, Int, Invalid, Text
 from p2pspaces.core.identity import NodeId
-from p2pspaces.core.room import RELAY_HOPS, STATE_FORMAT, Member, Role, RoomState
+from p2pspaces.core.room import (
+    RELAY_FANOUT,
+    RELAY_HOPS,
+    STATE_FORMAT,
+    Member,
+    Role,
+    RoomState,
+)
 from p2pspaces.core.wire import RoomId
 
 
@@ -307,9 +314,24 @@ def _check_consistent(state: RoomState) -> None:
             served_by = state.members.get(member.gateway)
             if served_by is None or served_by.gateway is not None or member.role >= Role.COHOST:
                 raise Invalid("state: a guest needs a member node as its gateway, below co-host")
-        if member.via is not None:
-            relay = state.members.get(member.via)
-            if member.role != Role.LISTENER or relay is None or relay.role != Role.LISTENER:
-                raise Invalid("state: a relay and its listener must both be listeners")
+        if member.gateway is not None and member.relays:
+            raise Invalid("state: a browser guest cannot relay")
+    _check_relays(state)
+
+
+def _check_relays(state: RoomState) -> None:
+    """Refuse a relay plan no authorised change makes (see :mod:`p2pspaces.core.rules`)."""
+    fanout: dict[NodeId, int] = {}
+    for member in state.members.values():
+        if member.via is None:
+            continue
+        relay = state.members.get(member.via)
+        if member.role != Role.LISTENER or relay is None or relay.role != Role.LISTENER:
+            raise Invalid("state: a relay and its listener must both be listeners")
+        if member.gateway is not None or relay.gateway is not None or not relay.relays:
+            raise Invalid("state: a relay must be a listener node that relays, for a node")
+        fanout[member.via] = fanout.get(member.via, 0) + 1
+        if fanout[member.via] > RELAY_FANOUT:
+            raise Invalid(f"state: a relay with more than {RELAY_FANOUT} listeners")
     if any(state.hops(node) > RELAY_HOPS for node, m in state.members.items() if m.via):
         raise Invalid("state: a listener too many relays from the voices")

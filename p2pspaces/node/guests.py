@@ -109,7 +109,7 @@ class GuestRelay:
         it to every member we are linked to."""
         frame = RelayedVoice(guest, packet.sequence_number, packet.timestamp, packet.payload)
         self._shell.mesh.send_voice(frame.encode())
-        await self._shell.audio.on_rtp(guest, frame)
+        await self._shell.audio.on_guest_voice(guest, frame)
 
     def heard(self, guest: NodeId, level_db: float, speaking: Iterable[bytes]) -> None:
         """Our guest's page played the room this loud over the last second, while
@@ -133,7 +133,7 @@ class GuestRelay:
         if frame is None or state is None or state.gateway_of(frame.guest) != link.peer_id:
             link.voice_refused += 1
             return
-        self._shell.spawn(self._shell.audio.on_rtp(frame.guest, frame))
+        self._shell.spawn(self._shell.audio.on_guest_voice(frame.guest, frame))
 
     def web_ready(self, event: WebReady) -> None:
         """Our web service is up: the advert says where."""

@@ -125,11 +125,14 @@ class Capacity:
     def is_listener(self, peer: NodeId) -> bool:
         """``peer`` only listens: not the authority, a co-host or a voice of the room (a
         muted speaker is still one, and so is the gateway of a guest on stage), nor the
-        gateway of browser guests (it plays the room to each of them)."""
+        gateway of browser guests (it plays the room to each of them), nor a relay (it
+        passes the room on to others, who would lose it too)."""
         state = self._session.state
         if state is None or peer == state.authority or peer in state.cohosts:
             return False
         linking = self._session.linking
+        if peer in linking.plan().children:
+            return False
         return peer in state.members and peer not in linking.voices() | linking.gateways()
 
     def listeners(self) -> list[NodeId]:

@@ -39,6 +39,7 @@ from p2pspaces.core.events import (
 )
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.ledger import Replica
+from p2pspaces.core.relays import RELAY_QUIET_HEARTBEATS
 from p2pspaces.core.room import RoomState
 from p2pspaces.core.session import RoomSession
 from p2pspaces.core.wire import Action, RoomId
@@ -126,6 +127,7 @@ class Node:
         )
         self.mesh = Mesh(identity, self.name, clock, self.news, penalty_s=self.timing.penalty_s)
         self.mesh.source = config.interface
+        self.session.authority.lively = self._lively
         self.voice = Voice(
             self.session,
             identity,
@@ -219,6 +221,12 @@ class Node:
         self.emit(Ready(self.node_id, self.name, self.port, self.addresses))
         for service in self.services:
             await service.start()
+
+    def _lively(self, peer: NodeId) -> bool:
+        """Whether ``peer``'s link was heard from lately (a relay gone quiet is replaced)."""
+        link = self.mesh.links.get(peer)
+        quiet = RELAY_QUIET_HEARTBEATS * self.timing.heartbeat_s
+        return link is not None and self.clock() - link.last_seen <= quiet
 
     async def stop(self) -> None:
         """Leave the room cleanly, withdraw the advert and close everything."""

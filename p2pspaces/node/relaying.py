@@ -1,12 +1,16 @@
 """The room's relay plan as this node's audio path reads it (see :mod:`p2pspaces.audio.relay`
 and :mod:`p2pspaces.core.relays`): whom we hear through, whom we pass the voices on to, whom
-our own voice skips, and our signature on each packet a relay passes on."""
+our own voice skips, and our signature on each packet a relay passes on; and a watch on our
+relay (:class:`RelayWatch`): one that passes nothing on while the room's voices speak is
+reported, and we hear straight."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 
-from p2pspaces.audio.proof import sign_packet, voice_tag, with_proof
+from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
+from p2pspaces.audio.proof import TIMESTAMP_WRAP, sign_packet, voice_tag, with_proof
 from p2pspaces.core.identity import Identity
 from p2pspaces.core.linking import NO_RELAYS, RelayPlan
 from p2pspaces.core.room import RoomState
@@ -21,6 +25,10 @@ class RoomRelays:
         self._session = session
         self._identity = identity
         self._tag = voice_tag(identity.node_id)
+        # Our packets' signed timestamps count on from the wall clock (a whole frame), so
+        # that they keep rising when this node restarts: a listener takes each only forward.
+        now = int(time.time() * SAMPLE_RATE)
+        self._base = now - now % FRAME_SAMPLES
         self._voices: tuple[RoomState | None, dict[int, list[bytes]]] = (None, {})
 
     def _plan(self) -> RelayPlan:
@@ -62,5 +70,49 @@ class RoomRelays:
         room = self.room()
         if room is None:
             return None
+        pts = (self._base + pts) % TIMESTAMP_WRAP
         signature = sign_packet(self._identity, room, pts, payload)
         return self._tag, with_proof(pts, signature, payload)
+
+
+SILENT_S = 3.0
+"""Nothing from any voice through our relay for this long, while a voice may speak (voices
+send 50 packets a second while unmuted, silence included): the relay passes nothing on."""
+ASK_AGAIN_S = 30.0
+
+
+class RelayWatch:
+    """Notices that our relay passes nothing on (see :data:`SILENT_S`); the authority then
+    checks that the voices reach it, moves us and gives that relay no one new for a while."""
+
+    def __init__(self, session: RoomSession, heard_at: dict[bytes, float]) -> None:
+        self._session = session
+        self._heard_at = heard_at
+        self._parent: bytes | None = None
+        self._since = 0.0
+        self._asked = -ASK_AGAIN_S
+
+    def silent(self, now: float) -> bytes | None:
+        """Our relay, once it has passed nothing on for :data:`SILENT_S` while a voice may
+        speak (at most every :data:`ASK_AGAIN_S`); else None."""
+        session = self._session
+        state = session.state
+        plan = session.linking.plan() if state is not None else NO_RELAYS
+        parent = plan.via.get(session.me)
+        if parent != self._parent:
+            self._parent, self._since = parent, now
+        if parent is None or state is None:
+            return None
+        voices = [
+            node
+            for node, member in state.members.items()
+            if member.gateway is None and node != session.me and state.may_speak(node)
+        ]
+        if not voices:
+            self._since = now  # nothing expected
+            return None
+        last = max([self._since, *(self._heard_at.get(v, 0.0) for v in voices)])
+        if now - last < SILENT_S or now - self._asked < ASK_AGAIN_S:
+            return None
+        self._asked = now
+        return parent

@@ -17,8 +17,9 @@ from p2pspaces.core.errors import CommandError
 from p2pspaces.core.events import Event, MicCheck, Notice, Quiet, Speaking
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.session import RoomSession
+from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node.config import Faults
-from p2pspaces.node.relaying import RoomRelays
+from p2pspaces.node.relaying import SILENT_S, RelayWatch, RoomRelays
 
 NO_FAULTS = Faults()
 MAX_GAIN = 2.0
@@ -110,6 +111,8 @@ class Voice:
         engine.relay = RelayPath(relays)
         engine.broadcaster.routes = relays
         self.engine = engine
+        self._watch = RelayWatch(session, engine.heard_at)
+        session.authority.voices_heard = self.voices_heard
 
     def _on_level(self, member: bytes, speaking: bool, level_db: float) -> None:
         """A member started or stopped speaking (as this node plays it): an event."""
@@ -143,15 +146,44 @@ class Voice:
         only, and say how it sounds (see :func:`mic_check`)."""
         return await mic_check(self.engine, seconds, self._emit)
 
+    def voices_heard(self) -> bool:
+        """Whether a voice of the room reaches us now (or we are one, sending)."""
+        session, now = self._session, self._clock()
+        if session.may_speak(session.me):
+            return True
+        return any(
+            now - at <= SILENT_S and session.may_speak(voice)
+            for voice, at in self.engine.heard_at.items()
+        )
+
+    def _watch_relay(self, now: float) -> None:
+        """Our relay passes nothing on while the room's voices speak: ask to hear straight."""
+        relay = self._watch.silent(now)
+        if relay is None:
+            return
+        try:
+            self._session.request(Action(ActionKind.RELAY, via=None), now)
+        except CommandError:
+            return
+        name = self._session.name_of(relay)
+        self._emit(
+            Notice(
+                f"Nothing came through {name}'s laptop, which relayed the room to you: "
+                "asking to hear the speakers straight."
+            )
+        )
+
     async def every_second(self, pump: Callable[[], None]) -> None:
-        """For ever, once a second: the hearing reports (see :func:`report_hearing`), and a
+        """For ever, once a second: the hearing reports (see :func:`report_hearing`), a
         warning when another laptop's speakers are near our microphone (see
-        :mod:`p2pspaces.audio.nearby`)."""
+        :mod:`p2pspaces.audio.nearby`), and the watch on our relay (see
+        :class:`~p2pspaces.node.relaying.RelayWatch`)."""
         warned = -NEARBY_AGAIN_S
         while True:
             await asyncio.sleep(HEARING_S)
             now = self._clock()
             report_hearing(self.engine, self._session, now)
+            self._watch_relay(now)
             processor = processor_of(self.engine.source)
             if processor is not None and processor.nearby.heard and now - warned > NEARBY_AGAIN_S:
                 warned = now

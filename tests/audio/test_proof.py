@@ -71,3 +71,19 @@ def test_the_proof_travels_ahead_of_the_payload(sam: Identity) -> None:
     assert without_proof(data[:68]) is None  # a proof and no payload
     assert without_proof(b"") is None
     assert voice_tag(sam.node_id) == int.from_bytes(sam.node_id[:4], "big")
+
+
+def test_a_relay_cannot_hold_a_sentence_back_and_play_it_later(sam: Identity) -> None:
+    checker = VoiceChecker(sam.node_id, ROOM)
+    payload = b"opus"
+
+    def packet(frame: int, arrival: float) -> bool:
+        pts = 960 * frame
+        return checker.check(pts, payload, sign_packet(sam, ROOM, pts, payload), arrival)
+
+    # Ten seconds of frames arriving on time (with a little jitter); then a relay keeps
+    # everything from frame 500 on and lets it out a minute later: refused.  A stall of the
+    # speaker's own puts its clock half a second behind: still taken.
+    assert all(packet(f, 100 + f / 50 + 0.003 * (f % 3)) for f in range(500))
+    assert not any(packet(f, 160 + f / 50) for f in range(500, 550))
+    assert all(packet(f, 100 + f / 50 + 0.5) for f in range(550, 600))

@@ -3,12 +3,16 @@ member running modified code could try, refused."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from p2pspaces.audio.devices import NullSink, SilentSource
+from p2pspaces.audio.engine import AudioEngine
 from p2pspaces.audio.proof import sign_packet, voice_tag, with_proof
-from p2pspaces.audio.relay import RelayPath
-from p2pspaces.core.identity import Identity
+from p2pspaces.audio.relay import PACKETS_PER_S_MAX, RelayPath
+from p2pspaces.core.identity import Identity, NodeId
+from p2pspaces.node.guests import RelayedVoice
 
 ROOM = b"r" * 32
 SAM, EVE = Identity.generate(), Identity.generate()
@@ -77,3 +81,24 @@ def test_a_relay_takes_the_voice_straight_only_while_it_hears_straight() -> None
     assert straight.take(OTHER, SAM_TAG, _packet(SAM, 960)) is None  # relayed: not ours
     relayed = RelayPath(Seen())
     assert relayed.take(SAM.node_id, SAM_TAG, _packet(SAM, 960)) is None
+
+
+async def test_behind_a_relay_a_guest_its_gateway_relays_is_played_but_nothing_straight() -> None:
+    engine = AudioEngine(b"m" * 32, SilentSource(), NullSink(), time.monotonic, lambda *_: None)
+    engine.allowed = lambda peer: True
+    engine.relay = RelayPath(Seen())  # we hear the room through RELAY
+    straight = RelayedVoice(NodeId(SAM.node_id), 1, 960, b"opus")
+    await engine.on_rtp(SAM.node_id, straight)  # Sam's own link: not while relayed
+    assert SAM.node_id not in engine.streams and engine.refused_packets == 1
+    guest = NodeId(EVE.node_id)
+    await engine.on_guest_voice(guest, RelayedVoice(guest, 1, 960, b"opus"))
+    assert engine.streams[guest].stats.received == 1
+
+
+def test_a_flood_through_one_node_is_refused_before_any_check_or_passing_on() -> None:
+    now = [5.0]
+    path = RelayPath(Seen(via=None), clock=lambda: now[0])
+    taken = [path.take(SAM.node_id, SAM_TAG, _packet(SAM, 960 * i)) for i in range(150)]
+    assert sum(t is not None for t in taken) == PACKETS_PER_S_MAX  # twice a voice's rate
+    now[0] = 6.0
+    assert path.take(SAM.node_id, SAM_TAG, _packet(SAM, 960 * 151)) is not None

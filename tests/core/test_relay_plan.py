@@ -53,7 +53,7 @@ def test_past_the_limit_each_relay_takes_eight_then_a_second_tier_forms() -> Non
     assert straight == 2
     assert max(per_relay.values()) <= RELAY_FANOUT
     assert sum(per_relay.values()) == 18
-    assert deepest == RELAY_HOPS  # 2 x 8 one hop out, the last two a hop further
+    assert deepest == 2  # 2 x 8 one relay out, the last two one further
     assert sum(1 for n in space.state.members if space.state.hops(n) == 2) == 2
 
 
@@ -78,11 +78,13 @@ def test_a_shrinking_room_hears_straight_again() -> None:
     planner = RelayPlanner(4)
     _settle(space, planner)
     assert _shape(space.state)[0] == 4
-    for i in (0, 1, 2, 3, 4, 5):
-        space.do(f"l{i}", ActionKind.LEAVE)
+    relays = {m.via for m in space.state.members.values() if m.via is not None}
+    assert relays == {space.key("l0")}  # the first takes up to eight
+    space.do("l1", ActionKind.LEAVE)  # two who heard straight and relayed for nobody
+    space.do("l2", ActionKind.LEAVE)
     _settle(space, planner)
     straight, per_relay, _ = _shape(space.state)
-    assert (straight, sum(per_relay.values())) == (4, 0)
+    assert (straight, sum(per_relay.values())) == (4, 4)
 
 
 def test_nodes_that_opted_out_or_serve_guests_never_relay() -> None:
@@ -94,6 +96,15 @@ def test_nodes_that_opted_out_or_serve_guests_never_relay() -> None:
     relays = {m.via for m in space.state.members.values() if m.via is not None}
     assert relays and not relays & {space.key("l0"), space.key("l1"), gateway}
     assert space.state.members[gateway].via is None  # its guests' audio is its to mix
+
+
+def test_a_room_past_two_tiers_grows_a_third_and_no_more() -> None:
+    space = _room(100)
+    _settle(space, RelayPlanner(1))
+    state = space.state
+    hops = Counter(state.hops(n) for n in state.members if n != state.host)
+    assert hops == Counter({0: 1, 1: 8, 2: 64, 3: 27})  # 8 each, three relays deep at most
+    assert RELAY_HOPS == 3
 
 
 def test_a_thousand_listeners_fit_in_two_hops_of_a_hundred() -> None:
@@ -114,3 +125,11 @@ def test_a_relayed_node_that_starts_serving_guests_hears_straight_again() -> Non
     space.replica.issue(space.host, space.key("gus"), Action(ActionKind.JOIN, relayed, "Gus"))
     _settle(space, planner)
     assert space.state.members[relayed].via is None
+
+
+def test_once_anyone_is_relayed_the_plan_is_watched_every_heartbeat() -> None:
+    space = _room(2)
+    planner = RelayPlanner(1)
+    changes = planner.review(space.state, lambda n: True)
+    assert [c.via for c in changes] == [space.key("l0")]
+    assert planner.relaying  # so a relay going quiet is noticed, with no other change

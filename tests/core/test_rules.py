@@ -13,7 +13,8 @@ from p2pspaces.core.wire import Action, ActionKind
 from .kit import Space, full_space, person
 
 K = ActionKind
-Step = tuple[str, ActionKind, str | None]
+Step = tuple[str, ActionKind, str | None] | tuple[str, ActionKind, str, str]
+"""(actor, kind, target), or for a relay (actor, kind, target, relay)."""
 
 # (row, setup steps, actor, target, text, flag, expected refusal or None)
 CASES: list[tuple[tuple[ActionKind, Form], list[Step], str, str | None, str, bool, str | None]] = [
@@ -176,14 +177,26 @@ CASES: list[tuple[tuple[ActionKind, Form], list[Step], str, str | None, str, boo
     ((K.RELAY, Form.OTHER), [], "host", "lee", "lee", False, "not another member"),
     ((K.RELAY, Form.OTHER), [], "host", "lee", "new", False, "not another member"),
     ((K.RELAY, Form.OTHER), [], "host", "lee", "", False, "already so"),
+    ((K.RELAY, Form.SELF), [("host", K.RELAY, "lee", "liv")], "lee", None, "", False, None),
+    ((K.RELAY, Form.SELF), [], "lee", None, "", False, "already so"),
+    (
+        (K.RELAY, Form.SELF),
+        [("host", K.RELAY, "lee", "liv")],
+        "lee",
+        None,
+        "liv",
+        False,
+        "only ask to hear straight",
+    ),
+    ((K.RELAY, Form.SELF), [], "sam", None, "", False, "not allowed for a speaker"),
 ]
 
 
 def _prepare(steps: list[Step]) -> Space:
     space = full_space()
     space.people["new"] = person(9)
-    for actor, kind, target in steps:
-        space.do(actor, kind, target)
+    for actor, kind, target, *via in steps:
+        space.do(actor, kind, target, via=via[0] if via else None)
     return space
 
 
