@@ -5,7 +5,8 @@ of a room of 1,000 and 10,000 listeners.
 1. Real nodes on loopback, in one process: a host speaking a tone that lets one listener hear
    it straight (``direct_listeners=1``), so that the next ``--children`` listeners hear it
    through that one, the relay.  Every time is ``time.perf_counter`` in the one process:
-   * the direct hop: the host hands a packet to its connections -> the relay takes it;
+   * the direct hop: the host signs a packet and hands it to its connection -> the relay
+     takes it;
    * the relay hop: the relay takes it -> a listener behind it takes it (signature checked),
      over every listener and packet of a ``--seconds`` window, ``--runs`` times;
    * the relay's CPU spent passing packets on (thread time inside its forwarding), per
@@ -33,7 +34,7 @@ from collections import Counter
 from typing import Any
 
 from p2pspaces.audio.devices import ToneSource
-from p2pspaces.audio.proof import VoiceChecker, sign_packet
+from p2pspaces.audio.proof import VoiceChecker, sign_packet, without_proof
 from p2pspaces.audio.relay import Relayed
 from p2pspaces.core import room, statebytes
 from p2pspaces.core.events import Joined
@@ -110,15 +111,17 @@ async def _measure(host: Node, relay: Node, behind: list[Node], seconds: float) 
     at_relay: dict[int, float] = {}
     at_child: list[tuple[int, float]] = []
     forwarding = [0.0]
-    broadcaster = host.audio.broadcaster
-    host_send = broadcaster.send
+    routes = host.audio.broadcaster.routes
+    prove = routes.prove
 
-    async def timed_send(frame: Any, pts: int) -> bytes:
-        payload = await host_send(frame, pts)
-        sent[pts % (1 << 32)] = time.perf_counter()
-        return payload
+    def timed_prove(pts: int, payload: bytes) -> tuple[int, bytes] | None:
+        proven = prove(pts, payload)  # once a frame, as the host starts sending it
+        opened = without_proof(proven[1]) if proven is not None else None
+        if opened is not None:
+            sent[opened[0]] = time.perf_counter()
+        return proven
 
-    broadcaster.send = timed_send  # type: ignore[method-assign]
+    routes.prove = timed_prove  # type: ignore[method-assign]
     path = relay.audio.relay
     assert path is not None
     take, forward = path.take, path.forward

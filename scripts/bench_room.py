@@ -52,7 +52,7 @@ from p2pspaces.core.events import Event, StateChanged
 from p2pspaces.core.identity import Identity
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
-from p2pspaces.node.relaying import RoomRelays
+from p2pspaces.node.relaying import RelayWatch, RoomRelays
 from p2pspaces.testing.cpu import CpuShare, cpu_share_unavailable
 
 PACKETS_PER_S = 50
@@ -87,6 +87,7 @@ class Ear(AudioEngine):
         if routed is None:
             return
         peer, packet = routed
+        self.heard_at[peer] = time.monotonic()  # what the node's relay watch reads
         self.packets += 1
         if self.first_at is None:
             self.first_at = time.monotonic()
@@ -119,6 +120,7 @@ class Listener(Node):
         self.ear.allowed = self.session.may_speak
         self.relays = self.ear.relay = RelayPath(RoomRelays(self.session, self.identity))
         self.audio = self.mesh.media = self.ear
+        self.voice.watch = RelayWatch(self.session, self.ear.heard_at)
         self.applied: dict[int, float] = {}
         self.joined_at = math.inf
 

@@ -171,6 +171,9 @@ class Routes(Protocol):
     def prove(self, pts: int, payload: bytes) -> tuple[int, bytes] | None:
         """Our CSRC tag, and the payload with our proof ahead of it (None: not in a room)."""
 
+    def prove_for(self, voice: bytes, pts: int, payload: bytes) -> tuple[int, bytes] | None:
+        """The same for a browser guest's packet, signed by us, its gateway."""
+
 
 class Straight:
     """Routes of a room without relays: every packet to every link, unsigned."""
@@ -182,6 +185,9 @@ class Straight:
         return False
 
     def prove(self, pts: int, payload: bytes) -> tuple[int, bytes] | None:
+        return None
+
+    def prove_for(self, voice: bytes, pts: int, payload: bytes) -> tuple[int, bytes] | None:
         return None
 
 

@@ -34,13 +34,17 @@ SEEN_KEPT = 128
 """Timestamps remembered to refuse second copies (over two seconds of 20 ms packets)."""
 
 
-def _signed(room_id: bytes, timestamp: int, payload: bytes) -> bytes:
-    return room_id + struct.pack("!I", timestamp % TIMESTAMP_WRAP) + payload
+def _signed(room_id: bytes, voice: bytes, timestamp: int, payload: bytes) -> bytes:
+    return room_id + voice + struct.pack("!I", timestamp % TIMESTAMP_WRAP) + payload
 
 
-def sign_packet(identity: Identity, room_id: bytes, timestamp: int, payload: bytes) -> bytes:
-    """The speaker's signature on one packet of its voice in ``room_id``."""
-    return identity.sign(DOMAIN_VOICE, _signed(room_id, timestamp, payload))
+def sign_packet(
+    identity: Identity, room_id: bytes, timestamp: int, payload: bytes, voice: bytes = b""
+) -> bytes:
+    """The signature on one packet of ``voice`` (our own, by default; a browser guest's, as
+    its gateway) in ``room_id``."""
+    voice = voice or identity.node_id
+    return identity.sign(DOMAIN_VOICE, _signed(room_id, voice, timestamp, payload))
 
 
 class VoiceChecker:
@@ -50,8 +54,10 @@ class VoiceChecker:
     :data:`HELD_MAX_S` later than the voice's packets of the last seconds did (a relay
     cannot keep a sentence and play it later, after another question)."""
 
-    def __init__(self, speaker: bytes, room_id: bytes) -> None:
+    def __init__(self, speaker: bytes, room_id: bytes, voice: bytes = b"") -> None:
         self.speaker = speaker
+        """Whose key signs: the voice's own, or a browser guest's gateway's."""
+        self.voice = voice or speaker
         self.room_id = room_id
         self._newest: int | None = None
         self._unwrapped = 0
@@ -81,7 +87,7 @@ class VoiceChecker:
             if self._leads and lateness - min(lead for _, lead in self._leads) > HELD_MAX_S:
                 self.refused += 1
                 return False
-        message = _signed(self.room_id, timestamp, payload)
+        message = _signed(self.room_id, self.voice, timestamp, payload)
         if len(signature) != SIGNATURE_SIZE or not verify(
             self.speaker, signature, DOMAIN_VOICE, message
         ):

@@ -4,8 +4,9 @@
 A packet on a relay link names its voice in the CSRC field and carries the voice's proof
 ahead of the Opus payload (:mod:`p2pspaces.audio.proof`).  A node takes such a packet
 
-* straight from the voice itself, when it relays for others and hears the voices straight
-  (DTLS-SRTP already binds that link to the voice: no check needed), or
+* straight from the voice itself (or, for a browser guest, from its gateway), when it relays
+  for others and hears the voices straight (DTLS-SRTP already binds that link to the voice:
+  no check needed), or
 * from its own relay, the one the signed state names (``via``), and then only with a valid
   signature of a voice that may speak now, each timestamp once and only forward.
 
@@ -54,6 +55,9 @@ class Plan(Protocol):
     def room(self) -> bytes | None:
         """The room we are in (what voices sign)."""
 
+    def signer(self, voice: bytes) -> bytes:
+        """Whose key signs ``voice``'s packets: its own, or a browser guest's gateway's."""
+
 
 @dataclass(frozen=True, slots=True)
 class Relayed:
@@ -75,8 +79,8 @@ class RelayPath:
         self.plan = plan
         self._clock = clock
         self._checkers: dict[bytes, VoiceChecker] = {}
-        self._rates: dict[bytes, tuple[int, int]] = {}
-        """Per voice: the second (on our clock) and how many of its packets came in it."""
+        self._rates: dict[bytes, tuple[float, float]] = {}
+        """Per voice: the packets it may still send now, and when that was worked out."""
         self.refused = 0
         """Relayed packets refused: not from our relay, forged, altered or replayed."""
         self.forwarded = 0
@@ -94,8 +98,9 @@ class RelayPath:
         if not self._within_rate(voices[0]):
             self.refused += 1  # before the signature check and any passing on
             return None
-        if parent is None and peer in voices:
-            voice: bytes | None = peer  # straight from the voice, to pass on
+        straight = [v for v in voices if plan.signer(v) == peer] if parent is None else []
+        if straight:
+            voice: bytes | None = straight[0]  # straight from the voice (or its gateway)
         elif parent is not None and peer == parent:
             voice = self._check(voices, pts, payload, signature)
         else:
@@ -107,13 +112,16 @@ class RelayPath:
         return Relayed(voice, seq, pts, payload, data)
 
     def _within_rate(self, voice: bytes) -> bool:
-        second = int(self._clock())
-        last, count = self._rates.get(voice, (second, 0))
-        count = count + 1 if last == second else 1
+        """A token bucket per voice: :data:`PACKETS_PER_S_MAX` a second, and a burst of as
+        many (what a stalled node catches up on after a second)."""
+        now = self._clock()
+        tokens, last = self._rates.get(voice, (float(PACKETS_PER_S_MAX), now))
+        tokens = min(float(PACKETS_PER_S_MAX), tokens + (now - last) * PACKETS_PER_S_MAX)
         if len(self._rates) >= CHECKERS_MAX and voice not in self._rates:
             self._rates.clear()
-        self._rates[voice] = (second, count)
-        return count <= PACKETS_PER_S_MAX
+        allowed = tokens >= 1.0
+        self._rates[voice] = (tokens - 1.0 if allowed else tokens, now)
+        return allowed
 
     def _check(
         self, voices: list[bytes], pts: int, payload: bytes, signature: bytes
@@ -123,10 +131,11 @@ class RelayPath:
             return None
         for voice in voices:
             checker = self._checkers.get(voice)
-            if checker is None or checker.room_id != room:
+            signer = self.plan.signer(voice)
+            if checker is None or checker.room_id != room or checker.speaker != signer:
                 if len(self._checkers) >= CHECKERS_MAX:  # voices came and went
                     self._checkers.clear()
-                checker = self._checkers[voice] = VoiceChecker(voice, room)
+                checker = self._checkers[voice] = VoiceChecker(signer, room, voice)
             if checker.check(pts, payload, signature, self._clock()):
                 return voice
         return None

@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -436,10 +436,10 @@ class Mesh:
         else:
             link.voice_refused += 1
 
-    def send_voice(self, data: bytes, *, but: NodeId | None = None) -> None:
-        """Send a relayed voice frame to every linked peer (but one)."""
+    def send_voice(self, data: bytes, *, but: Collection[bytes] = ()) -> None:
+        """Send a relayed voice frame to every linked peer (but those in ``but``)."""
         for link in list(self.links.values()):
-            if link.peer_id != but:
+            if link.peer_id not in but:
                 link.send_voice(data)
 
     def penalize(self, peer_id: NodeId, reason: str, code: str = FLOODING) -> None:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from p2pspaces.audio import FRAME_SAMPLES, SAMPLE_RATE
 from p2pspaces.audio.engine import AudioEngine
+from p2pspaces.audio.proof import TIMESTAMP_WRAP
 from p2pspaces.core import wire
 from p2pspaces.core.errors import CommandError
 from p2pspaces.core.events import WebReady
@@ -24,6 +27,10 @@ from p2pspaces.core.session import RoomSession
 from p2pspaces.net.discovery import WebPorts
 from p2pspaces.net.mesh import Link, Mesh
 from p2pspaces.node.directory import RoomDirectory
+
+REBASE_AHEAD = 10 * SAMPLE_RATE
+"""A guest's timestamp more than this ahead of its stream's start, or behind it: a new stream."""
+TIMESTAMPS_KEPT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,8 @@ class GuestRelay:
         self._on_web = on_web
         self.web: WebPorts | None = None
         """Where this node serves phones (from its web service's WebReady), for its advert."""
+        self._timestamps: dict[NodeId, tuple[int, int]] = {}
+        """Per guest speaking through us: its stream's first RTP timestamp and our base."""
 
     def relay(self, guest: NodeId, data: bytes) -> wire.Message:
         """Pass on a guest's own signed message (see :meth:`RoomSession.relay_guest`);
@@ -106,10 +115,43 @@ class GuestRelay:
 
     async def voice(self, guest: NodeId, packet: RtpPacket) -> None:
         """Our guest's RTP packet (the gateway checked it may speak): play it here and relay
-        it to every member we are linked to."""
+        it to every member we are linked to; a member that relays the room to others (a large
+        room: :mod:`p2pspaces.audio.relay`) gets it as a relayed packet we sign, so that it
+        can pass it on to listeners who are not linked to us."""
         frame = RelayedVoice(guest, packet.sequence_number, packet.timestamp, packet.payload)
-        self._shell.mesh.send_voice(frame.encode())
+        broadcaster = self._shell.audio.broadcaster
+        routes = broadcaster.routes
+        relays = [p for p in broadcaster.outlets if routes.relays(p) and not routes.relayed(p)]
+        proven = None
+        if relays:
+            pts = self._rebase(guest, packet.timestamp)
+            proven = routes.prove_for(guest, pts, packet.payload)
+        if proven is not None:
+            for peer in relays:
+                await broadcaster.outlets[peer].send(proven[1], pts, proven[0])
+            # Those who hear through a relay get it from there: one stream per voice.
+            others = [p for p in broadcaster.outlets if routes.relays(p) or routes.relayed(p)]
+        else:
+            others = []
+        self._shell.mesh.send_voice(frame.encode(), but=others)
         await self._shell.audio.on_guest_voice(guest, frame)
+
+    def _rebase(self, guest: NodeId, timestamp: int) -> int:
+        """The guest's RTP timestamp counted from our wall clock when its stream (re)started,
+        so that what we sign for it keeps rising when its page reloads (a browser starts
+        each stream at a random timestamp) and listeners take it only forward."""
+        entry = self._timestamps.get(guest)
+        if entry is not None:
+            first, base = entry
+            step = (timestamp - first) % TIMESTAMP_WRAP
+            if step < REBASE_AHEAD:
+                return (base + step) % TIMESTAMP_WRAP
+        now = int(time.time() * SAMPLE_RATE)
+        base = now - now % FRAME_SAMPLES
+        if len(self._timestamps) >= TIMESTAMPS_KEPT:
+            self._timestamps.clear()
+        self._timestamps[guest] = (timestamp, base)
+        return base % TIMESTAMP_WRAP
 
     def heard(self, guest: NodeId, level_db: float, speaking: Iterable[bytes]) -> None:
         """Our guest's page played the room this loud over the last second, while

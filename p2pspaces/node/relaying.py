@@ -48,8 +48,8 @@ class RoomRelays:
             return []
         if self._voices[0] is not state:
             by_tag: dict[int, list[bytes]] = {}
-            for node, member in state.members.items():
-                if member.gateway is None and state.may_speak(node):
+            for node in state.members:
+                if state.may_speak(node):  # a browser guest's too: its gateway signs
                     by_tag.setdefault(voice_tag(node), []).append(node)
             self._voices = (state, by_tag)
         return self._voices[1].get(tag, [])
@@ -57,6 +57,11 @@ class RoomRelays:
     def room(self) -> bytes | None:
         state = self._session.state
         return state.room_id if state is not None else None
+
+    def signer(self, voice: bytes) -> bytes:
+        state = self._session.state
+        gateway = state.gateway_of(voice) if state is not None else None
+        return gateway if gateway is not None else voice
 
     # --- where our voice goes -------------------------------------------------------------
 
@@ -73,6 +78,13 @@ class RoomRelays:
         pts = (self._base + pts) % TIMESTAMP_WRAP
         signature = sign_packet(self._identity, room, pts, payload)
         return self._tag, with_proof(pts, signature, payload)
+
+    def prove_for(self, voice: bytes, pts: int, payload: bytes) -> tuple[int, bytes] | None:
+        room = self.room()
+        if room is None:
+            return None
+        signature = sign_packet(self._identity, room, pts, payload, voice)
+        return voice_tag(voice), with_proof(pts, signature, payload)
 
 
 SILENT_S = 3.0

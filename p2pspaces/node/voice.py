@@ -111,7 +111,8 @@ class Voice:
         engine.relay = RelayPath(relays)
         engine.broadcaster.routes = relays
         self.engine = engine
-        self._watch = RelayWatch(session, engine.heard_at)
+        self.watch = RelayWatch(session, engine.heard_at)
+        """Our relay, watched for passing nothing on (see :class:`RelayWatch`)."""
         session.authority.voices_heard = self.voices_heard
 
     def _on_level(self, member: bytes, speaking: bool, level_db: float) -> None:
@@ -158,7 +159,7 @@ class Voice:
 
     def _watch_relay(self, now: float) -> None:
         """Our relay passes nothing on while the room's voices speak: ask to hear straight."""
-        relay = self._watch.silent(now)
+        relay = self.watch.silent(now)
         if relay is None:
             return
         try:

@@ -25,6 +25,8 @@ class Seen:
 
     via: bytes | None = RELAY
     speaking: list[bytes] = field(default_factory=lambda: [SAM.node_id])
+    gateways: dict[bytes, bytes] = field(default_factory=dict)
+    """Browser guests on stage, and the node that serves (and signs for) each."""
 
     def parent(self) -> bytes | None:
         return self.via
@@ -37,6 +39,9 @@ class Seen:
 
     def room(self) -> bytes | None:
         return ROOM
+
+    def signer(self, voice: bytes) -> bytes:
+        return self.gateways.get(voice, voice)
 
 
 def _packet(who: Identity, pts: int, payload: bytes = b"opus frame") -> bytes:
@@ -102,3 +107,23 @@ def test_a_flood_through_one_node_is_refused_before_any_check_or_passing_on() ->
     assert sum(t is not None for t in taken) == PACKETS_PER_S_MAX  # twice a voice's rate
     now[0] = 6.0
     assert path.take(SAM.node_id, SAM_TAG, _packet(SAM, 960 * 151)) is not None
+
+
+def test_a_guests_voice_is_signed_by_its_gateway_and_cannot_be_passed_off_as_another() -> None:
+    gus = b"G" * 32  # a browser guest: no key of ours signs for it but its gateway's (Eve's)
+    seen = Seen(speaking=[SAM.node_id, EVE.node_id, gus], gateways={gus: EVE.node_id})
+    path = RelayPath(seen)
+    gus_tag, eve_tag = voice_tag(gus), voice_tag(EVE.node_id)
+
+    def by_eve(pts: int, voice: bytes) -> bytes:
+        return with_proof(pts, sign_packet(EVE, ROOM, pts, b"opus", voice), b"opus")
+
+    taken = path.take(RELAY, gus_tag, by_eve(960, gus))
+    assert taken is not None and taken.voice == gus
+    # Eve's own voice re-tagged as her guest's, and her guest's as her own: refused.
+    assert path.take(RELAY, gus_tag, by_eve(1920, EVE.node_id)) is None
+    assert path.take(RELAY, eve_tag, by_eve(2880, gus)) is None
+    # Straight from the gateway (a relay that hears straight): the gateway's link, not another.
+    straight = RelayPath(Seen(via=None, speaking=[gus], gateways={gus: EVE.node_id}))
+    assert straight.take(EVE.node_id, gus_tag, by_eve(960, gus)) is not None
+    assert straight.take(gus, gus_tag, by_eve(1920, gus)) is None

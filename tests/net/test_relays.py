@@ -1,6 +1,7 @@
 """Listeners relaying to listeners, with real nodes on loopback (issue 22): past the direct
 limit the authority gives listeners a relay; they hear the speaker through it, the speaker
-sends them nothing; a relay that dies is replaced; a relay that alters the voice is not heard."""
+sends them nothing; a relay that dies, or passes nothing on, is replaced; a relay that alters
+the voice is not heard; a browser guest on stage reaches them too, signed by its gateway."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 
 from p2pspaces.audio.devices import ToneSource
+from p2pspaces.audio.opus import Encoder
 from p2pspaces.audio.relay import Relayed
 from p2pspaces.core.events import Joined, Notice
-from p2pspaces.core.identity import Identity
+from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.relays import RELAY_QUIET_HEARTBEATS
+from p2pspaces.core.wire import Action, ActionKind, Request, seal_bytes
 from p2pspaces.node import Node
 from p2pspaces.node.config import NodeConfig
 
@@ -58,7 +61,7 @@ async def _until(check: Callable[[], bool], within: float, what: str) -> float:
     return loop.time() - start
 
 
-def _received(listener: Node, voice: Node) -> int:
+def _received(listener: Node, voice: Any) -> int:
     stream = listener.audio.streams.get(voice.node_id)
     return stream.stats.received if stream is not None else 0
 
@@ -191,3 +194,59 @@ async def test_a_relay_that_passes_nothing_on_loses_its_listeners(
         lambda: all(_via(host, n) != first.node_id for n in rest), 5, "none relayed by Ann"
     )
     assert first.node_id in host.session.authority.relays.benched
+
+
+async def test_a_browser_guest_on_stage_reaches_listeners_behind_a_relay(
+    room: tuple[Node, list[Node]],
+) -> None:
+    host, listeners = room
+    first, *rest = listeners
+    await _until(lambda: all(_via(host, n) == first.node_id for n in rest), 10, "relayed")
+    # A phone's page joins through the host's node (its gateway) and comes on stage; its own
+    # key signs its requests, as a browser's would.
+    page, counter = Identity.generate(), [0]
+    state = host.session.state
+    assert state is not None
+
+    def ask(kind: ActionKind, target: bytes | None = None, text: str = "") -> None:
+        counter[0] += 1
+        action = Action(kind, NodeId(target) if target else None, text)
+        request = Request(state.room_id, counter[0], action, state.epoch)
+        host.guests.relay(NodeId(page.node_id), seal_bytes(page, request))
+
+    ask(ActionKind.JOIN, host.node_id, "Gus")
+    await host.request(Action(ActionKind.INVITE_SPEAKER, NodeId(page.node_id)))
+    await asyncio.sleep(0.3)
+    ask(ActionKind.ACCEPT_INVITE)
+    await _until(lambda: host.session.may_speak(page.node_id), 5, "Gus on stage")
+    await _until(lambda: all(n.session.may_speak(page.node_id) for n in rest), 5, "all know")
+    # The page's voice, as the gateway receives it: two seconds of Opus at 50 packets a
+    # second, starting at a browser's random timestamp.
+    relay = first.audio.relay
+    assert relay is not None
+    passed_on: list[bytes] = []
+    honest = relay.forward
+
+    async def counting(packet: Relayed, outlets: Any) -> None:
+        passed_on.append(packet.voice)
+        await honest(packet, outlets)
+
+    relay.forward = counting  # type: ignore[method-assign]
+    encoder, start = Encoder(), 123_456_789
+    frames = ToneSource(330).frames()
+    for i in range(100):
+        pcm = await frames.__anext__()
+        packet = Relayed(page.node_id, i, start + 960 * i, encoder.encode(pcm), b"")
+        await host.guests.voice(NodeId(page.node_id), packet)
+    await asyncio.sleep(0.3)
+    for listener in rest:  # through Ann (once: not also on the host's voice channel)
+        assert 90 <= _received(listener, Gus(page.node_id)) <= 100, listener.name
+        assert listener.audio.relay is not None and listener.audio.relay.refused == 0
+    assert passed_on.count(page.node_id) >= 90  # signed by the host for its guest
+
+
+class Gus:
+    """A voice that is not a node: what :func:`_received` needs."""
+
+    def __init__(self, key: bytes) -> None:
+        self.node_id = key
