@@ -67,6 +67,8 @@ class AuthorityRole:
         self.voices_heard: Callable[[], bool] = lambda: True
         """Whether a voice of the room reaches us now (the shell knows): a listener that
         hears nothing through its relay is moved only if the voices are heard here."""
+        self.fitness: Callable[[NodeId], float] = lambda peer: 0.0
+        """How late a peer's messages reach us, on average (lower is fitter to relay)."""
         self.lively: Callable[[NodeId], bool] = lambda peer: True
         """Whether a linked peer was heard from lately (the shell knows; see
         :data:`~p2pspaces.core.relays.RELAY_QUIET_HEARTBEATS`): a relay that went quiet
@@ -256,7 +258,9 @@ class AuthorityRole:
         if self.relays.due is not None and self.relays.due <= now:
             links, lively = self._ctx.links, self.lively
             state = self._ctx.room().state
-            changes = self.relays.review(state, lambda n: n in links and lively(n), now)
+            changes = self.relays.review(
+                state, lambda n: n in links and lively(n), now, self.fitness
+            )
             for action in changes:
                 self.try_issue(action, now)
             if len(changes) >= CHANGES_PER_REVIEW:

@@ -5,7 +5,9 @@ A voice sends each packet once per link.  Past :data:`DIRECT_LISTENERS` listener
 the voices straight, the authority gives each further listener a relay (its ``via`` in the
 signed state, set by :attr:`~p2pspaces.core.wire.ActionKind.RELAY`): a listener node that
 hears the voices itself, did not opt out, is linked to the authority now, and forwards to at
-most :data:`~p2pspaces.core.room.RELAY_FANOUT` listeners.  When the first tier is full, relayed
+most :data:`~p2pspaces.core.room.RELAY_FANOUT` listeners, the ones whose messages reach the
+authority most promptly first (the shell's ``fitness``: a node short of CPU, or on a poor
+link, sends its heartbeats late).  When the first tier is full, relayed
 listeners relay in turn (at most :data:`~p2pspaces.core.room.RELAY_HOPS` relays deep: with the
 defaults, 100 + 800 + 6,400 + 51,200 listeners).
 
@@ -118,6 +120,7 @@ class RelayPlanner:
         state: RoomState,
         linked: Callable[[NodeId], bool],
         now: float = 0.0,
+        fitness: Callable[[NodeId], float] = lambda node: 0.0,
     ) -> list[Action]:
         """The relay changes that bring the plan in line with the room now (at most
         :data:`CHANGES_PER_REVIEW`; the caller issues them and calls again if it was full)."""
@@ -157,7 +160,12 @@ class RelayPlanner:
             return linked(node) and benched.get(node, 0.0) <= now
 
         slots = _Slots(
-            state, staying, [n for n in tiers.relayed if n not in going], children, usable
+            state,
+            staying,
+            [n for n in tiers.relayed if n not in going],
+            children,
+            linked=usable,
+            fitness=fitness,
         )
         changes = [Action(ActionKind.RELAY, node, via=None) for node in straight]
         for node in needy:
@@ -171,7 +179,8 @@ class RelayPlanner:
 
 class _Slots:
     """Relays with room for another listener, nearest the voices first: direct listener nodes,
-    then listeners one relay out, and so on; each at most :data:`RELAY_FANOUT` listeners."""
+    then listeners one relay out, and so on; each at most :data:`RELAY_FANOUT` listeners;
+    within a tier, the fittest first (lowest ``fitness``: see :class:`RelayPlanner`)."""
 
     def __init__(
         self,
@@ -179,7 +188,9 @@ class _Slots:
         direct: list[NodeId],
         relayed: list[NodeId],
         children: dict[NodeId, int],
+        *,
         linked: Callable[[NodeId], bool],
+        fitness: Callable[[NodeId], float],
     ) -> None:
         members = state.members
         tiers: list[list[NodeId]] = [[] for _ in range(RELAY_HOPS)]
@@ -188,7 +199,11 @@ class _Slots:
             hops = state.hops(node)
             if hops < RELAY_HOPS and members[node].relays and linked(node):
                 tiers[hops].append(node)
-        self._order = [node for tier in tiers for node in tier]
+        # Within a tier, the nodes that answer most promptly first (spare CPU, a good link; to
+        # a tenth of a second), then those that joined first.
+        self._order = [
+            node for tier in tiers for node in sorted(tier, key=lambda n: round(fitness(n), 1))
+        ]
         self._at = 0
         self._children = dict(children)
 

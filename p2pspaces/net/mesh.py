@@ -125,6 +125,9 @@ class Link:
     flush_before_close: bool = False
     voice_bucket: TokenBucket = field(default_factory=lambda: TokenBucket(VOICE_RATE, VOICE_BURST))
     voice_refused: int = 0
+    gap: float = 0.0
+    """A running average of the time between the peer's control messages (heartbeats at
+    least once a heartbeat interval): a peer short of CPU, or on a poor link, sends late."""
 
     voice: RTCDataChannel | None = None
     """Browser guests' voices relayed by their gateway (unordered, no retransmission)."""
@@ -421,7 +424,9 @@ class Mesh:
         elif not link.bucket.take(self._clock()):
             self.penalize(link.peer_id, f"sent more than {MESSAGE_RATE:.0f} messages a second")
         else:
-            link.last_seen = self._clock()
+            now = self._clock()
+            link.gap += (now - link.last_seen - link.gap) / 8
+            link.last_seen = now
             self._handler.on_message(link, data)
 
     def _receive_voice(self, link: Link, data: object) -> None:

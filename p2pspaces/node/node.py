@@ -128,6 +128,7 @@ class Node:
         self.mesh = Mesh(identity, self.name, clock, self.news, penalty_s=self.timing.penalty_s)
         self.mesh.source = config.interface
         self.session.authority.lively = self._lively
+        self.session.authority.fitness = self._fitness
         self.voice = Voice(
             self.session,
             identity,
@@ -227,6 +228,11 @@ class Node:
         link = self.mesh.links.get(peer)
         quiet = RELAY_QUIET_HEARTBEATS * self.timing.heartbeat_s
         return link is not None and self.clock() - link.last_seen <= quiet
+
+    def _fitness(self, peer: NodeId) -> float:
+        """How long, on average, between ``peer``'s messages (lower: fitter to relay)."""
+        link = self.mesh.links.get(peer)
+        return link.gap if link is not None else float("inf")
 
     async def stop(self) -> None:
         """Leave the room cleanly, withdraw the advert and close everything."""

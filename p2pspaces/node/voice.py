@@ -73,6 +73,10 @@ NEARBY_WORDS = (
     "itself again: use headphones, or turn the speakers down."
 )
 NEARBY_AGAIN_S = 120.0
+RELAYING_WORDS = (
+    "The room is large: your laptop now passes the speakers on to a few other listeners "
+    "(start with --no-relay to opt out)."
+)
 """While it goes on, the warning is repeated this seldom."""
 
 
@@ -114,6 +118,7 @@ class Voice:
         self.watch = RelayWatch(session, engine.heard_at)
         """Our relay, watched for passing nothing on (see :class:`RelayWatch`)."""
         session.authority.voices_heard = self.voices_heard
+        self._relaying = False
 
     def _on_level(self, member: bytes, speaking: bool, level_db: float) -> None:
         """A member started or stopped speaking (as this node plays it): an event."""
@@ -158,7 +163,12 @@ class Voice:
         )
 
     def _watch_relay(self, now: float) -> None:
-        """Our relay passes nothing on while the room's voices speak: ask to hear straight."""
+        """Tell the person when their laptop starts relaying; and when our relay passes
+        nothing on while the room's voices speak, ask to hear straight."""
+        children = len(self.engine.relay.plan.children()) if self.engine.relay else 0
+        if children and not self._relaying:
+            self._emit(Notice(RELAYING_WORDS))
+        self._relaying = children > 0
         relay = self.watch.silent(now)
         if relay is None:
             return

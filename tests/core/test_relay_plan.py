@@ -133,3 +133,11 @@ def test_once_anyone_is_relayed_the_plan_is_watched_every_heartbeat() -> None:
     changes = planner.review(space.state, lambda n: True)
     assert [c.via for c in changes] == [space.key("l0")]
     assert planner.relaying  # so a relay going quiet is noticed, with no other change
+
+
+def test_the_fittest_listeners_relay_first() -> None:
+    space = _room(6)
+    slow = {space.key("l0"), space.key("l1")}  # their heartbeats come late: busy, or far
+    planner = RelayPlanner(3)
+    changes = planner.review(space.state, lambda n: True, 0.0, lambda n: 3.0 if n in slow else 1.0)
+    assert {c.via for c in changes} == {space.key("l2")}  # l0 and l1 joined first, but lag

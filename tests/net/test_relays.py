@@ -101,6 +101,8 @@ async def test_listeners_past_the_limit_hear_the_speaker_through_a_relay(
     assert grew == {first.node_id}
     relay = first.audio.relay
     assert relay is not None and relay.forwarded >= 3 * 100
+    told = await next_event(first, Notice, lambda e: "passes the speakers on" in e.text, 3)
+    assert "--no-relay" in told.text  # Ann is told her laptop relays, and how to opt out
     for listener in rest:
         assert listener.audio.relay is not None and listener.audio.relay.refused == 0
         # A packet or two straight from Hana, sent before she learned of the relay, arrive
