@@ -13,7 +13,7 @@ import pytest
 
 from p2pspaces.audio.devices import ToneSource
 from p2pspaces.audio.opus import Encoder
-from p2pspaces.audio.relay import Relayed
+from p2pspaces.audio.relay import Relayed, RelayPath
 from p2pspaces.core.events import Joined, Notice
 from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.relays import RELAY_QUIET_HEARTBEATS
@@ -112,6 +112,17 @@ async def test_listeners_past_the_limit_hear_the_speaker_through_a_relay(
         assert stream.stats.played > 50  # decoded and played, not just filed
 
 
+async def _relayed(room: tuple[Node, list[Node]]) -> tuple[Node, Node, list[Node], RelayPath]:
+    """The room once Ann relays Hana to the other three and they hear her: Hana, Ann, the
+    three, and Ann's relay path."""
+    host, (first, *rest) = room
+    await _until(lambda: all(_via(host, n) == first.node_id for n in rest), 10, "relayed")
+    await _hearing(rest, host, 50, within=10)
+    relay = first.audio.relay
+    assert relay is not None
+    return host, first, rest, relay
+
+
 def _vanish(node: Node) -> None:
     """Make a node vanish as a crashed laptop would: nothing more leaves it, on any link."""
     for link in node.mesh.links.values():
@@ -128,10 +139,7 @@ def _vanish(node: Node) -> None:
 async def test_the_listeners_of_a_relay_that_dies_hear_again_within_seconds(
     room: tuple[Node, list[Node]],
 ) -> None:
-    host, listeners = room
-    first, *rest = listeners
-    await _until(lambda: all(_via(host, n) == first.node_id for n in rest), 10, "relayed")
-    await _hearing(rest, host, 50, within=10)
+    host, first, rest, _ = await _relayed(room)
     _vanish(first)
     # The host notices the relay's silence after 2.5 heartbeats (before its link times out)
     # and gives its listeners another relay, or the speaker straight.
@@ -150,12 +158,7 @@ async def test_the_listeners_of_a_relay_that_dies_hear_again_within_seconds(
 async def test_a_relay_that_alters_the_voice_is_not_heard(
     room: tuple[Node, list[Node]],
 ) -> None:
-    host, listeners = room
-    first, *rest = listeners
-    await _until(lambda: all(_via(host, n) == first.node_id for n in rest), 10, "relayed")
-    await _hearing(rest, host, 50, within=10)
-    relay = first.audio.relay
-    assert relay is not None
+    host, _, rest, relay = await _relayed(room)
     honest = relay.forward
 
     async def altering(packet: Relayed, outlets: Any) -> None:
@@ -176,12 +179,7 @@ async def test_a_relay_that_alters_the_voice_is_not_heard(
 async def test_a_relay_that_passes_nothing_on_loses_its_listeners(
     room: tuple[Node, list[Node]],
 ) -> None:
-    host, listeners = room
-    first, *rest = listeners
-    await _until(lambda: all(_via(host, n) == first.node_id for n in rest), 10, "relayed")
-    await _hearing(rest, host, 50, within=10)
-    relay = first.audio.relay
-    assert relay is not None
+    host, first, rest, relay = await _relayed(room)
 
     async def nothing(packet: Relayed, outlets: Any) -> None:
         return None  # still linked, still heartbeating: only the audio is kept back
@@ -201,9 +199,7 @@ async def test_a_relay_that_passes_nothing_on_loses_its_listeners(
 async def test_a_browser_guest_on_stage_reaches_listeners_behind_a_relay(
     room: tuple[Node, list[Node]],
 ) -> None:
-    host, listeners = room
-    first, *rest = listeners
-    await _until(lambda: all(_via(host, n) == first.node_id for n in rest), 10, "relayed")
+    host, _, rest, relay = await _relayed(room)
     # A phone's page joins through the host's node (its gateway) and comes on stage; its own
     # key signs its requests, as a browser's would.
     page, counter = Identity.generate(), [0]
@@ -224,8 +220,6 @@ async def test_a_browser_guest_on_stage_reaches_listeners_behind_a_relay(
     await _until(lambda: all(n.session.may_speak(page.node_id) for n in rest), 5, "all know")
     # The page's voice, as the gateway receives it: two seconds of Opus at 50 packets a
     # second, starting at a browser's random timestamp.
-    relay = first.audio.relay
-    assert relay is not None
     passed_on: list[bytes] = []
     honest = relay.forward
 

@@ -4,17 +4,24 @@ relay, everyone agrees on the plan, and a listener's "nothing comes through" is 
 from __future__ import annotations
 
 from p2pspaces.core.events import ErrorEvent
+from p2pspaces.core.session import RoomSession
 from p2pspaces.core.wire import ActionKind
 
 from .kit import FakeNet, hashes
 
 
-def test_the_plan_reaches_everyone_and_a_listener_links_with_its_relay() -> None:
+def _room() -> tuple[FakeNet, tuple[RoomSession, ...]]:
+    """Hana hosts and lets one listener hear her straight; Ann, Bob and Cat join."""
     net = FakeNet()
-    host, ann, bob, cat = (net.add(n) for n in ("Hana", "Ann", "Bob", "Cat"))
-    host.authority.relays.direct_limit = 1
-    net.room(host, ann, bob, cat)
+    people = tuple(net.add(n) for n in ("Hana", "Ann", "Bob", "Cat"))
+    people[0].authority.relays.direct_limit = 1
+    net.room(*people)
     net.settle(2.0)
+    return net, people
+
+
+def test_the_plan_reaches_everyone_and_a_listener_links_with_its_relay() -> None:
+    _, (host, ann, bob, cat) = _room()
     state = host.state
     assert state is not None
     assert [state.members[n.me].via for n in (ann, bob, cat)] == [None, ann.me, ann.me]
@@ -25,11 +32,7 @@ def test_the_plan_reaches_everyone_and_a_listener_links_with_its_relay() -> None
 
 
 def test_hearing_straight_is_granted_only_if_the_voices_reach_the_authority() -> None:
-    net = FakeNet()
-    host, ann, bob, cat = (net.add(n) for n in ("Hana", "Ann", "Bob", "Cat"))
-    host.authority.relays.direct_limit = 1
-    net.room(host, ann, bob, cat)
-    net.settle(2.0)
+    net, (host, ann, bob, cat) = _room()
     host.authority.voices_heard = lambda: False  # the speakers are silent: not Ann's fault
     net.act(bob, ActionKind.RELAY)
     net.settle(0.5)
