@@ -87,9 +87,12 @@ class RoomRelays:
         return voice_tag(voice), with_proof(pts, signature, payload)
 
 
-SILENT_S = 3.0
+SILENT_S = 1.5
 """Nothing from any voice through our relay for this long, while a voice may speak (voices
-send 50 packets a second while unmuted, silence included): the relay passes nothing on."""
+send 50 packets a second while unmuted, silence included): the relay passes nothing on (it
+died, or keeps the audio back)."""
+FIRST_AUDIO_S = 5.0
+"""The same before anything came through a new relay (its link is still being set up)."""
 ASK_AGAIN_S = 30.0
 
 
@@ -105,8 +108,9 @@ class RelayWatch:
         self._asked = -ASK_AGAIN_S
 
     def silent(self, now: float) -> bytes | None:
-        """Our relay, once it has passed nothing on for :data:`SILENT_S` while a voice may
-        speak (at most every :data:`ASK_AGAIN_S`); else None."""
+        """Our relay, once it has passed nothing on for :data:`SILENT_S` (or
+        :data:`FIRST_AUDIO_S`, if nothing came through it yet) while a voice may speak (at
+        most every :data:`ASK_AGAIN_S`); else None."""
         session = self._session
         state = session.state
         plan = session.linking.plan() if state is not None else NO_RELAYS
@@ -123,8 +127,9 @@ class RelayWatch:
         if not voices:
             self._since = now  # nothing expected
             return None
-        last = max([self._since, *(self._heard_at.get(v, 0.0) for v in voices)])
-        if now - last < SILENT_S or now - self._asked < ASK_AGAIN_S:
+        heard = max(self._heard_at.get(v, -1.0) for v in voices)
+        wait = SILENT_S if heard >= self._since else FIRST_AUDIO_S
+        if now - max(heard, self._since) < wait or now - self._asked < ASK_AGAIN_S:
             return None
         self._asked = now
         return parent

@@ -19,7 +19,7 @@ from p2pspaces.core.identity import Identity, NodeId
 from p2pspaces.core.session import RoomSession
 from p2pspaces.core.wire import Action, ActionKind
 from p2pspaces.node.config import Faults
-from p2pspaces.node.relaying import SILENT_S, RelayWatch, RoomRelays
+from p2pspaces.node.relaying import RelayWatch, RoomRelays
 
 NO_FAULTS = Faults()
 MAX_GAIN = 2.0
@@ -31,6 +31,9 @@ MIC_CHECK_S = 3.0
 MIC_CHECK_SLACK_S = 2.0
 """How much longer than that the input may take before it counts as giving no sound."""
 HEARING_S = 1.0
+VOICES_HEARD_S = 2.0
+"""A voice whose packet came this recently reaches us (the authority's check on a listener
+that hears nothing through its relay)."""
 """How often a node reports what it hears to each speaker (and learns who hears it)."""
 
 
@@ -158,7 +161,7 @@ class Voice:
         if session.may_speak(session.me):
             return True
         return any(
-            now - at <= SILENT_S and session.may_speak(voice)
+            now - at <= VOICES_HEARD_S and session.may_speak(voice)
             for voice, at in self.engine.heard_at.items()
         )
 

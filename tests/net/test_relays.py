@@ -141,8 +141,8 @@ async def test_the_listeners_of_a_relay_that_dies_hear_again_within_seconds(
 ) -> None:
     host, first, rest, _ = await _relayed(room)
     _vanish(first)
-    # The host notices the relay's silence after 2.5 heartbeats (before its link times out)
-    # and gives its listeners another relay, or the speaker straight.
+    # The listeners notice nothing comes through (1.5 s) and ask to hear straight, and the
+    # host notices the relay's silence (2.5 heartbeats), both before its link times out.
     gap = await _hearing(rest, host, 25, within=QUICK.peer_timeout_s + 6)
     assert all(_via(host, n) != first.node_id for n in rest)
     # Once Ann is dropped, the room is past its limit again: one of the three relays for the
