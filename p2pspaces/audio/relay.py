@@ -95,16 +95,14 @@ class RelayPath:
             self.refused += 1
             return None
         pts, signature, payload = opened
-        if not self._within_rate(voices[0]):
+        straight = [v for v in voices if plan.signer(v) == peer] if parent is None else []
+        if not straight and (parent is None or peer != parent):
+            self.refused += 1  # from neither the voice nor our relay: spends nothing
+            return None
+        if not self._within_rate(peer + voices[0]):
             self.refused += 1  # before the signature check and any passing on
             return None
-        straight = [v for v in voices if plan.signer(v) == peer] if parent is None else []
-        if straight:
-            voice: bytes | None = straight[0]  # straight from the voice (or its gateway)
-        elif parent is not None and peer == parent:
-            voice = self._check(voices, pts, payload, signature)
-        else:
-            voice = None
+        voice = straight[0] if straight else self._check(voices, pts, payload, signature)
         if voice is None:
             self.refused += 1
             return None
@@ -112,8 +110,9 @@ class RelayPath:
         return Relayed(voice, seq, pts, payload, data)
 
     def _within_rate(self, voice: bytes) -> bool:
-        """A token bucket per voice: :data:`PACKETS_PER_S_MAX` a second, and a burst of as
-        many (what a stalled node catches up on after a second)."""
+        """A token bucket per sender and voice (``voice`` is both keys):
+        :data:`PACKETS_PER_S_MAX` a second, and a burst of as many (what a stalled node
+        catches up on after a second)."""
         now = self._clock()
         tokens, last = self._rates.get(voice, (float(PACKETS_PER_S_MAX), now))
         tokens = min(float(PACKETS_PER_S_MAX), tokens + (now - last) * PACKETS_PER_S_MAX)

@@ -174,7 +174,7 @@ class AuthorityRole:
         if action.kind is not ActionKind.RELAY:
             self.relays.changed(now)
         elif relay is not None:
-            self.relays.bench(relay, now)
+            self.relays.bench(relay, now, actor)
             self.relays.changed(now)
         self._hooks.applied(action, now, actor)
 

@@ -97,13 +97,23 @@ class RelayPlanner:
         self.due: float | None = None
         self.benched: dict[NodeId, float] = {}
         """Relays a listener heard nothing through, and until when they take no one new."""
+        self.reporters: dict[NodeId, float] = {}
+        """Listeners that benched a relay, and until when they bench no other."""
         self.relaying = False
         """Whether anyone is relayed after the last review's changes (the authority then
         reviews every heartbeat, to notice a relay gone quiet)."""
 
-    def bench(self, relay: NodeId, now: float) -> None:
-        """A listener heard nothing through ``relay`` (the voices reach the authority): give
-        it no new listeners for :data:`BENCH_S`."""
+    def bench(self, relay: NodeId, now: float, reporter: NodeId) -> None:
+        """``reporter`` heard nothing through ``relay`` (the voices reach the authority):
+        give it no new listeners for :data:`BENCH_S`; a reporter benches at most one relay
+        in that time (a listener that keeps asking cannot bench every relay in turn)."""
+        if self.reporters.get(reporter, 0.0) > now:
+            return
+        if len(self.reporters) >= BENCHED_MAX:
+            self.reporters = {n: t for n, t in self.reporters.items() if t > now}
+            if len(self.reporters) >= BENCHED_MAX:
+                self.reporters.clear()
+        self.reporters[reporter] = now + BENCH_S
         if len(self.benched) >= BENCHED_MAX:
             self.benched = {n: t for n, t in self.benched.items() if t > now}
             if len(self.benched) >= BENCHED_MAX:

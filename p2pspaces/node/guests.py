@@ -130,9 +130,9 @@ class GuestRelay:
             for peer in relays:
                 await broadcaster.outlets[peer].send(proven[1], pts, proven[0])
             # Those who hear through a relay get it from there: one stream per voice.
-            others = [p for p in broadcaster.outlets if routes.relays(p) or routes.relayed(p)]
+            others = {p for p in broadcaster.outlets if routes.relays(p) or routes.relayed(p)}
         else:
-            others = []
+            others = set()
         self._shell.mesh.send_voice(frame.encode(), but=others)
         await self._shell.audio.on_guest_voice(guest, frame)
 

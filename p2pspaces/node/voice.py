@@ -30,10 +30,10 @@ MIC_CHECK_S = 3.0
 """How long a microphone check records (and then plays back)."""
 MIC_CHECK_SLACK_S = 2.0
 """How much longer than that the input may take before it counts as giving no sound."""
-HEARING_S = 1.0
 VOICES_HEARD_S = 2.0
 """A voice whose packet came this recently reaches us (the authority's check on a listener
 that hears nothing through its relay)."""
+HEARING_S = 1.0
 """How often a node reports what it hears to each speaker (and learns who hears it)."""
 
 
@@ -75,11 +75,11 @@ NEARBY_WORDS = (
     "Your microphone hears the room from another laptop's speakers nearby, so the room hears "
     "itself again: use headphones, or turn the speakers down."
 )
-NEARBY_AGAIN_S = 120.0
 RELAYING_WORDS = (
     "The room is large: your laptop now passes the speakers on to a few other listeners "
     "(start with --no-relay to opt out)."
 )
+NEARBY_AGAIN_S = 120.0
 """While it goes on, the warning is repeated this seldom."""
 
 
@@ -169,9 +169,9 @@ class Voice:
         """Tell the person when their laptop starts relaying; and when our relay passes
         nothing on while the room's voices speak, ask to hear straight."""
         children = len(self.engine.relay.plan.children()) if self.engine.relay else 0
-        if children and not self._relaying:
+        if children and not self._relaying:  # said once: plans change, the fact does not
             self._emit(Notice(RELAYING_WORDS))
-        self._relaying = children > 0
+            self._relaying = True
         relay = self.watch.silent(now)
         if relay is None:
             return

@@ -43,7 +43,7 @@ async def until(pilot: Pilot[Any], done: Callable[[], bool], within: float = 20.
         if progress != last:
             last, idle_since = progress, loop.time()
         elif loop.time() - idle_since > within:
-            last_told = [line.text for line in told_[-5:]]
+            last_told = [line.text for line in list(told_)[-5:]]
             raise TimeoutError(f"nothing new for {within} s and still not done; told {last_told}")
         await pilot.pause(0.05)
 

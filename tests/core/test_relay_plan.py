@@ -141,3 +141,14 @@ def test_the_fittest_listeners_relay_first() -> None:
     planner = RelayPlanner(3)
     changes = planner.review(space.state, lambda n: True, 0.0, lambda n: 3.0 if n in slow else 1.0)
     assert {c.via for c in changes} == {space.key("l2")}  # l0 and l1 joined first, but lag
+
+
+def test_a_listener_that_keeps_asking_benches_one_relay_at_most() -> None:
+    space = _room(3)
+    planner = RelayPlanner(1)
+    asker, first, second = (space.key(n) for n in ("l2", "l0", "l1"))
+    planner.bench(first, 0.0, asker)
+    planner.bench(second, 1.0, asker)  # the same listener, a second later: not believed
+    assert set(planner.benched) == {first}
+    planner.bench(second, 1.0, space.key("l0"))
+    assert set(planner.benched) == {first, second}
